@@ -1,0 +1,37 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let releaseFast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "anomap",
+    products: [
+        .executable(name: "anomap", targets: ["anomap"]),
+        .library(name: "AnomapKit", targets: ["SafeFiles", "Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
+        .target(name: "SafeFiles"),
+        .target(name: "Imaging", dependencies: ["CImageCodecs", "SafeFiles"], swiftSettings: releaseFast),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: releaseFast),
+        .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"], swiftSettings: releaseFast),
+        .target(name: "Models", dependencies: ["NeuralNet", "Tensors"], swiftSettings: releaseFast),
+        .target(name: "Metrics"),
+        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics"],
+                swiftSettings: releaseFast),
+        .executableTarget(name: "anomap", dependencies: [
+            "Pipeline", "Imaging", "Models", "Tensors",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),
+        .testTarget(name: "CLITests", dependencies: ["anomap"]),
+    ]
+)

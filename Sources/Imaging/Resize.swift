@@ -1,0 +1,121 @@
+/// How to resample an image.
+public enum ResizeMethod: String, Sendable, CaseIterable {
+    /// Bilinear interpolation with half-pixel centres (no antialiasing): for enlarging.
+    case bilinear
+    /// Exact box-filter averaging over each output pixel's footprint: for shrinking.
+    /// When enlarging it equals bilinear.
+    case area
+    /// Nearest neighbour: for label masks.
+    case nearest
+}
+
+/// One output sample's contributing source indices and weights along one axis.
+struct ResampleTaps {
+    var start: [Int32] = []   // first source index per output index
+    var count: [Int32] = []   // number of taps per output index
+    var offset: [Int32] = []  // where this output's weights begin in `weights`
+    var weights: [Float] = []
+
+    init(from n: Int, to m: Int, method: ResizeMethod) {
+        let scale = Double(n) / Double(m)
+        let boxed = method == .area && m < n
+        for i in 0..<m {
+            offset.append(Int32(weights.count))
+            if method == .nearest {
+                start.append(Int32(min(n - 1, Int((Double(i) + 0.5) * scale))))
+                count.append(1)
+                weights.append(1)
+            } else if boxed {
+                let lo = Double(i) * scale, hi = Double(i + 1) * scale
+                let first = Int(lo), last = min(n - 1, Int((hi - 1e-9).rounded(.down)))
+                start.append(Int32(first))
+                count.append(Int32(last - first + 1))
+                for j in first...last {
+                    let overlap = min(hi, Double(j + 1)) - max(lo, Double(j))
+                    weights.append(Float(overlap / scale))
+                }
+            } else {
+                let src = max(0, (Double(i) + 0.5) * scale - 0.5)
+                let i0 = min(n - 1, Int(src))
+                let f = Float(src - Double(i0))
+                if i0 + 1 < n && f > 0 {
+                    start.append(Int32(i0)); count.append(2)
+                    weights.append(1 - f); weights.append(f)
+                } else {
+                    start.append(Int32(i0)); count.append(1)
+                    weights.append(1)
+                }
+            }
+        }
+    }
+}
+
+/// Resizes (C, H, W) float planes; separable, horizontal pass then vertical.
+public func resizePlanes(_ planes: [Float], channels: Int, width: Int, height: Int,
+                         toWidth: Int, toHeight: Int, method: ResizeMethod) -> [Float] {
+    precondition(planes.count == channels * width * height && toWidth > 0 && toHeight > 0)
+    if toWidth == width && toHeight == height { return planes }
+    let tx = ResampleTaps(from: width, to: toWidth, method: method)
+    let ty = ResampleTaps(from: height, to: toHeight, method: method)
+    var mid = [Float](repeating: 0, count: height * toWidth)
+    var out = [Float](repeating: 0, count: channels * toHeight * toWidth)
+    planes.withUnsafeBufferPointer { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            mid.withUnsafeMutableBufferPointer { tmp in
+                for c in 0..<channels {
+                    let plane = c * width * height
+                    for y in 0..<height {
+                        let row = plane + y * width
+                        for x in 0..<toWidth {
+                            let s = Int(tx.start[x]), n = Int(tx.count[x]), o = Int(tx.offset[x])
+                            var acc: Float = 0
+                            for k in 0..<n { acc += tx.weights[o + k] * src[row + s + k] }
+                            tmp[y * toWidth + x] = acc
+                        }
+                    }
+                    let target = c * toWidth * toHeight
+                    for y in 0..<toHeight {
+                        let s = Int(ty.start[y]), n = Int(ty.count[y]), o = Int(ty.offset[y])
+                        let line = target + y * toWidth
+                        for k in 0..<n {
+                            let w = ty.weights[o + k]
+                            let from = (s + k) * toWidth
+                            for x in 0..<toWidth { dst[line + x] += w * tmp[from + x] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+extension Image {
+    /// The image resampled to `width` x `height`.
+    public func resized(width newWidth: Int, height newHeight: Int, method: ResizeMethod) -> Image {
+        if newWidth == width && newHeight == height { return self }
+        let out = resizePlanes(planes(), channels: channels, width: width, height: height,
+                               toWidth: newWidth, toHeight: newHeight, method: method)
+        var pixels = [UInt8](repeating: 0, count: out.count)
+        let hw = newWidth * newHeight
+        for k in 0..<channels {
+            for i in 0..<hw {
+                pixels[i * channels + k] = UInt8(min(255, max(0, out[k * hw + i].rounded())))
+            }
+        }
+        return Image(unchecked: newWidth, newHeight, channels, pixels)
+    }
+
+    /// The centred `width` x `height` crop (each no larger than the image).
+    public func centerCropped(width cw: Int, height ch: Int) -> Image {
+        let cw = min(cw, width), ch = min(ch, height)
+        let left = (width - cw) / 2, top = (height - ch) / 2
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(cw * ch * channels)
+        for y in top..<(top + ch) {
+            let start = (y * width + left) * channels
+            pixels.append(contentsOf: self.pixels[start..<(start + cw * channels)])
+        }
+        return Image(unchecked: cw, ch, channels, pixels)
+    }
+}

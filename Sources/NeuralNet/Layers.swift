@@ -1,0 +1,105 @@
+import Tensors
+
+/// How a convolution pads its input.
+public enum Padding: Sendable, Equatable {
+    /// Fixed zero padding on each side.
+    case explicit(top: Int, bottom: Int, left: Int, right: Int)
+    /// TensorFlow 'SAME': output = ceil(input / stride), extra padding at the bottom/right.
+    case same
+}
+
+/// A 2-D convolution layer (dense, grouped or depthwise) with bias and fused activation.
+public struct Conv2d: Sendable {
+    /// (O, C / groups, k, k).
+    public var weight: Tensor
+    /// (O) or empty.
+    public var bias: [Float]
+    /// Stride in both directions.
+    public var stride: Int
+    /// Padding rule.
+    public var padding: Padding
+    /// Channel groups.
+    public var groups: Int
+    /// Activation applied after the bias.
+    public var activation: Activation
+
+    /// Creates a layer from its weights.
+    public init(weight: Tensor, bias: [Float] = [], stride: Int = 1, padding: Padding, groups: Int = 1,
+                activation: Activation = .none) {
+        precondition(weight.shape.count == 4 && weight.shape[2] == weight.shape[3])
+        self.weight = weight
+        self.bias = bias
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+        self.activation = activation
+    }
+
+    /// Output channels.
+    public var outChannels: Int { weight.shape[0] }
+    /// Input channels.
+    public var inChannels: Int { weight.shape[1] * groups }
+
+    /// The concrete geometry for an input of `height` x `width`.
+    public func geometry(height: Int, width: Int) -> ConvGeometry {
+        let k = weight.shape[2]
+        switch padding {
+        case .same:
+            return .same(inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
+                         height: height, width: width, groups: groups)
+        case let .explicit(t, b, l, r):
+            return ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
+                                padding: (t, b, l, r), groups: groups)
+        }
+    }
+
+    /// (N, C, H, W) -> (N, O, OH, OW).
+    public func forward(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, geometry: geometry(height: x.height, width: x.width),
+               activation: activation)
+    }
+
+    /// The layer with an inference-mode batch norm folded into its weight and bias.
+    public func foldingBatchNorm(gamma: [Float], beta: [Float], mean: [Float], variance: [Float],
+                                 epsilon: Float) -> Conv2d {
+        var copy = self
+        (copy.weight, copy.bias) = foldBatchNorm(weight: weight, bias: bias, gamma: gamma, beta: beta, mean: mean,
+                                                 variance: variance, epsilon: epsilon)
+        return copy
+    }
+}
+
+/// A fully connected layer: y = x W^T + b.
+public struct Linear: Sendable {
+    /// (out, in).
+    public var weight: Tensor
+    /// (out).
+    public var bias: [Float]
+
+    /// Creates a layer from its weights.
+    public init(weight: Tensor, bias: [Float]) {
+        precondition(weight.shape.count == 2 && (bias.isEmpty || bias.count == weight.shape[0]))
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// (N, in) -> (N, out).
+    public func forward(_ x: Tensor) -> Tensor {
+        let n = x.shape[0], inputs = weight.shape[1], outputs = weight.shape[0]
+        precondition(x.count == n * inputs, "linear: input \(x.shape) vs weight \(weight.shape)")
+        var y = Tensor(shape: [n, outputs])
+        for b in 0..<n where !bias.isEmpty {
+            for o in 0..<outputs { y.storage[b * outputs + o] = bias[o] }
+        }
+        x.storage.withUnsafeBufferPointer { xs in
+            weight.storage.withUnsafeBufferPointer { ws in
+                y.storage.withUnsafeMutableBufferPointer { ys in
+                    guard let xp = xs.baseAddress, let wp = ws.baseAddress, let yp = ys.baseAddress else { return }
+                    sgemm(transposeB: true, m: n, n: outputs, k: inputs, a: xp, lda: inputs, b: wp, ldb: inputs,
+                          beta: 1, c: yp, ldc: outputs)
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Imaging
+import Models
+import Tensors
+
+/// Turning decoded images into network input.
+public enum Preprocessing {
+    /// The image as a normalized (1, 3, H, W) tensor for EfficientNet-Lite0; gray is replicated.
+    public static func lite0Input(_ image: Image) -> Tensor {
+        let rgb = image.rgb()
+        let hw = rgb.width * rgb.height
+        return Tensor(shape: [1, 3, rgb.height, rgb.width]) { out in
+            rgb.pixels.withUnsafeBufferPointer { src in
+                for i in 0..<hw {
+                    for c in 0..<3 { out[c * hw + i] = EfficientNetLite0.normalize(Float(src[3 * i + c])) }
+                }
+            }
+        }
+    }
+
+    /// Stacks equally sized (1, C, H, W) tensors into (N, C, H, W).
+    public static func batch(_ items: [Tensor]) -> Tensor {
+        precondition(!items.isEmpty && items.allSatisfy { $0.shape == items[0].shape }, "batch items differ in shape")
+        var shape = items[0].shape
+        shape[0] = items.count
+        return Tensor(shape: shape, storage: items.flatMap(\.storage))
+    }
+
+    /// ImageNet evaluation crop: shorter side resized to `size` (box filter when shrinking),
+    /// then the centred `size` x `size` square.
+    public static func classificationCrop(_ image: Image, size: Int = 224) -> Image {
+        let scale = Double(size) / Double(min(image.width, image.height))
+        let w = max(size, Int((Double(image.width) * scale).rounded()))
+        let h = max(size, Int((Double(image.height) * scale).rounded()))
+        return image.rgb().resized(width: w, height: h, method: .area).centerCropped(width: size, height: size)
+    }
+}
+
+/// One ImageNet prediction.
+public struct ClassPrediction: Equatable, Sendable {
+    /// Class index 0..<1000.
+    public var index: Int
+    /// Class name.
+    public var name: String
+    /// Softmax probability.
+    public var probability: Float
+}
+
+/// Top-k ImageNet classes of an image with EfficientNet-Lite0.
+public func classify(_ image: Image, with network: EfficientNetLite0, top k: Int = 5) -> [ClassPrediction] {
+    let logits = network.logits(Preprocessing.lite0Input(Preprocessing.classificationCrop(image))).storage
+    let peak = logits.max() ?? 0
+    let exps = logits.map { Float(exp(Double($0 - peak))) }
+    let total = exps.reduce(0, +)
+    let order = logits.indices.sorted { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
+    return order.prefix(k).map {
+        ClassPrediction(index: $0, name: imageNetClassNames[$0], probability: exps[$0] / total)
+    }
+}
+

@@ -1,0 +1,37 @@
+import CBLAS
+
+/// Sets the number of threads OpenBLAS uses for every following GEMM.
+public func setBLASThreads(_ count: Int) {
+    openblas_set_num_threads(Int32(max(1, count)))
+}
+
+/// Threads OpenBLAS currently uses.
+public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS `cblas_sgemm`.
+///
+/// op(A) is (M, K), op(B) is (K, N), C is (M, N); `lda`, `ldb`, `ldc` are row strides.
+@inlinable
+public func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The oracle for `sgemm`: the textbook triple loop in Double.
+public func naiveGemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                      alpha: Float = 1, a: [Float], lda: Int, b: [Float], ldb: Int,
+                      beta: Float = 0, c: inout [Float], ldc: Int) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var acc = 0.0
+            for p in 0..<k {
+                let av = transposeA ? a[p * lda + i] : a[i * lda + p]
+                let bv = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                acc += Double(av) * Double(bv)
+            }
+            c[i * ldc + j] = Float(Double(alpha) * acc + Double(beta) * Double(c[i * ldc + j]))
+        }
+    }
+}

@@ -1,0 +1,121 @@
+/// Elementwise sum of two tensors of the same shape (residual connections).
+public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
+    return Tensor(shape: a.shape) { out in
+        a.storage.withUnsafeBufferPointer { x in
+            b.storage.withUnsafeBufferPointer { y in
+                for i in 0..<out.count { out[i] = x[i] + y[i] }
+            }
+        }
+    }
+}
+
+/// Applies an activation to every element.
+public func activate(_ x: Tensor, _ activation: Activation) -> Tensor {
+    Tensor(shape: x.shape) { out in
+        x.storage.withUnsafeBufferPointer { src in
+            for i in 0..<out.count { out[i] = activation.apply(src[i]) }
+        }
+    }
+}
+
+/// Pooling reductions.
+public enum PoolKind: Sendable {
+    /// Mean over the window; padded positions are excluded from the count.
+    case average
+    /// Maximum over the window; padded positions are ignored.
+    case max
+}
+
+/// 2-D pooling with a square window, stride and symmetric zero padding.
+///
+/// input (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2 pad - kernel) / stride + 1.
+public func pool2d(_ input: Tensor, kind: PoolKind, kernel: Int, stride: Int, padding: Int = 0) -> Tensor {
+    let n = input.batch, c = input.channels, h = input.height, w = input.width
+    let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+    precondition(oh > 0 && ow > 0, "pooling window larger than input")
+    return Tensor(shape: [n, c, oh, ow]) { out in
+        input.storage.withUnsafeBufferPointer { src in
+            for plane in 0..<(n * c) {
+                let x = plane * h * w, y = plane * oh * ow
+                for oy in 0..<oh {
+                    let y0 = max(0, oy * stride - padding), y1 = min(h, oy * stride - padding + kernel)
+                    for ox in 0..<ow {
+                        let x0 = max(0, ox * stride - padding), x1 = min(w, ox * stride - padding + kernel)
+                        var acc: Float = kind == .max ? -.infinity : 0
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 {
+                                let v = src[x + iy * w + ix]
+                                acc = kind == .max ? Swift.max(acc, v) : acc + v
+                            }
+                        }
+                        out[y + oy * ow + ox] = kind == .max ? acc : acc / Float((y1 - y0) * (x1 - x0))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mean over H and W: (N, C, H, W) -> (N, C).
+public func globalAveragePool(_ input: Tensor) -> Tensor {
+    let n = input.batch, c = input.channels, hw = input.height * input.width
+    return Tensor(shape: [n, c]) { out in
+        input.storage.withUnsafeBufferPointer { src in
+            for plane in 0..<(n * c) {
+                var acc: Float = 0
+                for i in 0..<hw { acc += src[plane * hw + i] }
+                out[plane] = acc / Float(hw)
+            }
+        }
+    }
+}
+
+/// Bilinear resize of every (H, W) plane with half-pixel centres (align_corners = false),
+/// the convention of PyTorch `interpolate(mode="bilinear")` and TensorFlow 2 `resize`.
+public func upsampleBilinear(_ input: Tensor, height oh: Int, width ow: Int) -> Tensor {
+    let n = input.batch, c = input.channels, h = input.height, w = input.width
+    func taps(_ out: Int, _ size: Int) -> [(Int, Int, Float)] {
+        let scale = Float(size) / Float(out)
+        return (0..<out).map { i in
+            let s = max(0, (Float(i) + 0.5) * scale - 0.5)
+            let i0 = min(size - 1, Int(s))
+            let i1 = min(size - 1, i0 + 1)
+            return (i0, i1, s - Float(i0))
+        }
+    }
+    let ty = taps(oh, h), tx = taps(ow, w)
+    return Tensor(shape: [n, c, oh, ow]) { out in
+        input.storage.withUnsafeBufferPointer { src in
+            for plane in 0..<(n * c) {
+                let x = plane * h * w, y = plane * oh * ow
+                for oy in 0..<oh {
+                    let (y0, y1, fy) = ty[oy]
+                    for ox in 0..<ow {
+                        let (x0, x1, fx) = tx[ox]
+                        let top = src[x + y0 * w + x0] * (1 - fx) + src[x + y0 * w + x1] * fx
+                        let bottom = src[x + y1 * w + x0] * (1 - fx) + src[x + y1 * w + x1] * fx
+                        out[y + oy * ow + ox] = top * (1 - fy) + bottom * fy
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Concatenates (N, Ci, H, W) tensors along channels.
+public func concatChannels(_ parts: [Tensor]) -> Tensor {
+    precondition(!parts.isEmpty)
+    let n = parts[0].batch, h = parts[0].height, w = parts[0].width
+    precondition(parts.allSatisfy { $0.batch == n && $0.height == h && $0.width == w }, "concat: spatial mismatch")
+    let total = parts.reduce(0) { $0 + $1.channels }
+    var storage = [Float]()
+    storage.reserveCapacity(n * total * h * w)
+    for b in 0..<n {
+        for p in parts {
+            let size = p.channels * h * w
+            storage.append(contentsOf: p.storage[(b * size)..<((b + 1) * size)])
+        }
+    }
+    return Tensor(shape: [n, total, h, w], storage: storage)
+}

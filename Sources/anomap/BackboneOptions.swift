@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Models
+
+/// Where to find the pretrained EfficientNet-Lite0 weights.
+struct BackboneOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Path to efficientnet-lite0.safetensors (default: $ANOMAP_BACKBONE, ./models/, or models/ next to the checkout of the executable).",
+        valueName: "file"))
+    var backbone: String?
+
+    /// Candidate paths in order of preference.
+    func candidates() -> [String] {
+        if let backbone { return [backbone] }
+        var list = [String]()
+        if let env = ProcessInfo.processInfo.environment["ANOMAP_BACKBONE"], !env.isEmpty { list.append(env) }
+        list.append("models/efficientnet-lite0.safetensors")
+        // .build/<config>/anomap -> checkout root
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            list.append(dir.appendingPathComponent("models/efficientnet-lite0.safetensors").path)
+            dir = dir.deletingLastPathComponent()
+        }
+        return list
+    }
+
+    func validate() throws {
+        if let backbone, !FileManager.default.fileExists(atPath: backbone) {
+            throw ValidationError("backbone weights not found: \(backbone)")
+        }
+    }
+
+    /// Loads the network from the first existing candidate.
+    func load() throws -> EfficientNetLite0 {
+        guard let path = candidates().first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw CLIError.usage("EfficientNet-Lite0 weights not found (looked in: \(candidates().joined(separator: ", "))). Run `make setup` in the anomap checkout, or pass --backbone FILE.")
+        }
+        return try EfficientNetLite0(contentsOf: path)
+    }
+}
+
+/// Errors the CLI reports on one line with an exit code.
+enum CLIError: Error, CustomStringConvertible {
+    /// Bad invocation or missing prerequisite: exit 2.
+    case usage(String)
+
+    var description: String {
+        switch self {
+        case .usage(let m): return m
+        }
+    }
+}
