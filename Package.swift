@@ -1,7 +1,6 @@
 // swift-tools-version:5.9
 import PackageDescription
 
-let releaseFast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "anomap",
@@ -18,13 +17,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "SafeFiles"),
-        .target(name: "Imaging", dependencies: ["CImageCodecs", "SafeFiles"], swiftSettings: releaseFast),
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: releaseFast),
-        .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"], swiftSettings: releaseFast),
-        .target(name: "Models", dependencies: ["NeuralNet", "Tensors"], swiftSettings: releaseFast),
+        .target(name: "Imaging", dependencies: ["CImageCodecs", "SafeFiles"]),
+        .target(name: "Tensors", dependencies: ["CBLAS"]),
+        .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"]),
+        .target(name: "Models", dependencies: ["NeuralNet", "Tensors"]),
         .target(name: "Metrics"),
-        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics"],
-                swiftSettings: releaseFast),
+        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics"]),
         .executableTarget(name: "anomap", dependencies: [
             "Pipeline", "Imaging", "Models", "Tensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

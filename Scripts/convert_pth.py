@@ -129,8 +129,7 @@ def main():
         header[name] = {"dtype": dtype, "shape": list(t.size), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)
-    header["__metadata__"] = {"source": src.rsplit("/", 1)[-1],
-                              "source_sha256": source_sha}
+    header["__metadata__"] = {"source_sha256": source_sha}
     hjson = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     hjson += b" " * ((8 - len(hjson) % 8) % 8)
     tmp = dst + ".tmp"

@@ -385,10 +385,11 @@ int ac_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_imag
 }
 
 int ac_jpeg_encode(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
-                   int32_t quality, int32_t progressive, const uint8_t *exif, size_t exif_size,
+                   int32_t quality, int32_t flags, const uint8_t *exif, size_t exif_size,
                    uint8_t **out, size_t *out_size, char message[AC_MESSAGE_SIZE]) {
     if (message) message[0] = 0;
-    if (!pixels || !out || !out_size || width <= 0 || height <= 0 || (channels != 1 && channels != 3) ||
+    if (!pixels || !out || !out_size || width <= 0 || height <= 0 ||
+        (channels != 1 && channels != 3 && channels != 4) ||
         exif_size > 65000) {
         set_message(message, "invalid argument");
         return AC_INVALID_ARGUMENT;
@@ -413,10 +414,11 @@ int ac_jpeg_encode(const uint8_t *pixels, int32_t width, int32_t height, int32_t
     cinfo.image_width = (JDIMENSION)width;
     cinfo.image_height = (JDIMENSION)height;
     cinfo.input_components = channels;
-    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : (channels == 3 ? JCS_RGB : JCS_CMYK);
     jpeg_set_defaults(&cinfo);
+    if (channels == 4 && (flags & AC_JPEG_YCCK)) jpeg_set_colorspace(&cinfo, JCS_YCCK);
     jpeg_set_quality(&cinfo, quality, TRUE);
-    if (progressive) jpeg_simple_progression(&cinfo);
+    if (flags & AC_JPEG_PROGRESSIVE) jpeg_simple_progression(&cinfo);
     jpeg_start_compress(&cinfo, TRUE);
     if (exif && exif_size > 0) {
         segment = malloc(exif_size + 6);

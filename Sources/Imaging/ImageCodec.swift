@@ -137,14 +137,26 @@ public enum ImageCodec {
     public static func encodeJPEG(_ image: Image, quality: Int = 92, progressive: Bool = false,
                                   exif: [UInt8] = []) throws -> [UInt8] {
         let source = image.channels == 1 || image.channels == 3 ? image : (image.channels == 2 ? image.gray() : image.rgb())
+        return try encodeJPEGSamples(source.pixels, width: source.width, height: source.height,
+                                     channels: source.channels, quality: quality,
+                                     flags: progressive ? Int32(AC_JPEG_PROGRESSIVE) : 0, exif: exif)
+    }
+
+    /// Encodes raw 8-bit samples as JPEG: 1 gray, 3 RGB, or 4 CMYK stored as given (Adobe
+    /// convention) with `flags` from the shim (progressive, YCCK); used to build test files.
+    public static func encodeJPEGSamples(_ samples: [UInt8], width: Int, height: Int, channels: Int, quality: Int,
+                                         flags: Int32, exif: [UInt8] = []) throws -> [UInt8] {
+        guard width > 0, height > 0, [1, 3, 4].contains(channels), samples.count == width * height * channels else {
+            throw ImageError(path: nil, reason: .invalidArgument("JPEG samples do not match \(width)x\(height)x\(channels)"))
+        }
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
         var message = [CChar](repeating: 0, count: Int(AC_MESSAGE_SIZE))
-        let status = source.pixels.withUnsafeBufferPointer { s in
+        let status = samples.withUnsafeBufferPointer { s in
             exif.withUnsafeBufferPointer { e in
                 message.withUnsafeMutableBufferPointer { m in
-                    ac_jpeg_encode(s.baseAddress, Int32(source.width), Int32(source.height), Int32(source.channels),
-                                   Int32(quality), progressive ? 1 : 0, e.baseAddress, exif.count, &out, &size, m.baseAddress)
+                    ac_jpeg_encode(s.baseAddress, Int32(width), Int32(height), Int32(channels),
+                                   Int32(quality), flags, e.baseAddress, exif.count, &out, &size, m.baseAddress)
                 }
             }
         }

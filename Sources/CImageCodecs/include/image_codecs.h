@@ -56,10 +56,14 @@ int ac_png_encode(const uint8_t *samples, int32_t width, int32_t height, int32_t
                   int32_t compression_level, uint8_t **out, size_t *out_size,
                   char message[AC_MESSAGE_SIZE]);
 
-/* Encodes 8-bit gray (1) or RGB (3) pixels as JPEG into a malloc'd buffer.
+#define AC_JPEG_PROGRESSIVE 1
+#define AC_JPEG_YCCK 2
+
+/* Encodes 8-bit gray (1), RGB (3) or CMYK (4, stored as given, with an Adobe marker) pixels
+ * as JPEG into a malloc'd buffer. flags: AC_JPEG_PROGRESSIVE, AC_JPEG_YCCK (CMYK input only).
  * exif: optional TIFF payload written as an APP1 "Exif" segment. */
 int ac_jpeg_encode(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
-                   int32_t quality, int32_t progressive, const uint8_t *exif, size_t exif_size,
+                   int32_t quality, int32_t flags, const uint8_t *exif, size_t exif_size,
                    uint8_t **out, size_t *out_size, char message[AC_MESSAGE_SIZE]);
 
 /* Frees a buffer returned by this shim. */

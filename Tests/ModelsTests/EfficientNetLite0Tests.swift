@@ -1,0 +1,106 @@
+import Imaging
+import Models
+import NeuralNet
+import Pipeline
+import Tensors
+import XCTest
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+let weightsPath = root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
+
+func loadNetwork() throws -> EfficientNetLite0 {
+    guard FileManager.default.fileExists(atPath: weightsPath) else {
+        throw XCTSkip("pretrained weights missing at \(weightsPath): run `make setup` (make test does this)")
+    }
+    return try EfficientNetLite0(contentsOf: weightsPath)
+}
+
+final class EfficientNetLite0Tests: XCTestCase {
+    override func setUp() { setBLASThreads(2) }
+
+    /// The input Scripts/lite0_reference.py `fixture_input` builds, by the same integer formula.
+    func fixtureInput(height h: Int = 64, width w: Int = 48) -> Tensor {
+        var t = Tensor(shape: [1, 3, h, w])
+        for c in 0..<3 {
+            for y in 0..<h {
+                for x in 0..<w {
+                    t[0, c, y, x] = (Float((x * 7 + y * 13 + c * 29 + (x * y) % 17) % 256) - 127) / 128
+                }
+            }
+        }
+        return t
+    }
+
+    /// Stage outputs agree with the independent numpy implementation (float64, unfolded batch
+    /// norm, per-tap convolution) within 1e-4 of each stage's largest magnitude.
+    func testStagesMatchNumpyReference() throws {
+        let network = try loadNetwork()
+        let bytes = [UInt8](try Data(contentsOf: root.appendingPathComponent("Fixtures/lite0/reference_64x48.bin")))
+        var offset = 0
+        func u32() -> Int {
+            defer { offset += 4 }
+            return (0..<4).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
+        }
+        var reference = [String: Tensor]()
+        for name in ["s2", "s4", "s8", "s16", "s32", "logits"] {
+            let (c, h, w) = (u32(), u32(), u32())
+            var values = [Float](repeating: 0, count: c * h * w)
+            values.withUnsafeMutableBytes { $0.copyBytes(from: bytes[offset..<(offset + 4 * c * h * w)]) }
+            offset += 4 * c * h * w
+            reference[name] = Tensor(shape: [1, c, h, w], storage: values)
+        }
+        XCTAssertEqual(offset, bytes.count)
+        let input = fixtureInput()
+        let features = network.features(input, stages: Set(EfficientNetLite0.Stage.allCases))
+        let names: [EfficientNetLite0.Stage: String] = [.stride2: "s2", .stride4: "s4", .stride8: "s8", .stride16: "s16",
+                                                         .stride32: "s32"]
+        for (stage, name) in names {
+            guard let got = features[stage], let want = reference[name] else { return XCTFail("missing \(name)") }
+            XCTAssertEqual(got.shape, want.shape, name)
+            let scale = want.storage.map(abs).max() ?? 1
+            XCTAssertLessThan(got.maxAbsDifference(want) / scale, 1e-4, name)
+        }
+        let logits = network.logits(input)
+        guard let want = reference["logits"] else { return XCTFail("missing logits") }
+        let scale = want.storage.map(abs).max() ?? 1
+        let worst = zip(logits.storage, want.storage).map { abs($0 - $1) }.max() ?? 1
+        XCTAssertLessThan(worst / scale, 1e-4)
+    }
+
+    func testStageShapesAt256() throws {
+        let network = try loadNetwork()
+        let features = network.features(Tensor(shape: [2, 3, 256, 256]), stages: [.stride8, .stride16])
+        XCTAssertEqual(features[.stride8]?.shape, [2, 40, 32, 32])
+        XCTAssertEqual(features[.stride16]?.shape, [2, 112, 16, 16])
+        XCTAssertNil(features[.stride32])
+        // A batch of two identical images gives identical features for both.
+        let one = fixtureInput(height: 96, width: 80)
+        let two = network.features(Preprocessing.batch([one, one]), stages: [.stride16])[.stride16]!
+        XCTAssertEqual(two.image(0), two.image(1))
+        XCTAssertLessThan(two.image(0).maxAbsDifference(network.features(one, stages: [.stride16])[.stride16]!), 1e-5)
+    }
+
+    /// Real photographs from the scikit-learn wheel: a Chinese palace and a daisy.
+    func testClassifiesSamplePhotographs() throws {
+        let network = try loadNetwork()
+        for (file, expected) in [("china.jpg", 698), ("flower.jpg", 985)] {
+            let path = root.appendingPathComponent("models/samples/\(file)").path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw XCTSkip("sample photo missing at \(path): run `make samples` (make test does this)")
+            }
+            let top = classify(try ImageCodec.read(contentsOf: path), with: network, top: 5)
+            XCTAssertEqual(top.first?.index, expected, "\(file): \(top)")
+            XCTAssertEqual(top.count, 5)
+            XCTAssertTrue(zip(top, top.dropFirst()).allSatisfy { $0.probability >= $1.probability })
+        }
+    }
+
+    func testWrongCheckpointIsRefusedByName() throws {
+        let other = SafeTensors(tensors: ["_conv_stem.weight": Tensor(shape: [16, 3, 3, 3])])
+        XCTAssertThrowsError(try EfficientNetLite0(checkpoint: other, path: "other.safetensors")) { error in
+            XCTAssertEqual(String(describing: error),
+                           "other.safetensors: tensor _conv_stem.weight has shape [16, 3, 3, 3], expected [32, 3, 3, 3]")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Tensors
+import XCTest
+
+final class KernelTests: XCTestCase {
+    override func setUp() { setBLASThreads(2) }
+
+    func testSgemmMatchesNaiveLoop() {
+        var g = SeededGenerator(seed: 1)
+        for (ta, tb, m, n, k) in [(false, false, 7, 5, 3), (true, false, 16, 33, 9), (false, true, 1, 64, 40),
+                                  (true, true, 13, 11, 17), (false, false, 64, 300, 27)] {
+            let a = [Float].random(m * k, using: &g), b = [Float].random(k * n, using: &g)
+            let c0 = [Float].random(m * n, using: &g)
+            var expected = c0
+            naiveGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: a, lda: ta ? m : k, b: b,
+                      ldb: tb ? k : n, beta: 0.3, c: &expected, ldc: n)
+            var c = c0
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: ap.baseAddress!,
+                              lda: ta ? m : k, b: bp.baseAddress!, ldb: tb ? k : n, beta: 0.3, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            for i in 0..<(m * n) { XCTAssertEqual(c[i], expected[i], accuracy: 1e-4, "gemm \(ta) \(tb) \(m)x\(n)x\(k)") }
+        }
+    }
+
+    /// Geometries the network and later models use, plus odd sizes and asymmetric padding.
+    let geometries: [(ConvGeometry, h: Int, w: Int, n: Int)] = [
+        (ConvGeometry(inChannels: 3, outChannels: 8, kernel: 3, stride: 2, padding: (0, 1, 0, 1)), 10, 12, 1),
+        (ConvGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: (1, 1, 1, 1)), 9, 7, 2),
+        (ConvGeometry(inChannels: 6, outChannels: 4, kernel: 5, stride: 1, padding: (2, 2, 2, 2), groups: 2), 8, 11, 1),
+        (ConvGeometry(inChannels: 16, outChannels: 24, kernel: 1), 6, 5, 2),
+        (ConvGeometry(inChannels: 4, outChannels: 6, kernel: 4, stride: 2, padding: (1, 2, 0, 3)), 13, 10, 1),
+        (ConvGeometry(inChannels: 12, outChannels: 12, kernel: 3, stride: 1, padding: (1, 1, 1, 1), groups: 12), 7, 9, 2),
+        (ConvGeometry(inChannels: 8, outChannels: 8, kernel: 5, stride: 2, padding: (1, 2, 1, 2), groups: 8), 12, 10, 1),
+        (ConvGeometry(inChannels: 8, outChannels: 8, kernel: 3, stride: 2, padding: (0, 1, 0, 1), groups: 8), 11, 16, 1),
+    ]
+
+    func testConv2dMatchesNaiveLoop() {
+        var g = SeededGenerator(seed: 2)
+        for (geo, h, w, n) in geometries {
+            let x = Tensor(shape: [n, geo.inChannels, h, w], storage: .random(n * geo.inChannels * h * w, using: &g))
+            let wt = Tensor(shape: geo.weightShape, storage: .random(geo.weightShape.reduce(1, *), using: &g))
+            let bias = [Float].random(geo.outChannels, using: &g)
+            for act in [Activation.none, .relu6] {
+                let fast = conv2d(x, weight: wt, bias: bias, geometry: geo, activation: act)
+                let slow = naiveConv2d(x, weight: wt, bias: bias, geometry: geo, activation: act)
+                XCTAssertEqual(fast.shape, slow.shape)
+                XCTAssertLessThan(fast.maxAbsDifference(slow), 1e-4, "\(geo) \(act)")
+            }
+        }
+    }
+
+    func testDepthwiseDirectLoopMatchesNaiveLoop() {
+        var g = SeededGenerator(seed: 3)
+        for k in [3, 5] {
+            for s in [1, 2] {
+                for (h, w) in [(9, 9), (16, 12), (7, 13)] {
+                    let geo = ConvGeometry.same(inChannels: 10, outChannels: 10, kernel: k, stride: s, height: h,
+                                                width: w, groups: 10)
+                    let x = Tensor(shape: [2, 10, h, w], storage: .random(2 * 10 * h * w, using: &g))
+                    let wt = Tensor(shape: geo.weightShape, storage: .random(10 * k * k, using: &g))
+                    let bias = [Float].random(10, using: &g)
+                    let fast = depthwiseConv2d(x, weight: wt, bias: bias, geometry: geo, activation: .relu6)
+                    let slow = naiveConv2d(x, weight: wt, bias: bias, geometry: geo, activation: .relu6)
+                    XCTAssertLessThan(fast.maxAbsDifference(slow), 1e-5, "k\(k) s\(s) \(h)x\(w)")
+                }
+            }
+        }
+    }
+
+    func testSamePaddingFollowsTensorFlow() {
+        // TF: out = ceil(in / s), pad_total = max((out - 1) * s + k - in, 0), the extra pixel after.
+        let cases: [(size: Int, k: Int, s: Int, before: Int, after: Int)] = [
+            (224, 3, 2, 0, 1), (224, 5, 2, 1, 2), (7, 3, 2, 1, 1), (112, 3, 1, 1, 1), (14, 5, 1, 2, 2), (15, 5, 2, 2, 2),
+        ]
+        for c in cases {
+            let geo = ConvGeometry.same(inChannels: 1, outChannels: 1, kernel: c.k, stride: c.s, height: c.size, width: c.size)
+            XCTAssertEqual(geo.padding.top, c.before, "\(c)")
+            XCTAssertEqual(geo.padding.bottom, c.after, "\(c)")
+            XCTAssertEqual(geo.outputSize(height: c.size, width: c.size).h, (c.size + c.s - 1) / c.s)
+        }
+    }
+
+    func testFoldedBatchNormEqualsConvolutionThenNormalization() {
+        var g = SeededGenerator(seed: 4)
+        let geo = ConvGeometry.symmetric(inChannels: 4, outChannels: 6, kernel: 3, pad: 1)
+        let x = Tensor(shape: [1, 4, 6, 6], storage: .random(144, using: &g))
+        let wt = Tensor(shape: geo.weightShape, storage: .random(216, using: &g))
+        let gamma = [Float].random(6, in: 0.5...2, using: &g), beta = [Float].random(6, using: &g)
+        let mean = [Float].random(6, using: &g), variance = [Float].random(6, in: 0.1...3, using: &g)
+        let eps: Float = 1e-3
+        let raw = naiveConv2d(x, weight: wt, geometry: geo)
+        var expected = raw
+        for c in 0..<6 {
+            for i in 0..<36 {
+                let v = raw.storage[c * 36 + i]
+                expected.storage[c * 36 + i] = (v - mean[c]) / (variance[c] + eps).squareRoot() * gamma[c] + beta[c]
+            }
+        }
+        let (fw, fb) = foldBatchNorm(weight: wt, bias: [], gamma: gamma, beta: beta, mean: mean, variance: variance,
+                                     epsilon: eps)
+        let folded = conv2d(x, weight: fw, bias: fb, geometry: geo)
+        XCTAssertLessThan(folded.maxAbsDifference(expected), 1e-4)
+    }
+
+    func testPoolingMatchesWindowDefinition() {
+        var g = SeededGenerator(seed: 5)
+        let x = Tensor(shape: [2, 3, 7, 8], storage: .random(2 * 3 * 56, using: &g))
+        for (k, s, p) in [(3, 1, 1), (2, 2, 0), (3, 2, 1)] {
+            let avg = pool2d(x, kind: .average, kernel: k, stride: s, padding: p)
+            let mx = pool2d(x, kind: .max, kernel: k, stride: s, padding: p)
+            for b in 0..<2 {
+                for c in 0..<3 {
+                    for oy in 0..<avg.height {
+                        for ox in 0..<avg.width {
+                            var values = [Float]()
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let y = oy * s + i - p, xx = ox * s + j - p
+                                    if y >= 0 && y < 7 && xx >= 0 && xx < 8 { values.append(x[b, c, y, xx]) }
+                                }
+                            }
+                            XCTAssertEqual(avg[b, c, oy, ox], values.reduce(0, +) / Float(values.count), accuracy: 1e-5)
+                            XCTAssertEqual(mx[b, c, oy, ox], values.max()!)
+                        }
+                    }
+                }
+            }
+        }
+        let global = globalAveragePool(x)
+        XCTAssertEqual(global.shape, [2, 3])
+        XCTAssertEqual(global[1, 2], x.image(1).storage[(2 * 56)..<(3 * 56)].reduce(0, +) / 56, accuracy: 1e-5)
+    }
+
+    func testBilinearUpsamplingMatchesHalfPixelConvention() {
+        // torch.nn.functional.interpolate([[1, 2], [3, 4]], size=4, mode="bilinear", align_corners=False)
+        let x = Tensor(shape: [1, 1, 2, 2], storage: [1, 2, 3, 4])
+        let y = upsampleBilinear(x, height: 4, width: 4)
+        let expected: [Float] = [1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4]
+        XCTAssertEqual(y.storage, expected)
+        // Upsampling a constant keeps it constant; same size is the identity.
+        var g = SeededGenerator(seed: 6)
+        let r = Tensor(shape: [1, 2, 5, 3], storage: .random(30, using: &g))
+        XCTAssertEqual(upsampleBilinear(r, height: 5, width: 3).storage, r.storage)
+        XCTAssertTrue(upsampleBilinear(Tensor(shape: [1, 1, 3, 3], value: 2.5), height: 8, width: 7).storage.allSatisfy { $0 == 2.5 })
+    }
+
+    func testConcatenationAndElementwise() {
+        let a = Tensor(shape: [2, 1, 1, 2], storage: [1, 2, 3, 4])
+        let b = Tensor(shape: [2, 2, 1, 2], storage: [5, 6, 7, 8, 9, 10, 11, 12])
+        XCTAssertEqual(concatChannels([a, b]).storage, [1, 2, 5, 6, 7, 8, 3, 4, 9, 10, 11, 12])
+        XCTAssertEqual(concatChannels([a, b]).shape, [2, 3, 1, 2])
+        XCTAssertEqual(add(a, a).storage, [2, 4, 6, 8])
+        let v = Tensor(shape: [4], storage: [-1, 0.5, 7, 3])
+        XCTAssertEqual(activate(v, .relu6).storage, [0, 0.5, 6, 3])
+        XCTAssertEqual(activate(v, .relu).storage, [0, 0.5, 7, 3])
+    }
+}
