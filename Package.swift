@@ -27,6 +27,7 @@ let package = Package(
             "Pipeline", "Imaging", "Models", "Tensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),

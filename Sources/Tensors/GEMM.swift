@@ -1,12 +1,23 @@
+import Dispatch
+
 import CBLAS
 
-/// Sets the number of threads OpenBLAS uses for every following GEMM.
-public func setBLASThreads(_ count: Int) {
-    openblas_set_num_threads(Int32(max(1, count)))
-}
+/// Worker threads the convolution kernels split one layer across (see `setComputeThreads`).
+public private(set) var computeThreads = 2
 
-/// Threads OpenBLAS currently uses.
-public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
+/// Sets how many threads the kernels use. anomap parallelizes each layer itself and keeps
+/// OpenBLAS single-threaded: OpenBLAS's own threading costs more than it gains on the small
+/// matrices of a convolutional network (measured: 2 BLAS threads were slower than 1).
+///
+/// It also keeps freed tensor memory in the process heap: by default glibc returns large
+/// blocks to the kernel on free, so every layer's output would be page-faulted in afresh
+/// (measured: that cost more than the depthwise arithmetic itself).
+public func setComputeThreads(_ count: Int) {
+    computeThreads = max(1, count)
+    openblas_set_num_threads(1)
+    _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+}
 
 /// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS `cblas_sgemm`.
 ///

@@ -28,7 +28,7 @@ struct Classify: ParsableCommand {
     }
 
     func run() throws {
-        setBLASThreads(threads)
+        setComputeThreads(threads)
         let network: EfficientNetLite0
         do {
             network = try backbone.load()

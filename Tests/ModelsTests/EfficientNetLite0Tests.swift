@@ -17,7 +17,7 @@ func loadNetwork() throws -> EfficientNetLite0 {
 }
 
 final class EfficientNetLite0Tests: XCTestCase {
-    override func setUp() { setBLASThreads(2) }
+    override func setUp() { setComputeThreads(2) }
 
     /// The input Scripts/lite0_reference.py `fixture_input` builds, by the same integer formula.
     func fixtureInput(height h: Int = 64, width w: Int = 48) -> Tensor {

@@ -2,7 +2,7 @@ import Tensors
 import XCTest
 
 final class KernelTests: XCTestCase {
-    override func setUp() { setBLASThreads(2) }
+    override func setUp() { setComputeThreads(2) }
 
     func testSgemmMatchesNaiveLoop() {
         var g = SeededGenerator(seed: 1)
