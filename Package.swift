@@ -28,6 +28,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),
