@@ -22,9 +22,9 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"]),
         .target(name: "Models", dependencies: ["NeuralNet", "Tensors"]),
         .target(name: "Metrics"),
-        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics"]),
+        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
         .executableTarget(name: "anomap", dependencies: [
-            "Pipeline", "Imaging", "Models", "Tensors",
+            "Pipeline", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors"]),

@@ -46,6 +46,16 @@ public struct PixelMetricAccumulator: Sendable {
         }
     }
 
+    /// Adds everything another accumulator with the same bins has seen.
+    public mutating func merge(_ other: PixelMetricAccumulator) {
+        precondition(other.range == range && other.binCount == binCount, "merging accumulators with different bins")
+        for b in 0..<binCount {
+            positives[b] += other.positives[b]
+            negatives[b] += other.negatives[b]
+        }
+        regions += other.regions
+    }
+
     /// Pixel AUROC (nil without positive or negative pixels).
     public var pixelAUROC: Double? {
         let p = positives.reduce(0, +), n = negatives.reduce(0, +)

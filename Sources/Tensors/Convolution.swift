@@ -138,8 +138,8 @@ public func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, wi
 /// C (M, N) = A (M, K) x B (K, N), row-major and densely packed, split across the compute
 /// threads: by column blocks when N is large (each worker packs only its share of B), by row
 /// blocks otherwise. `epilogue(rows, columns)` runs on each worker's finished block.
-func parallelGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                  c: UnsafeMutablePointer<Float>, epilogue: (Range<Int>, Range<Int>) -> Void) {
+public func parallelGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                         c: UnsafeMutablePointer<Float>, epilogue: (Range<Int>, Range<Int>) -> Void) {
     let workers = computeThreads
     let byColumns = n >= 1024
     let extent = byColumns ? n : m

@@ -7,7 +7,7 @@ struct Anomap: ParsableCommand {
         commandName: "anomap",
         abstract: "Visual anomaly localization: learn what good products look like, then find defects pixel by pixel.",
         version: anomapVersion,
-        subcommands: [Classify.self]
+        subcommands: [Train.self, Inspect.self, Eval.self, Classify.self]
     )
 }
 

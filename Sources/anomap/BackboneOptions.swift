@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Models
+import NeuralNet
+import SafeFiles
 
 /// Where to find the pretrained EfficientNet-Lite0 weights.
 struct BackboneOptions: ParsableArguments {
@@ -32,11 +34,21 @@ struct BackboneOptions: ParsableArguments {
     }
 
     /// Loads the network from the first existing candidate.
-    func load() throws -> EfficientNetLite0 {
+    func load() throws -> EfficientNetLite0 { try loadWithChecksum().network }
+
+    /// Loads the network and the sha256 of its weights file (model bundles are tied to it).
+    func loadWithChecksum() throws -> (network: EfficientNetLite0, sha256: String) {
         guard let path = candidates().first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw CLIError.usage("EfficientNet-Lite0 weights not found (looked in: \(candidates().joined(separator: ", "))). Run `make setup` in the anomap checkout, or pass --backbone FILE.")
         }
-        return try EfficientNetLite0(contentsOf: path)
+        let bytes: [UInt8]
+        do {
+            bytes = try readFile(path, maxBytes: 256 << 20)
+        } catch {
+            throw CLIError.usage("\(error)")
+        }
+        let checkpoint = try SafeTensors.decode(bytes, path: path)
+        return (try EfficientNetLite0(checkpoint: checkpoint, path: path), sha256Hex(bytes))
     }
 }
 

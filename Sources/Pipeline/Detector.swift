@@ -1,0 +1,179 @@
+import Foundation
+import Imaging
+import Models
+import Tensors
+
+/// Choices made when a detector is trained; stored in the model bundle.
+public struct DetectorSettings: Codable, Equatable, Sendable {
+    /// Side of the square the image is resized to before feature extraction.
+    public var inputSize = 256
+    /// Patch embeddings kept in the memory bank.
+    public var bankSize = 4096
+    /// Share of the good images held out to calibrate normalization and threshold.
+    public var calibrationShare = 0.15
+    /// Seed for every random choice (split, patch sampling, projection, first coreset pick).
+    public var seed: UInt64 = 0
+    /// Largest number of training patches considered by the coreset (bounds memory and time).
+    public var maxCandidates = 120_000
+    /// Dimension of the random projection used for coreset selection.
+    public var projectionDimension = 64
+    /// Gaussian smoothing of the map, in pixels at `inputSize` (PatchCore uses 4 at 256).
+    public var blurSigma: Float = 4
+    /// Weight of two extra embedding channels holding the patch's (x, y) position in 0...1:
+    /// 0 ignores position; larger values make a patch match normal patches from nearby
+    /// positions only (products photographed in a fixed pose).
+    public var positionWeight: Float = 0
+
+    /// Channels of a bank entry.
+    public var embeddingDimension: Int { PatchFeatureExtractor.dimension + (positionWeight > 0 ? 2 : 0) }
+
+    /// Defaults.
+    public init() {}
+}
+
+/// Maps raw distances to a scale where 0 is the median normal pixel and 1 is the peak of
+/// the held-out good images (their 99th-percentile image score).
+public struct Normalization: Codable, Equatable, Sendable {
+    /// Median raw pixel value over the calibration maps.
+    public var normalLevel: Float
+    /// 99th percentile of the calibration images' raw scores.
+    public var peakLevel: Float
+
+    /// The normalized value of a raw one.
+    @inlinable
+    public func apply(_ raw: Float) -> Float { (raw - normalLevel) / max(peakLevel - normalLevel, 1e-6) }
+}
+
+/// A trained PatchCore-style detector: teacher features, memory bank, normalization, threshold.
+public struct Detector: Sendable {
+    /// The frozen feature extractor.
+    public let extractor: PatchFeatureExtractor
+    /// The memory bank of normal patches.
+    public let bank: PatchMemoryBank
+    /// Training settings.
+    public let settings: DetectorSettings
+    /// Calibration result.
+    public let normalization: Normalization
+    /// Normalized image score at or above which an image is anomalous; also the pixel
+    /// threshold of the predicted defect mask.
+    public var threshold: Float
+    /// sha256 of the backbone weights file it was trained with.
+    public let backboneSHA256: String
+
+    /// Assembles a detector from its parts.
+    public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank, settings: DetectorSettings,
+                normalization: Normalization, threshold: Float, backboneSHA256: String) {
+        self.extractor = extractor
+        self.bank = bank
+        self.settings = settings
+        self.normalization = normalization
+        self.threshold = threshold
+        self.backboneSHA256 = backboneSHA256
+    }
+
+    /// The default threshold for a sensitivity in 0...1: 1.5 - sensitivity on the normalized
+    /// scale, so the default 0.5 flags an image whose peak exceeds the peak of 99% of the
+    /// held-out good images.
+    public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
+
+    /// Raw anomaly map at `inputSize` x `inputSize` (distances, blurred).
+    public func analyze(_ image: Image) -> AnomalyResult {
+        let size = settings.inputSize
+        let input = Preprocessing.lite0Input(image.rgb().resized(width: size, height: size, method: .area))
+        let features = embeddings(input)
+        let distances = bank.nearestDistances(features)
+        let coarse = Tensor(shape: [1, 1, features.height, features.width], storage: distances)
+        let fine = upsampleBilinear(coarse, height: size, width: size).storage
+        return AnomalyResult(map: gaussianBlur(fine, width: size, height: size, sigma: settings.blurSigma),
+                             width: size, height: size)
+    }
+
+    /// Patch embeddings of normalized input, with position channels when configured.
+    public func embeddings(_ input: Tensor) -> Tensor {
+        Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
+    }
+
+    /// Appends (x, y) * weight channels to (1, D, h, w) features.
+    static func embeddings(_ features: Tensor, positionWeight: Float) -> Tensor {
+        guard positionWeight > 0 else { return features }
+        let h = features.height, w = features.width
+        var position = Tensor(shape: [1, 2, h, w])
+        for y in 0..<h {
+            for x in 0..<w {
+                position.storage[y * w + x] = positionWeight * (Float(x) + 0.5) / Float(w)
+                position.storage[h * w + y * w + x] = positionWeight * (Float(y) + 0.5) / Float(h)
+            }
+        }
+        return concatChannels([features, position])
+    }
+
+    /// Full inspection of one image: normalized map at the image's own size, verdict, regions.
+    public func inspect(_ image: Image) -> Inspection {
+        let raw = analyze(image)
+        let resized = resizePlanes(raw.map, channels: 1, width: raw.width, height: raw.height,
+                                   toWidth: image.width, toHeight: image.height, method: .bilinear)
+        let map = resized.map { normalization.apply($0) }
+        return Inspection(rawScore: raw.score, score: normalization.apply(raw.score), map: map,
+                          width: image.width, height: image.height, threshold: threshold)
+    }
+}
+
+/// A rectangle in image pixels.
+public struct BoundingBox: Codable, Equatable, Sendable {
+    /// Left column, top row, width and height.
+    public var x: Int, y: Int, width: Int, height: Int
+}
+
+/// What anomap concludes about one image.
+public struct Inspection: Sendable {
+    /// Raw image score (distance units).
+    public var rawScore: Float
+    /// Normalized image score (0 normal median, 1 peak of good images).
+    public var score: Float
+    /// Normalized map at the image's resolution, (height, width).
+    public var map: [Float]
+    /// Image width.
+    public var width: Int
+    /// Image height.
+    public var height: Int
+    /// Threshold used for the verdict and the mask.
+    public var threshold: Float
+
+    /// Whether the image is judged anomalous.
+    public var isAnomalous: Bool { score >= threshold }
+    /// Predicted defect pixels.
+    public var mask: [Bool] { map.map { $0 >= threshold } }
+    /// Share of the image predicted defective.
+    public var defectArea: Double { Double(mask.filter { $0 }.count) / Double(max(1, map.count)) }
+    /// Bounding boxes of the connected predicted regions, largest first.
+    public var regions: [BoundingBox] {
+        connectedRegions(mask, width: width, height: height)
+    }
+}
+
+/// Bounding boxes of 8-connected true regions of a mask, largest area first.
+func connectedRegions(_ mask: [Bool], width: Int, height: Int) -> [BoundingBox] {
+    var seen = [Bool](repeating: false, count: mask.count)
+    var boxes: [(BoundingBox, Int)] = []
+    var stack = [Int]()
+    for start in 0..<mask.count where mask[start] && !seen[start] {
+        var (x0, y0, x1, y1, count) = (width, height, -1, -1, 0)
+        seen[start] = true
+        stack.append(start)
+        while let i = stack.popLast() {
+            let y = i / width, x = i % width
+            x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y)
+            count += 1
+            for dy in -1...1 {
+                for dx in -1...1 {
+                    let ny = y + dy, nx = x + dx
+                    guard ny >= 0, ny < height, nx >= 0, nx < width else { continue }
+                    let j = ny * width + nx
+                    if mask[j] && !seen[j] { seen[j] = true; stack.append(j) }
+                }
+            }
+        }
+        boxes.append((BoundingBox(x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1), count))
+    }
+    return boxes.sorted { $0.1 > $1.1 }.map(\.0)
+}

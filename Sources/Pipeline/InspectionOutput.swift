@@ -1,0 +1,138 @@
+import Foundation
+import Imaging
+import SafeFiles
+
+/// One row of results.csv / results.json.
+public struct InspectionRecord: Codable, Sendable {
+    /// Input path as given.
+    public var path: String
+    /// Raw score (distance units); nil on error.
+    public var score: Double?
+    /// Normalized score (0: median normal pixel, 1: peak of good images); nil on error.
+    public var normalized_score: Double?
+    /// "anomalous", "normal" or "error".
+    public var verdict: String
+    /// Share of the image predicted defective.
+    public var defect_area: Double?
+    /// Bounding boxes of predicted defect regions, largest first.
+    public var boxes: [BoundingBox]
+    /// Why the image could not be inspected.
+    public var error: String?
+    /// Output files written for this image, relative to the output folder.
+    public var outputs: [String]
+
+    /// A record for an inspected image.
+    public init(path: String, inspection: Inspection, outputs: [String]) {
+        self.path = path
+        score = Double(inspection.rawScore)
+        normalized_score = Double(inspection.score)
+        verdict = inspection.isAnomalous ? "anomalous" : "normal"
+        defect_area = inspection.defectArea
+        boxes = inspection.regions
+        error = nil
+        self.outputs = outputs
+    }
+
+    /// A record for an image that could not be inspected.
+    public init(path: String, error: String) {
+        self.path = path
+        verdict = "error"
+        boxes = []
+        self.error = error
+        outputs = []
+    }
+}
+
+/// Writes the per-image PNGs and the results files of `anomap inspect`.
+public struct InspectionWriter {
+    /// The output folder.
+    public let root: String
+    /// Colormap for heatmaps.
+    public var colormap: Colormap = .inferno
+    /// Normalized value drawn with the colormap's last colour.
+    public var heatmapTop: Float = 2
+
+    /// Creates the output folder if needed.
+    public init(root: String) throws {
+        self.root = root
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        } catch {
+            throw PipelineError.output("\(root): cannot create output folder (\(error.localizedDescription))")
+        }
+        guard FileManager.default.isWritableFile(atPath: root) else {
+            throw PipelineError.output("\(root): output folder is not writable")
+        }
+    }
+
+    /// The relative output stem for an input: its path below the input root it was found in,
+    /// without extension; never escapes the output folder.
+    public static func relativeStem(for path: String, under inputRoot: String) -> String {
+        let standardized = (path as NSString).standardizingPath
+        let base = (inputRoot as NSString).standardizingPath
+        var relative = standardized.hasPrefix(base + "/") ? String(standardized.dropFirst(base.count + 1))
+            : (standardized as NSString).lastPathComponent
+        relative = relative.split(separator: "/").filter { $0 != ".." && $0 != "." }.joined(separator: "/")
+        return (relative as NSString).deletingPathExtension
+    }
+
+    /// Writes heatmap, overlay and mask PNGs for one inspected image; returns their relative paths.
+    public func writeImages(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
+        let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let heatmap = try colormap.colorize(inspection.map, width: inspection.width, height: inspection.height,
+                                            low: 0, high: heatmapTop)
+        let weights = inspection.map.map { min(1, max(0, $0 / max(inspection.threshold, 1e-6))) }
+        var overlay = try photo.overlaid(with: heatmap, alpha: 0.6, weights: weights)
+        let mask = inspection.mask
+        outline(mask, width: inspection.width, height: inspection.height, on: &overlay)
+        let maskImage = try Image(width: inspection.width, height: inspection.height, channels: 1,
+                                  pixels: mask.map { $0 ? 255 : 0 })
+        var written = [String]()
+        for (suffix, image) in [("heatmap", heatmap), ("overlay", overlay), ("mask", maskImage)] {
+            let relative = "\(stem)_\(suffix).png"
+            try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 3)
+            written.append(relative)
+        }
+        return written
+    }
+
+    /// Draws the boundary pixels of predicted regions in bright green.
+    func outline(_ mask: [Bool], width: Int, height: Int, on image: inout Image) {
+        for y in 0..<height {
+            for x in 0..<width where mask[y * width + x] {
+                let edge = x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
+                    || !mask[y * width + x + 1] || !mask[(y - 1) * width + x] || !mask[(y + 1) * width + x]
+                if edge {
+                    image[x, y, 0] = 0
+                    image[x, y, 1] = 255
+                    image[x, y, 2] = 0
+                }
+            }
+        }
+    }
+
+    /// Writes results.csv and results.json atomically.
+    public func writeResults(_ records: [InspectionRecord]) throws {
+        var csv = "path,score,normalized_score,verdict,defect_area,boxes,error\n"
+        func field(_ s: String) -> String {
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        for r in records {
+            let boxes = r.boxes.map { "\($0.x) \($0.y) \($0.width) \($0.height)" }.joined(separator: ";")
+            csv += [field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
+                    r.normalized_score.map { String(format: "%.6g", $0) } ?? "", r.verdict,
+                    r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? "")]
+                .joined(separator: ",") + "\n"
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try writeFileAtomically(Array(csv.utf8), to: (root as NSString).appendingPathComponent("results.csv"))
+            try writeFileAtomically(Array(try encoder.encode(records)), to: (root as NSString).appendingPathComponent("results.json"))
+        } catch {
+            throw PipelineError.output("cannot write results: \(error)")
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import Models
+import Pipeline
+import Tensors
+
+/// `anomap inspect`: score images and write heatmaps, overlays, masks and results files.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect images with a trained model; write heatmaps, overlays, masks and results.csv/json.")
+
+    @Argument(help: ArgumentHelp("Image files or folders (searched recursively; PNG/JPEG by content).", valueName: "path"))
+    var paths: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Model bundle from `anomap train`.", valueName: "model.safetensors"))
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("Output folder (mirrors the input tree).", valueName: "dir"))
+    var out: String
+
+    @Option(name: .long, help: "Override the model's threshold (normalized score).")
+    var threshold: Float?
+
+    @Flag(name: .long, help: "Exit with 1 when any image is anomalous.")
+    var failOnAnomaly = false
+
+    @Flag(name: .long, help: "Only write results.csv/json, no images.")
+    var noImages = false
+
+    @OptionGroup var runOptions: RunOptions
+    @OptionGroup var backbone: BackboneOptions
+
+    func validate() throws {
+        if paths.isEmpty { throw ValidationError("give at least one image or folder") }
+        if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be a number") }
+    }
+
+    func run() throws {
+        setComputeThreads(runOptions.threads)
+        var anomalies = 0, failures = 0, count = 0
+        let start = Date()
+        try exitOnFailure {
+            var inputs = [(path: String, root: String)]()
+            for p in paths {
+                var isDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory)
+                let root = exists && isDirectory.boolValue ? p : (p as NSString).deletingLastPathComponent
+                inputs += try ImageFolder.images(in: [p]).map { ($0, root) }
+            }
+            let (network, sha) = try backbone.loadWithChecksum()
+            var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
+            if let threshold { detector.threshold = threshold }
+            let writer = try InspectionWriter(root: out)
+            let progress = ProgressReporter(quiet: runOptions.quiet)
+            var records = [InspectionRecord]()
+            for (i, input) in inputs.enumerated() {
+                progress.update("inspect", i, inputs.count)
+                do {
+                    let image = try ImageCodec.read(contentsOf: input.path)
+                    let inspection = detector.inspect(image)
+                    let outputs = noImages ? [] : try writer.writeImages(
+                        inspection, photo: image, stem: InspectionWriter.relativeStem(for: input.path, under: input.root))
+                    if inspection.isAnomalous { anomalies += 1 }
+                    records.append(InspectionRecord(path: input.path, inspection: inspection, outputs: outputs))
+                } catch {
+                    failures += 1
+                    printError("error: \(error)")
+                    records.append(InspectionRecord(path: input.path, error: String(describing: error)))
+                }
+            }
+            progress.update("inspect", inputs.count, inputs.count)
+            count = inputs.count
+            try writer.writeResults(records)
+        }
+        if !runOptions.quiet {
+            printError(String(format: "%d images: %d anomalous, %d normal, %d errors in %.1f s -> %@/results.csv",
+                              count, anomalies, count - anomalies - failures, failures, Date().timeIntervalSince(start), out))
+        }
+        if failOnAnomaly && anomalies > 0 { throw ExitCode(1) }
+    }
+}

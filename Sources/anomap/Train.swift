@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Models
+import Pipeline
+import Tensors
+
+/// Options that shape training, shared by `train` and `eval --train`.
+struct TrainingOptions: ParsableArguments {
+    @Option(name: .long, help: "Side of the square the images are resized to for the backbone (multiple of 8).")
+    var inputSize = 256
+
+    @Option(name: .long, help: "Patch embeddings kept in the memory bank.")
+    var bankSize = 4096
+
+    @Option(name: .long, help: "Share of the good images held out to calibrate normalization and threshold.")
+    var calibrationShare = 0.15
+
+    @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
+    var positionWeight: Float = 0
+
+    @Option(name: .long, help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
+    var sensitivity = 0.5
+
+    func validate() throws {
+        guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
+            throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
+        }
+        guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
+        guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
+        guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
+        guard (0...1).contains(sensitivity) else { throw ValidationError("--sensitivity must be in 0...1") }
+    }
+
+    var settings: DetectorSettings {
+        var s = DetectorSettings()
+        s.inputSize = inputSize
+        s.bankSize = bankSize
+        s.calibrationShare = calibrationShare
+        s.seed = seed
+        s.positionWeight = positionWeight
+        return s
+    }
+}
+
+/// Options every model-running command shares.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads for the numeric kernels.")
+    var threads = 2
+
+    @Flag(name: .long, help: "No progress output.")
+    var quiet = false
+
+    func validate() throws {
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+}
+
+/// `anomap train`: learn normal appearance from a folder of good images.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a detector on a folder of good images.")
+
+    @Argument(help: ArgumentHelp("Folder (searched recursively) or files of good images.", valueName: "good-dir"))
+    var good: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Where to write the model bundle.", valueName: "model.safetensors"))
+    var output: String
+
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var runOptions: RunOptions
+    @OptionGroup var backbone: BackboneOptions
+
+    func run() throws {
+        setComputeThreads(runOptions.threads)
+        try exitOnFailure {
+            let paths = try ImageFolder.images(in: good)
+            let (network, sha) = try backbone.loadWithChecksum()
+            let progress = ProgressReporter(quiet: runOptions.quiet)
+            let (detector, report) = try Trainer.train(paths: paths, extractor: PatchFeatureExtractor(backbone: network),
+                                                       backboneSHA256: sha, settings: training.settings,
+                                                       sensitivity: training.sensitivity, progress: progress.handler)
+            for failure in report.failures { printError("skipped: \(failure)") }
+            try ModelBundle.write(detector, to: output)
+            if !runOptions.quiet {
+                printError(String(format: "trained on %d images, calibrated on %d, bank of %d patches, in %.1f s -> %@",
+                                  report.trainingImages, report.calibrationImages, detector.bank.count, report.seconds, output))
+            }
+        }
+    }
+}
+
+/// Runs `body`, turning pipeline and model errors into one stderr line and exit code 2.
+func exitOnFailure(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("error: \(error)")
+        throw ExitCode(2)
+    }
+}
