@@ -27,11 +27,15 @@ let package = Package(
             "Pipeline", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
+        .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
         .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Models", "SyntheticData", "NeuralNet", "Tensors",
+                                                         "Imaging", "SafeFiles"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),
-        .testTarget(name: "CLITests", dependencies: ["anomap"]),
+        .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData"]),
     ]
 )

@@ -122,6 +122,11 @@ public struct Detector: Sendable {
 public struct BoundingBox: Codable, Equatable, Sendable {
     /// Left column, top row, width and height.
     public var x: Int, y: Int, width: Int, height: Int
+
+    /// Creates a box.
+    public init(x: Int, y: Int, width: Int, height: Int) {
+        (self.x, self.y, self.width, self.height) = (x, y, width, height)
+    }
 }
 
 /// What anomap concludes about one image.
@@ -138,6 +143,12 @@ public struct Inspection: Sendable {
     public var height: Int
     /// Threshold used for the verdict and the mask.
     public var threshold: Float
+
+    /// Assembles an inspection.
+    public init(rawScore: Float, score: Float, map: [Float], width: Int, height: Int, threshold: Float) {
+        precondition(map.count == width * height)
+        (self.rawScore, self.score, self.map, self.width, self.height, self.threshold) = (rawScore, score, map, width, height, threshold)
+    }
 
     /// Whether the image is judged anomalous.
     public var isAnomalous: Bool { score >= threshold }

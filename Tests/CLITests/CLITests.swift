@@ -3,35 +3,9 @@ import XCTest
 
 /// Runs the built `anomap` executable as a user would and checks exit codes and streams.
 final class CLITests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
-    var binary: URL {
-        let candidates = [Bundle.main.bundleURL.appendingPathComponent("anomap"),
-                          Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("anomap")]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-    }
-
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    func run(_ arguments: [String], cwd: URL? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = cwd ?? root
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
-    }
+    let cli = CLIRunner()
+    var root: URL { cli.root }
+    func run(_ arguments: [String]) throws -> CLIRunner.Result { try cli.run(arguments) }
 
     func testVersionAndHelp() throws {
         let version = try run(["--version"])

@@ -1,0 +1,74 @@
+import Foundation
+import SyntheticData
+import XCTest
+
+/// train / inspect / eval as a user runs them, on a small synthetic dataset.
+final class DetectorCLITests: XCTestCase {
+    func testTrainInspectEvalWithACorruptFileInTheFolder() throws {
+        let cli = CLIRunner()
+        let weights = cli.root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
+        guard FileManager.default.fileExists(atPath: weights) else { throw XCTSkip("weights missing: run `make setup`") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-detector-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data").path
+        try SyntheticParts.write(to: data, train: 12, testGood: 4, testPerDefect: 2, size: 96, seed: 11)
+        let model = dir.appendingPathComponent("model.safetensors").path
+
+        let train = try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--bank-size", "200"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: model))
+        XCTAssertTrue(train.stderr.contains("trained on"), train.stderr)
+
+        // A truncated JPEG, a fake PNG and a text file among the test images.
+        let test = data + "/test"
+        let good = try Data(contentsOf: URL(fileURLWithPath: test + "/good/000.png"))
+        try good.prefix(good.count / 3).write(to: URL(fileURLWithPath: test + "/good/broken.png"))
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: test + "/good/fake.jpg"))
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: test + "/README.txt"))
+        let out = dir.appendingPathComponent("out").path
+        let inspect = try cli.run(["inspect", test, "--model", model, "--out", out])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stderr.contains("broken.png: corrupt image"), inspect.stderr)
+        XCTAssertTrue(inspect.stderr.contains("fake.jpg: not a PNG or JPEG image"), inspect.stderr)
+        let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 1 + 10 + 2, csv)  // header, 10 images, 2 errors
+        XCTAssertFalse(csv.contains("README"))
+        for stem in ["good/000", "crack/000", "spot/001"] {
+            for kind in ["heatmap", "overlay", "mask"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(stem)_\(kind).png"), "\(stem)_\(kind)")
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/good/broken_heatmap.png"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [[String: Any]]
+        XCTAssertEqual(json?.count, 12)
+        XCTAssertTrue(csv.contains(",anomalous,"), "no synthetic defect was flagged:\n\(csv)")
+
+        let strict = try cli.run(["inspect", test + "/crack", "--model", model, "--out", out + "2", "--fail-on-anomaly", "--quiet"])
+        XCTAssertEqual(strict.status, 1, strict.stderr)
+        let noModel = try cli.run(["inspect", test, "--model", dir.appendingPathComponent("none.safetensors").path, "--out", out])
+        XCTAssertEqual(noModel.status, 2)
+        XCTAssertEqual(noModel.stderr.split(separator: "\n").count, 1, noModel.stderr)
+        let empty = dir.appendingPathComponent("empty").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let nothing = try cli.run(["train", empty, "-o", model])
+        XCTAssertEqual(nothing.status, 2)
+        XCTAssertTrue(nothing.stderr.contains("no images in \(empty)"), nothing.stderr)
+        let hint = try cli.run(["train", data, "-o", dir.appendingPathComponent("m2.safetensors").path, "--quiet",
+                                "--input-size", "64", "--bank-size", "50"])
+        XCTAssertEqual(hint.status, 0, "a dataset root is searched recursively: \(hint.stderr)")
+
+        try FileManager.default.removeItem(atPath: test + "/good/broken.png")
+        try FileManager.default.removeItem(atPath: test + "/good/fake.jpg")
+        let evalOut = dir.appendingPathComponent("eval").path
+        let eval = try cli.run(["eval", data, "--model", model, "--out", evalOut, "--quiet"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("overall"), eval.stdout)
+        for file in ["metrics.json", "roc.svg", "pr.svg", "scores.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(evalOut)/\(file)"), file)
+        }
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalOut + "/metrics.json"))) as? [String: Any]
+        let overall = metrics?["overall"] as? [String: Any]
+        XCTAssertGreaterThan(overall?["image_auroc"] as? Double ?? 0, 0.9)
+        XCTAssertNotNil((metrics?["per_type"] as? [String: Any])?["crack"])
+    }
+}

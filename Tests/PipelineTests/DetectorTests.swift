@@ -1,0 +1,167 @@
+import Foundation
+import Imaging
+import Models
+import NeuralNet
+import Pipeline
+import SafeFiles
+import SyntheticData
+import Tensors
+import XCTest
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// The backbone and its checksum, loaded once for the whole suite.
+let backbone: (extractor: PatchFeatureExtractor, sha: String)? = {
+    let path = root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
+    guard let bytes = try? readFile(path), let checkpoint = try? SafeTensors.decode(bytes),
+          let network = try? EfficientNetLite0(checkpoint: checkpoint) else { return nil }
+    return (PatchFeatureExtractor(backbone: network), sha256Hex(bytes))
+}()
+
+func requireBackbone() throws -> (extractor: PatchFeatureExtractor, sha: String) {
+    guard let backbone else { throw XCTSkip("pretrained weights missing: run `make setup` (make test does this)") }
+    return backbone
+}
+
+final class DetectorTests: XCTestCase {
+    static var dataset: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("anomap-synthetic-\(getpid())").path
+        _ = try? SyntheticParts.write(to: dir, train: 16, testGood: 6, testPerDefect: 3, size: 96, seed: 3)
+        return dir
+    }()
+
+    override func setUp() { setComputeThreads(2) }
+
+    func smallSettings() -> DetectorSettings {
+        var s = DetectorSettings()
+        s.inputSize = 128
+        s.bankSize = 300
+        s.maxCandidates = 4000
+        s.calibrationShare = 0.25
+        return s
+    }
+
+    func testSyntheticDefectsAreFoundWhereTheyAre() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        XCTAssertEqual(set.trainingImages.count, 16)
+        XCTAssertEqual(set.items.count, 6 + 9)
+        let (detector, report) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                                                   settings: smallSettings())
+        XCTAssertEqual(report.trainingImages + report.calibrationImages, 16)
+        XCTAssertEqual(detector.bank.count, 300)
+        let result = Evaluator.evaluate(detector, on: set)
+        XCTAssertTrue(result.errors.isEmpty, "\(result.errors)")
+        XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.95)
+        XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.9)
+        XCTAssertGreaterThanOrEqual(result.overall.aupro ?? 0, 0.7)
+        // Normal calibration images sit near 0 on the normalized scale, below the threshold.
+        let good = result.scores.filter { $0.type == "good" }.map(\.score)
+        XCTAssertLessThan(good.sorted()[good.count / 2], 1)
+    }
+
+    func testSameSeedGivesSameModelBytesAndBundleRoundTrips() throws {
+        let (extractor, sha) = try requireBackbone()
+        let paths = try ImageFolder.images(in: [Self.dataset + "/train/good"])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bundle-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var files = [String]()
+        for (i, seed) in [UInt64(5), 5, 6].enumerated() {
+            var settings = smallSettings()
+            settings.seed = seed
+            let (detector, _) = try Trainer.train(paths: paths, extractor: extractor, backboneSHA256: sha, settings: settings)
+            let path = dir.appendingPathComponent("m\(i).safetensors").path
+            try ModelBundle.write(detector, to: path)
+            files.append(path)
+        }
+        let bytes = try files.map { try readFile($0) }
+        XCTAssertEqual(bytes[0], bytes[1], "same seed, different bytes")
+        XCTAssertNotEqual(bytes[0], bytes[2], "different seeds gave identical models")
+        let loaded = try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: sha)
+        XCTAssertEqual(loaded.bank.entries.shape, [300, PatchFeatureExtractor.dimension])
+        XCTAssertEqual(loaded.settings, smallSettings().with(seed: 5))
+        // A bundle tied to another backbone, another format version, or a foreign file is refused.
+        XCTAssertThrowsError(try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: String(repeating: "0", count: 64))) {
+            XCTAssertTrue("\($0)".contains("different backbone"), "\($0)")
+        }
+        var file = try SafeTensors.read(contentsOf: files[0])
+        file.metadata["anomap_format_version"] = "99"
+        try file.write(to: files[2])
+        XCTAssertThrowsError(try ModelBundle.read(files[2], extractor: extractor, backboneSHA256: sha)) {
+            XCTAssertTrue("\($0)".contains("format version 99 is not supported"), "\($0)")
+        }
+        let weights = root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
+        XCTAssertThrowsError(try ModelBundle.read(weights, extractor: extractor, backboneSHA256: sha)) {
+            XCTAssertTrue("\($0)".contains("not an anomap model"), "\($0)")
+        }
+        try Array(bytes[0].prefix(bytes[0].count / 2)).write(to: files[2])
+        XCTAssertThrowsError(try ModelBundle.read(files[2], extractor: extractor, backboneSHA256: sha)) {
+            XCTAssertTrue("\($0)".contains(files[2]), "\($0)")
+        }
+    }
+
+    func testNearestDistancesMatchBruteForce() {
+        var g = SeededGenerator(seed: 9)
+        let (m, d, h, w) = (37, 11, 5, 7)
+        let bank = PatchMemoryBank(entries: Tensor(shape: [m, d], storage: (0..<(m * d)).map { _ in Float.random(in: -1...1, using: &g) }))
+        let features = Tensor(shape: [1, d, h, w], storage: (0..<(d * h * w)).map { _ in Float.random(in: -1...1, using: &g) })
+        let fast = bank.nearestDistances(features)
+        for p in 0..<(h * w) {
+            var best = Double.infinity
+            for e in 0..<m {
+                var s = 0.0
+                for k in 0..<d {
+                    let t = Double(features.storage[k * h * w + p]) - Double(bank.entries.storage[e * d + k])
+                    s += t * t
+                }
+                best = min(best, s.squareRoot())
+            }
+            XCTAssertEqual(Double(fast[p]), best, accuracy: 1e-4)
+        }
+    }
+
+    func testCoresetCoversEveryCluster() {
+        // Five tight clusters far apart: a 5-point k-center coreset takes one from each.
+        var g = SeededGenerator(seed: 10)
+        let d = 16
+        var points = [Float](), cluster = [Int]()
+        for c in 0..<5 {
+            for _ in 0..<40 {
+                for k in 0..<d { points.append(Float(k == c ? 100 : 0) + Float.random(in: -0.1...0.1, using: &g)) }
+                cluster.append(c)
+            }
+        }
+        var selection = SeededGenerator(seed: 1)
+        let chosen = PatchMemoryBank.greedyCoreset(points, dimension: d, size: 5, projectedDimension: 8, generator: &selection)
+        XCTAssertEqual(Set(chosen.map { cluster[$0] }), Set(0..<5))
+        var again = SeededGenerator(seed: 1)
+        XCTAssertEqual(PatchMemoryBank.greedyCoreset(points, dimension: d, size: 5, projectedDimension: 8, generator: &again), chosen)
+        var all = SeededGenerator(seed: 1)
+        XCTAssertEqual(PatchMemoryBank.greedyCoreset(points, dimension: d, size: 500, generator: &all).count, 200)
+    }
+
+    func testQuantileAndRegions() {
+        XCTAssertEqual(quantile([3, 1, 2, 4], 0.5), 2.5)
+        XCTAssertEqual(quantile([7], 0.99), 7)
+        let inspection = Inspection(rawScore: 0, score: 2, map: [0, 2, 0, 0,
+                                                                  0, 2, 0, 3,
+                                                                  0, 0, 0, 3], width: 4, height: 3, threshold: 1)
+        XCTAssertEqual(inspection.regions, [BoundingBox(x: 1, y: 0, width: 1, height: 2), BoundingBox(x: 3, y: 1, width: 1, height: 2)])
+        XCTAssertEqual(inspection.defectArea, 4.0 / 12)
+        XCTAssertTrue(inspection.isAnomalous)
+    }
+}
+
+extension DetectorSettings {
+    func with(seed: UInt64) -> DetectorSettings {
+        var copy = self
+        copy.seed = seed
+        return copy
+    }
+}
+
+extension Array where Element == UInt8 {
+    func write(to path: String) throws { try Data(self).write(to: URL(fileURLWithPath: path)) }
+}
