@@ -14,22 +14,37 @@ public func gaussianBlur(_ plane: [Float], width: Int, height: Int, sigma: Float
     }
     let total = kernel.reduce(0, +)
     kernel = kernel.map { $0 / total }
+    // Horizontal pass over an edge-padded copy of each row, vertical pass with clamped row
+    // indices: both inner loops run over contiguous memory without per-element clamping.
     var tmp = [Float](repeating: 0, count: plane.count)
     var out = [Float](repeating: 0, count: plane.count)
-    for y in 0..<height {
-        for x in 0..<width {
-            var acc: Float = 0
-            for k in -radius...radius {
-                acc += kernel[k + radius] * plane[y * width + min(width - 1, max(0, x + k))]
+    var padded = [Float](repeating: 0, count: width + 2 * radius)
+    let taps = kernel.count
+    kernel.withUnsafeBufferPointer { k in
+        padded.withUnsafeMutableBufferPointer { row in
+            tmp.withUnsafeMutableBufferPointer { t in
+                plane.withUnsafeBufferPointer { src in
+                    for y in 0..<height {
+                        let line = y * width
+                        for i in 0..<(width + 2 * radius) { row[i] = src[line + min(width - 1, max(0, i - radius))] }
+                        for j in 0..<taps {
+                            let w = k[j]
+                            for x in 0..<width { t[line + x] += w * row[x + j] }
+                        }
+                    }
+                }
             }
-            tmp[y * width + x] = acc
         }
-    }
-    for y in 0..<height {
-        for k in -radius...radius {
-            let w = kernel[k + radius]
-            let row = min(height - 1, max(0, y + k)) * width
-            for x in 0..<width { out[y * width + x] += w * tmp[row + x] }
+        tmp.withUnsafeBufferPointer { t in
+            out.withUnsafeMutableBufferPointer { o in
+                for y in 0..<height {
+                    for j in 0..<taps {
+                        let w = k[j]
+                        let from = min(height - 1, max(0, y + j - radius)) * width
+                        for x in 0..<width { o[y * width + x] += w * t[from + x] }
+                    }
+                }
+            }
         }
     }
     return out

@@ -24,6 +24,24 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// positions only (products photographed in a fixed pose).
     public var positionWeight: Float = 0
 
+    /// Keep each image's aspect ratio (resizing to about inputSize^2 pixels, sides multiples
+    /// of 8) instead of squashing it to an inputSize square.
+    public var keepsAspectRatio = false
+
+    /// The model-resolution size for an image of `width` x `height`.
+    public func modelSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        guard keepsAspectRatio else { return (inputSize, inputSize) }
+        let scale = Double(inputSize) / (Double(width) * Double(height)).squareRoot()
+        func side(_ v: Int) -> Int { max(32, Int((Double(v) * scale / 8).rounded()) * 8) }
+        return (side(width), side(height))
+    }
+
+    /// The image resized for the backbone and normalized: (1, 3, h, w).
+    public func input(for image: Image) -> Tensor {
+        let (w, h) = modelSize(width: image.width, height: image.height)
+        return Preprocessing.lite0Input(image.rgb().resized(width: w, height: h, method: .area))
+    }
+
     /// Channels of a bank entry.
     public var embeddingDimension: Int { PatchFeatureExtractor.dimension + (positionWeight > 0 ? 2 : 0) }
 
@@ -76,16 +94,15 @@ public struct Detector: Sendable {
     /// held-out good images.
     public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
 
-    /// Raw anomaly map at `inputSize` x `inputSize` (distances, blurred).
+    /// Raw anomaly map at model resolution (distances, blurred).
     public func analyze(_ image: Image) -> AnomalyResult {
-        let size = settings.inputSize
-        let input = Preprocessing.lite0Input(image.rgb().resized(width: size, height: size, method: .area))
+        let input = settings.input(for: image)
         let features = embeddings(input)
         let distances = bank.nearestDistances(features)
         let coarse = Tensor(shape: [1, 1, features.height, features.width], storage: distances)
-        let fine = upsampleBilinear(coarse, height: size, width: size).storage
-        return AnomalyResult(map: gaussianBlur(fine, width: size, height: size, sigma: settings.blurSigma),
-                             width: size, height: size)
+        let fine = upsampleBilinear(coarse, height: input.height, width: input.width).storage
+        return AnomalyResult(map: gaussianBlur(fine, width: input.width, height: input.height, sigma: settings.blurSigma),
+                             width: input.width, height: input.height)
     }
 
     /// Patch embeddings of normalized input, with position channels when configured.

@@ -46,8 +46,7 @@ public enum Trainer {
             progress("features", i, training.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                let input = Preprocessing.lite0Input(image.rgb().resized(width: settings.inputSize,
-                                                                        height: settings.inputSize, method: .area))
+                let input = settings.input(for: image)
                 let features = Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
                 let p = features.height * features.width
                 var picks = Array(0..<p)

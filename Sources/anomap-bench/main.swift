@@ -84,6 +84,46 @@ for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
     row("sgemm \(m)x\(n)x\(k)", String(format: "%.1f GFLOP/s", gflops), "(\(t.runs) runs)")
 }
 
+
+// Detector rows: whole-command runs on the shared magnetic_tile data, each in its own process
+// so its peak resident memory (wait4's ru_maxrss) is its own.
+func runChild(_ arguments: [String]) -> (seconds: Double, peakMiB: Double, status: Int32) {
+    var pid: pid_t = 0
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    guard posix_spawn(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return (0, 0, -1) }
+    var status: Int32 = 0
+    var usage = rusage()
+    wait4(pid, &status, 0, &usage)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    return (seconds, Double(usage.ru_maxrss) / 1024, status)
+}
+
+let data = environment["ANOMAP_BENCH_DATA"] ?? root.appendingPathComponent("../shared/data/magnetic_tile").standardized.path
+if FileManager.default.fileExists(atPath: data + "/train/good") {
+    let exe = root.appendingPathComponent(".build/release/anomap").path
+    let scratch = NSTemporaryDirectory() + "anomap-bench-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let model = scratch + "/model.safetensors"
+    let trainCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/train/good").count) ?? 0
+    let train = runChild([exe, "train", data + "/train/good", "-o", model, "--quiet", "--threads", String(threads)])
+    row("train on magnetic_tile train/good (\(trainCount) images)", String(format: "%.1f s", train.seconds),
+        String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
+    let testCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/test/good").count) ?? 1
+    let bare = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a", "--no-images",
+                         "--quiet", "--threads", String(threads)])
+    row("inspect \(testCount) images, results only", String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
+        String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
+    let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b", "--quiet",
+                         "--threads", String(threads)])
+    row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f ms/image", 1000 * full.seconds / Double(testCount)),
+        String(format: "(peak RSS %.0f MiB)", full.peakMiB))
+} else {
+    print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
+}
+
 print("")
 print("| measurement | median | notes |")
 print("|---|---|---|")

@@ -18,6 +18,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
     var seed: UInt64 = 0
 
+    @Flag(name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
+    var keepAspect = false
+
     @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
     var positionWeight: Float = 0
 
@@ -41,6 +44,7 @@ struct TrainingOptions: ParsableArguments {
         s.calibrationShare = calibrationShare
         s.seed = seed
         s.positionWeight = positionWeight
+        s.keepsAspectRatio = keepAspect
         return s
     }
 }

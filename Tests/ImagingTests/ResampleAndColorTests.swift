@@ -81,3 +81,30 @@ final class ResampleAndColorTests: XCTestCase {
         XCTAssertThrowsError(try photo.overlaid(with: try Image(width: 3, height: 2, channels: 3)))
     }
 }
+
+final class BlurTests: XCTestCase {
+    /// The separable blur equals the 2-D convolution with a normalized Gaussian and edge replication.
+    func testBlurMatchesDirectTwoDimensionalSum() {
+        var g = SeededGenerator(seed: 51)
+        let (w, h, sigma) = (13, 9, Float(1.5))
+        let plane = [Float].random(w * h, in: 0...1, using: &g)
+        let fast = gaussianBlur(plane, width: w, height: h, sigma: sigma)
+        let r = Int((4 * sigma).rounded(.up))
+        let weights = (-r...r).map { i in exp(-0.5 * Double(i * i) / Double(sigma * sigma)) }
+        let total = weights.reduce(0, +)
+        for y in 0..<h {
+            for x in 0..<w {
+                var acc = 0.0
+                for dy in -r...r {
+                    for dx in -r...r {
+                        let yy = min(h - 1, max(0, y + dy)), xx = min(w - 1, max(0, x + dx))
+                        acc += weights[dy + r] * weights[dx + r] / (total * total) * Double(plane[yy * w + xx])
+                    }
+                }
+                XCTAssertEqual(Double(fast[y * w + x]), acc, accuracy: 1e-5)
+            }
+        }
+        XCTAssertEqual(gaussianBlur([Float](repeating: 3, count: 20), width: 5, height: 4, sigma: 4).map { ($0 * 1e4).rounded() / 1e4 },
+                       [Float](repeating: 3, count: 20))
+    }
+}
