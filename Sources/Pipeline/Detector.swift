@@ -3,8 +3,21 @@ import Imaging
 import Models
 import Tensors
 
+/// Scoring components a detector can combine.
+public enum Component: String, Codable, CaseIterable, Sendable {
+    /// Distance to the nearest patch in a memory bank of normal patches (PatchCore).
+    case knn
+    /// Mahalanobis distance to a Gaussian of normal patches at the same position (PaDiM).
+    case gaussian
+}
+
 /// Choices made when a detector is trained; stored in the model bundle.
 public struct DetectorSettings: Codable, Equatable, Sendable {
+    /// Scoring components; their calibrated maps are averaged. The default is what measured
+    /// best on magnetic_tile (see the README's accuracy table).
+    public var components: [Component] = [.gaussian]
+    /// Embedding channels (a seeded random subset) the positional Gaussian models.
+    public var gaussianChannels = 152
     /// Side of the square the image is resized to before feature extraction.
     public var inputSize = 256
     /// Patch embeddings kept in the memory bank.
@@ -62,12 +75,16 @@ public struct Normalization: Codable, Equatable, Sendable {
     public func apply(_ raw: Float) -> Float { (raw - normalLevel) / max(peakLevel - normalLevel, 1e-6) }
 }
 
-/// A trained PatchCore-style detector: teacher features, memory bank, normalization, threshold.
+/// A trained detector: teacher features, scoring components, normalization, threshold.
 public struct Detector: Sendable {
     /// The frozen feature extractor.
     public let extractor: PatchFeatureExtractor
-    /// The memory bank of normal patches.
-    public let bank: PatchMemoryBank
+    /// The memory bank of normal patches (component `knn`).
+    public let bank: PatchMemoryBank?
+    /// Per-position Gaussians (component `gaussian`).
+    public let gaussian: PositionalGaussian?
+    /// Calibration of each component's map, in `settings.components` order.
+    public let componentNormalizations: [Normalization]
     /// Training settings.
     public let settings: DetectorSettings
     /// Calibration result.
@@ -79,10 +96,14 @@ public struct Detector: Sendable {
     public let backboneSHA256: String
 
     /// Assembles a detector from its parts.
-    public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank, settings: DetectorSettings,
+    public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank?, gaussian: PositionalGaussian?,
+                componentNormalizations: [Normalization], settings: DetectorSettings,
                 normalization: Normalization, threshold: Float, backboneSHA256: String) {
+        precondition(componentNormalizations.count == settings.components.count)
         self.extractor = extractor
         self.bank = bank
+        self.gaussian = gaussian
+        self.componentNormalizations = componentNormalizations
         self.settings = settings
         self.normalization = normalization
         self.threshold = threshold
@@ -94,15 +115,33 @@ public struct Detector: Sendable {
     /// held-out good images.
     public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
 
-    /// Raw anomaly map at model resolution (distances, blurred).
-    public func analyze(_ image: Image) -> AnomalyResult {
+    /// Each component's raw map at model resolution (upsampled and blurred), in settings order.
+    public func componentMaps(_ image: Image) -> [AnomalyResult] {
         let input = settings.input(for: image)
         let features = embeddings(input)
-        let distances = bank.nearestDistances(features)
-        let coarse = Tensor(shape: [1, 1, features.height, features.width], storage: distances)
-        let fine = upsampleBilinear(coarse, height: input.height, width: input.width).storage
-        return AnomalyResult(map: gaussianBlur(fine, width: input.width, height: input.height, sigma: settings.blurSigma),
-                             width: input.width, height: input.height)
+        return settings.components.map { component in
+            let coarse: [Float]
+            switch component {
+            case .knn: coarse = bank?.nearestDistances(features) ?? []
+            case .gaussian: coarse = gaussian?.distances(features) ?? []
+            }
+            let grid = Tensor(shape: [1, 1, features.height, features.width], storage: coarse)
+            let fine = upsampleBilinear(grid, height: input.height, width: input.width).storage
+            return AnomalyResult(map: gaussianBlur(fine, width: input.width, height: input.height, sigma: settings.blurSigma),
+                                 width: input.width, height: input.height)
+        }
+    }
+
+    /// The fused map at model resolution: the mean of the calibrated component maps (for a
+    /// single component, its raw map).
+    public func analyze(_ image: Image) -> AnomalyResult {
+        let maps = componentMaps(image)
+        guard maps.count > 1, let first = maps.first else { return maps.first ?? AnomalyResult(map: [0], width: 1, height: 1) }
+        var fused = [Float](repeating: 0, count: first.map.count)
+        for (map, norm) in zip(maps, componentNormalizations) {
+            for i in 0..<fused.count { fused[i] += norm.apply(map.map[i]) / Float(maps.count) }
+        }
+        return AnomalyResult(map: fused, width: first.width, height: first.height)
     }
 
     /// Patch embeddings of normalized input, with position channels when configured.

@@ -17,7 +17,14 @@ public enum ModelBundle {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        let file = SafeTensors(tensors: ["bank": detector.bank.entries], metadata: [
+        var tensors = [String: Tensor]()
+        if let bank = detector.bank { tensors["bank"] = bank.entries }
+        if let g = detector.gaussian {
+            tensors["gaussian.mean"] = g.mean
+            tensors["gaussian.precision"] = g.precision
+            tensors["gaussian.channels"] = Tensor(shape: [g.channels.count], storage: g.channels.map { Float($0) })
+        }
+        let file = SafeTensors(tensors: tensors, metadata: [
             "anomap_format_version": formatVersion,
             "method": method,
             "input_size": String(detector.settings.inputSize),
@@ -25,6 +32,7 @@ public enum ModelBundle {
             "backbone_sha256": detector.backboneSHA256,
             "settings": try json(detector.settings),
             "normalization": try json(detector.normalization),
+            "component_normalizations": try json(detector.componentNormalizations),
             "threshold": String(detector.threshold),
         ])
         do {
@@ -57,18 +65,41 @@ public enum ModelBundle {
         let decoder = JSONDecoder()
         guard let settingsText = meta["settings"], let settings = try? decoder.decode(DetectorSettings.self, from: Data(settingsText.utf8)),
               let normText = meta["normalization"], let normalization = try? decoder.decode(Normalization.self, from: Data(normText.utf8)),
-              let thresholdText = meta["threshold"], let threshold = Float(thresholdText) else {
+              let thresholdText = meta["threshold"], let threshold = Float(thresholdText),
+              let componentText = meta["component_normalizations"],
+              let componentNormalizations = try? decoder.decode([Normalization].self, from: Data(componentText.utf8)),
+              componentNormalizations.count == settings.components.count, !settings.components.isEmpty else {
             throw fail("metadata is incomplete or malformed")
         }
         guard (32...1024).contains(settings.inputSize), settings.inputSize % 8 == 0 else {
             throw fail("input size \(settings.inputSize) is out of range")
         }
-        guard let bank = file.tensors["bank"], bank.shape.count == 2, bank.shape[0] > 0,
-              bank.shape[1] == settings.embeddingDimension else {
-            throw fail("bank tensor is missing or has the wrong shape")
+        guard file.tensors.values.allSatisfy({ $0.storage.allSatisfy { $0.isFinite } }) else {
+            throw fail("holds non-finite values")
         }
-        guard bank.storage.allSatisfy({ $0.isFinite }) else { throw fail("bank holds non-finite values") }
-        return Detector(extractor: extractor, bank: PatchMemoryBank(entries: bank), settings: settings,
-                        normalization: normalization, threshold: threshold, backboneSHA256: backboneSHA256)
+        var bank: PatchMemoryBank?
+        if settings.components.contains(.knn) {
+            guard let entries = file.tensors["bank"], entries.shape.count == 2, entries.shape[0] > 0,
+                  entries.shape[1] == settings.embeddingDimension else {
+                throw fail("bank tensor is missing or has the wrong shape")
+            }
+            bank = PatchMemoryBank(entries: entries)
+        }
+        var gaussian: PositionalGaussian?
+        if settings.components.contains(.gaussian) {
+            let grid = settings.modelSize(width: settings.inputSize, height: settings.inputSize)
+            let (h, w) = ((grid.height + 7) / 8, (grid.width + 7) / 8)
+            guard let channels = file.tensors["gaussian.channels"], let mean = file.tensors["gaussian.mean"],
+                  let precision = file.tensors["gaussian.precision"] else { throw fail("Gaussian tensors are missing") }
+            let list = channels.storage.map { Int($0) }
+            let d = list.count
+            guard d > 0, list.allSatisfy({ (0..<PatchFeatureExtractor.dimension).contains($0) }),
+                  mean.shape == [h * w, d], precision.shape == [h * w, d, d] else {
+                throw fail("Gaussian tensors have the wrong shape")
+            }
+            gaussian = PositionalGaussian(channels: list, mean: mean, precision: precision, height: h, width: w)
+        }
+        return Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: componentNormalizations,
+                        settings: settings, normalization: normalization, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 }

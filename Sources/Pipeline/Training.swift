@@ -35,6 +35,20 @@ public enum Trainer {
         let holdOut = min(order.count - 1, max(1, Int((Double(order.count) * settings.calibrationShare).rounded())))
         let calibration = Array(order.prefix(holdOut)), training = Array(order.dropFirst(holdOut))
 
+        guard !settings.components.isEmpty else { throw PipelineError.input("no scoring components selected") }
+        if settings.components.contains(.gaussian) && settings.keepsAspectRatio {
+            throw PipelineError.input("the gaussian component needs one fixed input size; drop --keep-aspect")
+        }
+        let usesBank = settings.components.contains(.knn)
+        // Positional Gaussian over a seeded random subset of the teacher channels.
+        var channelOrder = Array(0..<PatchFeatureExtractor.dimension)
+        channelOrder.shuffle(using: &generator)
+        let gaussianChannels = Array(channelOrder.prefix(min(settings.gaussianChannels, PatchFeatureExtractor.dimension))).sorted()
+        let grid0 = settings.modelSize(width: settings.inputSize, height: settings.inputSize)
+        var accumulator = settings.components.contains(.gaussian)
+            ? PositionalGaussianAccumulator(channels: gaussianChannels, height: (grid0.height + 7) / 8, width: (grid0.width + 7) / 8)
+            : nil
+
         // 1. Candidate patches: a seeded random share of every training image's patches.
         let d = settings.embeddingDimension
         var failures = [String]()
@@ -48,6 +62,8 @@ public enum Trainer {
                 let image = try ImageCodec.read(contentsOf: path)
                 let input = settings.input(for: image)
                 let features = Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
+                accumulator?.add(features)
+                guard usesBank else { continue }
                 let p = features.height * features.width
                 var picks = Array(0..<p)
                 picks.shuffle(using: &generator)
@@ -59,40 +75,68 @@ public enum Trainer {
             }
         }
         progress("features", training.count, training.count)
-        guard !candidates.isEmpty else { throw PipelineError.input("none of the training images could be read") }
+        guard failures.count < training.count else { throw PipelineError.input("none of the training images could be read") }
 
         // 2. Coreset.
-        progress("coreset", 0, 1)
-        let chosen = PatchMemoryBank.greedyCoreset(candidates, dimension: d, size: settings.bankSize,
-                                                   projectedDimension: settings.projectionDimension,
-                                                   generator: &generator)
-        var entries = [Float]()
-        entries.reserveCapacity(chosen.count * d)
-        for index in chosen { entries.append(contentsOf: candidates[(index * d)..<((index + 1) * d)]) }
-        candidates = []
-        let bank = PatchMemoryBank(entries: Tensor(shape: [chosen.count, d], storage: entries))
-        progress("coreset", 1, 1)
+        var bank: PatchMemoryBank?
+        if usesBank {
+            progress("coreset", 0, 1)
+            let chosen = PatchMemoryBank.greedyCoreset(candidates, dimension: d, size: settings.bankSize,
+                                                       projectedDimension: settings.projectionDimension,
+                                                       generator: &generator)
+            var entries = [Float]()
+            entries.reserveCapacity(chosen.count * d)
+            for index in chosen { entries.append(contentsOf: candidates[(index * d)..<((index + 1) * d)]) }
+            candidates = []
+            bank = PatchMemoryBank(entries: Tensor(shape: [chosen.count, d], storage: entries))
+            progress("coreset", 1, 1)
+        }
+        let gaussian = accumulator?.finish()
 
-        // 3. Calibration on held-out good images.
-        var detector = Detector(extractor: extractor, bank: bank, settings: settings,
-                                normalization: Normalization(normalLevel: 0, peakLevel: 1),
-                                threshold: Detector.threshold(sensitivity: sensitivity), backboneSHA256: backboneSHA256)
-        var pixels = [Float](), scores = [Float]()
+        // 3. Calibration on held-out good images: each component's map, then the fused map.
+        let identity = Normalization(normalLevel: 0, peakLevel: 1)
+        let threshold = Detector.threshold(sensitivity: sensitivity)
+        var components = [[Float]](repeating: [], count: settings.components.count)
+        var componentScores = [[Float]](repeating: [], count: settings.components.count)
+        var detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian,
+                                componentNormalizations: settings.components.map { _ in identity }, settings: settings,
+                                normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
+        var readable = [Image]()
         for (i, path) in calibration.enumerated() {
             progress("calibration", i, calibration.count)
             do {
-                let result = detector.analyze(try ImageCodec.read(contentsOf: path))
-                scores.append(result.score)
-                pixels += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
+                let image = try ImageCodec.read(contentsOf: path)
+                for (c, result) in detector.componentMaps(image).enumerated() {
+                    componentScores[c].append(result.score)
+                    components[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
+                }
+                if settings.components.count > 1 { readable.append(image) }
             } catch {
                 failures.append(String(describing: error))
             }
         }
         progress("calibration", calibration.count, calibration.count)
-        guard !scores.isEmpty else { throw PipelineError.input("none of the calibration images could be read") }
-        detector = Detector(extractor: extractor, bank: bank, settings: settings,
-                            normalization: Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99)),
-                            threshold: detector.threshold, backboneSHA256: backboneSHA256)
+        guard let scores0 = componentScores.first, !scores0.isEmpty else {
+            throw PipelineError.input("none of the calibration images could be read")
+        }
+        let perComponent = zip(components, componentScores).map {
+            Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
+        }
+        var final = perComponent[0]
+        if settings.components.count > 1 {
+            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: perComponent,
+                                settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
+            var pixels = [Float](), scores = [Float]()
+            for (i, image) in readable.enumerated() {
+                progress("fusion", i, readable.count)
+                let fused = detector.analyze(image)
+                scores.append(fused.score)
+                pixels += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
+            }
+            final = Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
+        }
+        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: perComponent,
+                            settings: settings, normalization: final, threshold: threshold, backboneSHA256: backboneSHA256)
         let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,
                                     failures: failures, seconds: Date().timeIntervalSince(start))
         return (detector, report)

@@ -18,6 +18,12 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
     var seed: UInt64 = 0
 
+    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian).")
+    var components = "gaussian"
+
+    @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
+    var gaussianChannels = 152
+
     @Flag(name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
     var keepAspect = false
 
@@ -31,14 +37,26 @@ struct TrainingOptions: ParsableArguments {
         guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
+        guard !parsedComponents.isEmpty, parsedComponents.count == components.split(separator: ",").count else {
+            throw ValidationError("--components takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard (1...PatchFeatureExtractor.dimension).contains(gaussianChannels) else {
+            throw ValidationError("--gaussian-channels must be in 1...\(PatchFeatureExtractor.dimension)")
+        }
         guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
         guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
         guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
         guard (0...1).contains(sensitivity) else { throw ValidationError("--sensitivity must be in 0...1") }
     }
 
+    var parsedComponents: [Component] {
+        components.split(separator: ",").compactMap { Component(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+    }
+
     var settings: DetectorSettings {
         var s = DetectorSettings()
+        s.components = parsedComponents
+        s.gaussianChannels = gaussianChannels
         s.inputSize = inputSize
         s.bankSize = bankSize
         s.calibrationShare = calibrationShare
@@ -88,8 +106,9 @@ struct Train: ParsableCommand {
             for failure in report.failures { printError("skipped: \(failure)") }
             try ModelBundle.write(detector, to: output)
             if !runOptions.quiet {
-                printError(String(format: "trained on %d images, calibrated on %d, bank of %d patches, in %.1f s -> %@",
-                                  report.trainingImages, report.calibrationImages, detector.bank.count, report.seconds, output))
+                printError(String(format: "trained on %d images, calibrated on %d (%@), in %.1f s -> %@",
+                                  report.trainingImages, report.calibrationImages,
+                                  training.parsedComponents.map(\.rawValue).joined(separator: "+"), report.seconds, output))
             }
         }
     }

@@ -39,6 +39,7 @@ final class DetectorTests: XCTestCase {
         s.bankSize = 300
         s.maxCandidates = 4000
         s.calibrationShare = 0.25
+        s.components = [.knn]
         return s
     }
 
@@ -50,7 +51,7 @@ final class DetectorTests: XCTestCase {
         let (detector, report) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
                                                    settings: smallSettings())
         XCTAssertEqual(report.trainingImages + report.calibrationImages, 16)
-        XCTAssertEqual(detector.bank.count, 300)
+        XCTAssertEqual(detector.bank?.count, 300)
         let result = Evaluator.evaluate(detector, on: set)
         XCTAssertTrue(result.errors.isEmpty, "\(result.errors)")
         XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.95)
@@ -80,7 +81,7 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(bytes[0], bytes[1], "same seed, different bytes")
         XCTAssertNotEqual(bytes[0], bytes[2], "different seeds gave identical models")
         let loaded = try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: sha)
-        XCTAssertEqual(loaded.bank.entries.shape, [300, PatchFeatureExtractor.dimension])
+        XCTAssertEqual(loaded.bank?.entries.shape, [300, PatchFeatureExtractor.dimension])
         XCTAssertEqual(loaded.settings, smallSettings().with(seed: 5))
         // A bundle tied to another backbone, another format version, or a foreign file is refused.
         XCTAssertThrowsError(try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: String(repeating: "0", count: 64))) {
@@ -99,6 +100,62 @@ final class DetectorTests: XCTestCase {
         try Array(bytes[0].prefix(bytes[0].count / 2)).write(to: files[2])
         XCTAssertThrowsError(try ModelBundle.read(files[2], extractor: extractor, backboneSHA256: sha)) {
             XCTAssertTrue("\($0)".contains(files[2]), "\($0)")
+        }
+    }
+
+    func testGaussianAndFusedComponentsTrainRoundTripAndFindDefects() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        for components in [[Component.gaussian], [.knn, .gaussian]] {
+            var settings = smallSettings()
+            settings.components = components
+            settings.gaussianChannels = 24
+            let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                                                  settings: settings)
+            XCTAssertEqual(detector.gaussian?.channels.count, 24)
+            XCTAssertEqual(detector.bank != nil, components.contains(.knn))
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("g-\(getpid()).safetensors").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try ModelBundle.write(detector, to: path)
+            let loaded = try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+            let image = try ImageCodec.read(contentsOf: set.items[0].path)
+            XCTAssertEqual(loaded.analyze(image).map, detector.analyze(image).map, "\(components)")
+            let result = Evaluator.evaluate(loaded, on: set)
+            XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.9, "\(components)")
+        }
+    }
+
+    func testCholeskyInverseAndMahalanobisDistance() {
+        // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
+        var g = SeededGenerator(seed: 12)
+        let n = 7
+        let b = (0..<(n * n)).map { _ in Double.random(in: -1...1, using: &g) }
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { for k in 0..<n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 1 }
+        let inverse = invertSymmetricPositiveDefinite(a, size: n)
+        for i in 0..<n {
+            for j in 0..<n {
+                var s = 0.0
+                for k in 0..<n { s += a[i * n + k] * inverse[k * n + j] }
+                XCTAssertEqual(s, i == j ? 1 : 0, accuracy: 1e-9)
+            }
+        }
+        // Two positions with known Gaussians: distance = sqrt(x^T S x) of the centred feature.
+        var acc = PositionalGaussianAccumulator(channels: [0, 1], height: 1, width: 2)
+        for _ in 0..<400 {
+            let f = (0..<4).map { _ in Float.random(in: -1...1, using: &g) }
+            acc.add(Tensor(shape: [1, 2, 1, 2], storage: f))
+        }
+        let gaussian = acc.finish(epsilon: 0)
+        let probe = Tensor(shape: [1, 2, 1, 2], storage: [0.5, -0.25, 0.1, 0.7])
+        let d = gaussian.distances(probe)
+        for i in 0..<2 {
+            let x = [probe.storage[i] - gaussian.mean.storage[i * 2], probe.storage[2 + i] - gaussian.mean.storage[i * 2 + 1]]
+            let s = Array(gaussian.precision.storage[(i * 4)..<(i * 4 + 4)])
+            let expected = (x[0] * (s[0] * x[0] + s[1] * x[1]) + x[1] * (s[2] * x[0] + s[3] * x[1])).squareRoot()
+            XCTAssertEqual(d[i], expected, accuracy: 1e-4)
+            // Uniform(-1, 1) has variance 1/3, so the precision diagonal is about 3.
+            XCTAssertEqual(Double(s[0]), 3, accuracy: 0.6)
         }
     }
 

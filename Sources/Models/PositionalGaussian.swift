@@ -1,0 +1,154 @@
+import Dispatch
+import Tensors
+
+/// A multivariate Gaussian of normal embeddings at every patch position (PaDiM, Defard et al.
+/// ICPR 2020): a patch's score is its Mahalanobis distance to the Gaussian of its own
+/// position, so it captures what is normal *where*, for parts photographed in a fixed pose.
+public struct PositionalGaussian: Sendable {
+    /// Embedding channels used (a fixed random subset, as in PaDiM).
+    public let channels: [Int]
+    /// (P, d) mean per position, P = height * width.
+    public let mean: Tensor
+    /// (P, d, d) inverse covariance per position.
+    public let precision: Tensor
+    /// Grid height and width.
+    public let height: Int, width: Int
+
+    /// Wraps trained parameters.
+    public init(channels: [Int], mean: Tensor, precision: Tensor, height: Int, width: Int) {
+        let d = channels.count, p = height * width
+        precondition(mean.shape == [p, d] && precision.shape == [p, d, d], "Gaussian shapes do not match")
+        self.channels = channels
+        self.mean = mean
+        self.precision = precision
+        self.height = height
+        self.width = width
+    }
+
+    /// Mahalanobis distance of every patch of (1, D, h, w) features to its position's Gaussian.
+    public func distances(_ features: Tensor) -> [Float] {
+        precondition(features.height == height && features.width == width, "feature grid differs from the trained one")
+        let d = channels.count, p = height * width
+        var out = [Float](repeating: 0, count: p)
+        var diff = [Float](repeating: 0, count: d), product = [Float](repeating: 0, count: d)
+        features.storage.withUnsafeBufferPointer { f in
+            mean.storage.withUnsafeBufferPointer { mu in
+                precision.storage.withUnsafeBufferPointer { s in
+                    diff.withUnsafeMutableBufferPointer { x in
+                        product.withUnsafeMutableBufferPointer { y in
+                            for i in 0..<p {
+                                for (k, c) in channels.enumerated() { x[k] = f[c * p + i] - mu[i * d + k] }
+                                // y = S x as a sum of rows (S is symmetric): contiguous inner loop.
+                                for a in 0..<d { y[a] = 0 }
+                                let base = i * d * d
+                                for b in 0..<d {
+                                    let xb = x[b], row = base + b * d
+                                    for a in 0..<d { y[a] += xb * s[row + a] }
+                                }
+                                var total: Float = 0
+                                for a in 0..<d { total += x[a] * y[a] }
+                                out[i] = max(0, total).squareRoot()
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Accumulates per-position sums for `PositionalGaussian` one image at a time, so memory
+/// does not grow with the number of training images.
+public struct PositionalGaussianAccumulator: Sendable {
+    let channels: [Int]
+    let height: Int, width: Int
+    var count = 0
+    var sum: [Double]
+    var outer: [Double]
+
+    /// Starts an empty accumulator for a grid of `height` x `width` positions.
+    public init(channels: [Int], height: Int, width: Int) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        sum = [Double](repeating: 0, count: height * width * channels.count)
+        outer = [Double](repeating: 0, count: height * width * channels.count * channels.count)
+    }
+
+    /// Adds one image's (1, D, h, w) embeddings.
+    public mutating func add(_ features: Tensor) {
+        precondition(features.height == height && features.width == width)
+        let d = channels.count, p = height * width
+        var x = [Double](repeating: 0, count: d)
+        for i in 0..<p {
+            for (k, c) in channels.enumerated() { x[k] = Double(features.storage[c * p + i]) }
+            for a in 0..<d {
+                sum[i * d + a] += x[a]
+                let base = (i * d + a) * d
+                for b in 0...a { outer[base + b] += x[a] * x[b] }
+            }
+        }
+        count += 1
+    }
+
+    /// The Gaussians: covariance + epsilon * I (PaDiM uses 0.01), inverted by Cholesky.
+    public func finish(epsilon: Double = 0.01) -> PositionalGaussian {
+        let d = channels.count, p = height * width, n = Double(max(count, 1))
+        var mean = [Float](repeating: 0, count: p * d)
+        var precision = [Float](repeating: 0, count: p * d * d)
+        for i in 0..<p {
+            for a in 0..<d { mean[i * d + a] = Float(sum[i * d + a] / n) }
+        }
+        let workers = max(1, computeThreads)
+        precision.withUnsafeMutableBufferPointer { out in
+            let target = UnsafeSendable(out)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var cov = [Double](repeating: 0, count: d * d)
+                for i in (p * w / workers)..<(p * (w + 1) / workers) {
+                    for a in 0..<d {
+                        for b in 0...a {
+                            // Unbiased covariance from the sums.
+                            let value = (outer[(i * d + a) * d + b] - sum[i * d + a] * sum[i * d + b] / n) / max(n - 1, 1)
+                            cov[a * d + b] = value
+                            cov[b * d + a] = value
+                        }
+                        cov[a * d + a] += epsilon
+                    }
+                    let inverse = invertSymmetricPositiveDefinite(cov, size: d)
+                    for k in 0..<(d * d) { target.pointer[i * d * d + k] = Float(inverse[k]) }
+                }
+            }
+        }
+        return PositionalGaussian(channels: channels, mean: Tensor(shape: [p, d], storage: mean),
+                                  precision: Tensor(shape: [p, d, d], storage: precision), height: height, width: width)
+    }
+}
+
+/// Inverse of a symmetric positive definite matrix via Cholesky (A = L L^T, then solve
+/// L L^T X = I column by column). The epsilon ridge keeps A positive definite.
+public func invertSymmetricPositiveDefinite(_ a: [Double], size n: Int) -> [Double] {
+    var l = [Double](repeating: 0, count: n * n)
+    for i in 0..<n {
+        for j in 0...i {
+            var s = a[i * n + j]
+            for k in 0..<j { s -= l[i * n + k] * l[j * n + k] }
+            l[i * n + j] = i == j ? max(s, 1e-12).squareRoot() : s / l[j * n + j]
+        }
+    }
+    var inverse = [Double](repeating: 0, count: n * n)
+    var y = [Double](repeating: 0, count: n)
+    for column in 0..<n {
+        for i in 0..<n {  // L y = e_column
+            var s = i == column ? 1.0 : 0.0
+            for k in 0..<i { s -= l[i * n + k] * y[k] }
+            y[i] = s / l[i * n + i]
+        }
+        for i in stride(from: n - 1, through: 0, by: -1) {  // L^T x = y
+            var s = y[i]
+            for k in (i + 1)..<n { s -= l[k * n + i] * inverse[k * n + column] }
+            inverse[i * n + column] = s / l[i * n + i]
+        }
+    }
+    return inverse
+}
