@@ -9,7 +9,9 @@ public struct PositionalGaussian: Sendable {
     public let channels: [Int]
     /// (P, d) mean per position, P = height * width.
     public let mean: Tensor
-    /// (P, d, d) inverse covariance per position.
+    /// (P, d (d + 1) / 2) inverse covariance per position, packed: row a holds columns a..<d,
+    /// off-diagonal entries doubled, so x^T S x = sum_a x_a * sum_(b >= a) packed[a][b] x_b.
+    /// Half the memory of the full matrices, and scoring streams it once.
     public let precision: Tensor
     /// Grid height and width.
     public let height: Int, width: Int
@@ -17,7 +19,7 @@ public struct PositionalGaussian: Sendable {
     /// Wraps trained parameters.
     public init(channels: [Int], mean: Tensor, precision: Tensor, height: Int, width: Int) {
         let d = channels.count, p = height * width
-        precondition(mean.shape == [p, d] && precision.shape == [p, d, d], "Gaussian shapes do not match")
+        precondition(mean.shape == [p, d] && precision.shape == [p, Self.packedCount(d)], "Gaussian shapes do not match")
         self.channels = channels
         self.mean = mean
         self.precision = precision
@@ -25,29 +27,33 @@ public struct PositionalGaussian: Sendable {
         self.width = width
     }
 
+    /// Entries of one packed precision matrix of dimension `d`.
+    public static func packedCount(_ d: Int) -> Int { d * (d + 1) / 2 }
+
     /// Mahalanobis distance of every patch of (1, D, h, w) features to its position's Gaussian.
     public func distances(_ features: Tensor) -> [Float] {
         precondition(features.height == height && features.width == width, "feature grid differs from the trained one")
         let d = channels.count, p = height * width
+        let packed = Self.packedCount(d)
         var out = [Float](repeating: 0, count: p)
-        var diff = [Float](repeating: 0, count: d), product = [Float](repeating: 0, count: d)
+        let workers = max(1, min(computeThreads, p))
         features.storage.withUnsafeBufferPointer { f in
             mean.storage.withUnsafeBufferPointer { mu in
                 precision.storage.withUnsafeBufferPointer { s in
-                    diff.withUnsafeMutableBufferPointer { x in
-                        product.withUnsafeMutableBufferPointer { y in
-                            for i in 0..<p {
-                                for (k, c) in channels.enumerated() { x[k] = f[c * p + i] - mu[i * d + k] }
-                                // y = S x as a sum of rows (S is symmetric): contiguous inner loop.
-                                for a in 0..<d { y[a] = 0 }
-                                let base = i * d * d
-                                for b in 0..<d {
-                                    let xb = x[b], row = base + b * d
-                                    for a in 0..<d { y[a] += xb * s[row + a] }
+                    out.withUnsafeMutableBufferPointer { o in
+                        let (fs, ms, ss, os) = (UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(s), UnsafeSendable(o))
+                        DispatchQueue.concurrentPerform(iterations: workers) { w in
+                            var x = [Float](repeating: 0, count: d)
+                            for i in (p * w / workers)..<(p * (w + 1) / workers) {
+                                for (k, c) in channels.enumerated() { x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k] }
+                                var total: Float = 0, row = i * packed
+                                for a in 0..<d {
+                                    var t: Float = 0
+                                    for b in a..<d { t += ss.pointer[row + b - a] * x[b] }
+                                    total += x[a] * t
+                                    row += d - a
                                 }
-                                var total: Float = 0
-                                for a in 0..<d { total += x[a] * y[a] }
-                                out[i] = max(0, total).squareRoot()
+                                os.pointer[i] = max(0, total).squareRoot()
                             }
                         }
                     }
@@ -96,7 +102,8 @@ public struct PositionalGaussianAccumulator: Sendable {
     public func finish(epsilon: Double = 0.01) -> PositionalGaussian {
         let d = channels.count, p = height * width, n = Double(max(count, 1))
         var mean = [Float](repeating: 0, count: p * d)
-        var precision = [Float](repeating: 0, count: p * d * d)
+        let packed = PositionalGaussian.packedCount(d)
+        var precision = [Float](repeating: 0, count: p * packed)
         for i in 0..<p {
             for a in 0..<d { mean[i * d + a] = Float(sum[i * d + a] / n) }
         }
@@ -116,12 +123,18 @@ public struct PositionalGaussianAccumulator: Sendable {
                         cov[a * d + a] += epsilon
                     }
                     let inverse = invertSymmetricPositiveDefinite(cov, size: d)
-                    for k in 0..<(d * d) { target.pointer[i * d * d + k] = Float(inverse[k]) }
+                    var k = i * packed
+                    for a in 0..<d {
+                        for b in a..<d {
+                            target.pointer[k] = Float(a == b ? inverse[a * d + b] : 2 * inverse[a * d + b])
+                            k += 1
+                        }
+                    }
                 }
             }
         }
         return PositionalGaussian(channels: channels, mean: Tensor(shape: [p, d], storage: mean),
-                                  precision: Tensor(shape: [p, d, d], storage: precision), height: height, width: width)
+                                  precision: Tensor(shape: [p, packed], storage: precision), height: height, width: width)
     }
 }
 

@@ -94,7 +94,7 @@ public enum ModelBundle {
             let list = channels.storage.map { Int($0) }
             let d = list.count
             guard d > 0, list.allSatisfy({ (0..<PatchFeatureExtractor.dimension).contains($0) }),
-                  mean.shape == [h * w, d], precision.shape == [h * w, d, d] else {
+                  mean.shape == [h * w, d], precision.shape == [h * w, PositionalGaussian.packedCount(d)] else {
                 throw fail("Gaussian tensors have the wrong shape")
             }
             gaussian = PositionalGaussian(channels: list, mean: mean, precision: precision, height: h, width: w)

@@ -24,6 +24,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
     var gaussianChannels = 152
 
+    @Option(name: .long, help: "Gaussian smoothing of the anomaly map, in pixels at the model resolution.")
+    var blurSigma: Float = 4
+
     @Flag(name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
     var keepAspect = false
 
@@ -43,6 +46,7 @@ struct TrainingOptions: ParsableArguments {
         guard (1...PatchFeatureExtractor.dimension).contains(gaussianChannels) else {
             throw ValidationError("--gaussian-channels must be in 1...\(PatchFeatureExtractor.dimension)")
         }
+        guard blurSigma >= 0, blurSigma <= 64 else { throw ValidationError("--blur-sigma must be in 0...64") }
         guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
         guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
         guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
@@ -57,6 +61,7 @@ struct TrainingOptions: ParsableArguments {
         var s = DetectorSettings()
         s.components = parsedComponents
         s.gaussianChannels = gaussianChannels
+        s.blurSigma = blurSigma
         s.inputSize = inputSize
         s.bankSize = bankSize
         s.calibrationShare = calibrationShare
