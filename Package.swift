@@ -33,7 +33,7 @@ let package = Package(
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Models", "SyntheticData", "NeuralNet", "Tensors",
                                                          "Imaging", "SafeFiles"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs", "Tensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),
         .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData"]),

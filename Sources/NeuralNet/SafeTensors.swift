@@ -2,22 +2,8 @@ import Foundation
 import SafeFiles
 import Tensors
 
-/// A checkpoint could not be read, names the file and the reason.
-public struct CheckpointError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// The file concerned.
-    public var path: String
-    /// What is wrong with it.
-    public var reason: String
-
-    /// Creates an error.
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    /// One line: the file and the reason.
-    public var description: String { "\(path): \(reason)" }
-}
+/// A checkpoint could not be read or written: the file and the reason, as for any file.
+public typealias CheckpointError = FileError
 
 /// Named Float32 tensors plus string metadata in the safetensors format
 /// (8-byte little-endian header length, JSON header, raw little-endian data).

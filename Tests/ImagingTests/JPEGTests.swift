@@ -1,5 +1,6 @@
 import CImageCodecs
 import Imaging
+import Tensors
 import XCTest
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -1,4 +1,5 @@
 import Imaging
+import Tensors
 import XCTest
 
 /// Recomputes a PNG chunk's CRC-32 (ISO 3309 polynomial), so a test can forge a chunk whose

@@ -1,5 +1,6 @@
 import CImageCodecs
 import Imaging
+import Tensors
 import XCTest
 
 /// Packs samples of `depth` bits MSB-first per row, as PNG stores them (16-bit big-endian).

@@ -1,4 +1,5 @@
 import Imaging
+import Tensors
 import XCTest
 
 final class ResampleAndColorTests: XCTestCase {
