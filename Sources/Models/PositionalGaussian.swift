@@ -9,9 +9,8 @@ public struct PositionalGaussian: Sendable {
     public let channels: [Int]
     /// (P, d) mean per position, P = height * width.
     public let mean: Tensor
-    /// (P, d (d + 1) / 2) inverse covariance per position, packed: row a holds columns a..<d,
-    /// off-diagonal entries doubled, so x^T S x = sum_a x_a * sum_(b >= a) packed[a][b] x_b.
-    /// Half the memory of the full matrices, and scoring streams it once.
+    /// (P, d (d + 1) / 2) inverse covariance per position, packed row-major upper (row a holds
+    /// columns a..<d): half the memory of full matrices, and BLAS's packed symmetric kernel.
     public let precision: Tensor
     /// Grid height and width.
     public let height: Int, width: Int
@@ -41,19 +40,16 @@ public struct PositionalGaussian: Sendable {
             mean.storage.withUnsafeBufferPointer { mu in
                 precision.storage.withUnsafeBufferPointer { s in
                     out.withUnsafeMutableBufferPointer { o in
-                        let (fs, ms, ss, os) = (UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(s), UnsafeSendable(o))
+                        guard let sp = s.baseAddress else { return }
+                        let (fs, ms, ss, os) = (UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o))
                         DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            var x = [Float](repeating: 0, count: d)
+                            let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
+                            defer { x.deallocate() }
+                            let y = x + d
                             for i in (p * w / workers)..<(p * (w + 1) / workers) {
                                 for (k, c) in channels.enumerated() { x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k] }
-                                var total: Float = 0, row = i * packed
-                                for a in 0..<d {
-                                    var t: Float = 0
-                                    for b in a..<d { t += ss.pointer[row + b - a] * x[b] }
-                                    total += x[a] * t
-                                    row += d - a
-                                }
-                                os.pointer[i] = max(0, total).squareRoot()
+                                packedSymmetricMatrixVector(n: d, packed: ss.pointer + i * packed, x: x, y: y)
+                                os.pointer[i] = max(0, dot(n: d, x, y)).squareRoot()
                             }
                         }
                     }
@@ -126,7 +122,7 @@ public struct PositionalGaussianAccumulator: Sendable {
                     var k = i * packed
                     for a in 0..<d {
                         for b in a..<d {
-                            target.pointer[k] = Float(a == b ? inverse[a * d + b] : 2 * inverse[a * d + b])
+                            target.pointer[k] = Float(inverse[a * d + b])
                             k += 1
                         }
                     }

@@ -52,7 +52,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// The image resized for the backbone and normalized: (1, 3, h, w).
     public func input(for image: Image) -> Tensor {
         let (w, h) = modelSize(width: image.width, height: image.height)
-        return Preprocessing.lite0Input(image.rgb().resized(width: w, height: h, method: .area))
+        return Preprocessing.lite0Input(image, width: w, height: h)
     }
 
     /// Channels of a bank entry.

@@ -18,6 +18,16 @@ public enum Preprocessing {
         }
     }
 
+    /// The image resized to `width` x `height` (box filter when shrinking, bilinear when
+    /// enlarging, per axis) as a normalized (1, 3, height, width) tensor, without rounding
+    /// back to 8 bits in between.
+    public static func lite0Input(_ image: Image, width: Int, height: Int) -> Tensor {
+        let rgb = image.rgb()
+        let planes = resizePlanes(rgb.planes(), channels: 3, width: rgb.width, height: rgb.height,
+                                  toWidth: width, toHeight: height, method: .area)
+        return Tensor(shape: [1, 3, height, width], storage: planes.map { EfficientNetLite0.normalize($0) })
+    }
+
     /// Stacks equally sized (1, C, H, W) tensors into (N, C, H, W).
     public static func batch(_ items: [Tensor]) -> Tensor {
         precondition(!items.isEmpty && items.allSatisfy { $0.shape == items[0].shape }, "batch items differ in shape")

@@ -46,3 +46,17 @@ public func naiveGemm(transposeA: Bool = false, transposeB: Bool = false, m: Int
         }
     }
 }
+
+/// y = S x for a symmetric (n, n) matrix S stored packed, row-major upper: row a holds
+/// columns a..<n (OpenBLAS `cblas_sspmv`).
+@inlinable
+public func packedSymmetricMatrixVector(n: Int, packed: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                        y: UnsafeMutablePointer<Float>) {
+    cblas_sspmv(CblasRowMajor, CblasUpper, Int32(n), 1, packed, x, 1, 0, y, 1)
+}
+
+/// Dot product of two length-n vectors (OpenBLAS `cblas_sdot`).
+@inlinable
+public func dot(n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
+    cblas_sdot(Int32(n), x, 1, y, 1)
+}

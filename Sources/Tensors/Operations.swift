@@ -34,6 +34,9 @@ public func pool2d(_ input: Tensor, kind: PoolKind, kernel: Int, stride: Int, pa
     let n = input.batch, c = input.channels, h = input.height, w = input.width
     let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
     precondition(oh > 0 && ow > 0, "pooling window larger than input")
+    if kind == .average && stride == 1 && kernel == 3 && padding == 1 {
+        return boxAverage3x3(input)
+    }
     return Tensor(shape: [n, c, oh, ow]) { out in
         input.storage.withUnsafeBufferPointer { src in
             for plane in 0..<(n * c) {
@@ -50,6 +53,41 @@ public func pool2d(_ input: Tensor, kind: PoolKind, kernel: Int, stride: Int, pa
                             }
                         }
                         out[y + oy * ow + ox] = kind == .max ? acc : acc / Float((y1 - y0) * (x1 - x0))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 3x3 mean, stride 1, padding 1 excluded from the count: separable running sums, the fast
+/// path of `pool2d` for the patch-neighbourhood averaging of every detector embedding.
+func boxAverage3x3(_ input: Tensor) -> Tensor {
+    let n = input.batch, c = input.channels, h = input.height, w = input.width
+    var rows = [Float](repeating: 0, count: h * w)
+    return Tensor(shape: [n, c, h, w]) { out in
+        input.storage.withUnsafeBufferPointer { src in
+            rows.withUnsafeMutableBufferPointer { r in
+                for plane in 0..<(n * c) {
+                    let x = plane * h * w
+                    for y in 0..<h {
+                        let line = x + y * w
+                        for i in 0..<w {
+                            var s = src[line + i]
+                            if i > 0 { s += src[line + i - 1] }
+                            if i + 1 < w { s += src[line + i + 1] }
+                            r[y * w + i] = s
+                        }
+                    }
+                    for y in 0..<h {
+                        let rowsUsed = Float(1 + (y > 0 ? 1 : 0) + (y + 1 < h ? 1 : 0))
+                        for i in 0..<w {
+                            var s = r[y * w + i]
+                            if y > 0 { s += r[(y - 1) * w + i] }
+                            if y + 1 < h { s += r[(y + 1) * w + i] }
+                            let colsUsed = Float(1 + (i > 0 ? 1 : 0) + (i + 1 < w ? 1 : 0))
+                            out[x + y * w + i] = s / (rowsUsed * colsUsed)
+                        }
                     }
                 }
             }

@@ -151,9 +151,9 @@ final class DetectorTests: XCTestCase {
         let d = gaussian.distances(probe)
         for i in 0..<2 {
             let x = [probe.storage[i] - gaussian.mean.storage[i * 2], probe.storage[2 + i] - gaussian.mean.storage[i * 2 + 1]]
-            // Packed: [S00, 2 S01, S11].
+            // Packed upper: [S00, S01, S11].
             let p = Array(gaussian.precision.storage[(i * 3)..<(i * 3 + 3)])
-            let s = [p[0], p[1] / 2, p[1] / 2, p[2]]
+            let s = [p[0], p[1], p[1], p[2]]
             let expected = (x[0] * (s[0] * x[0] + s[1] * x[1]) + x[1] * (s[2] * x[0] + s[3] * x[1])).squareRoot()
             XCTAssertEqual(d[i], expected, accuracy: 1e-4)
             // Uniform(-1, 1) has variance 1/3, so the precision diagonal is about 3.
