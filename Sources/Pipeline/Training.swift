@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Metrics
 import Models
 import Tensors
 
@@ -151,4 +152,28 @@ public func quantile(_ values: [Float], _ q: Double) -> Float {
     let lo = Int(position.rounded(.down)), hi = min(sorted.count - 1, lo + 1)
     let t = Float(position - Double(lo))
     return sorted[lo] * (1 - t) + sorted[hi] * t
+}
+
+extension Trainer {
+    /// The threshold that maximizes image-level F1 on a labelled validation set (normalized
+    /// scale), and the F1 it reaches. Unreadable files are skipped and returned.
+    public static func f1Threshold(for detector: Detector, good: [String], defects: [String],
+                                   progress: ProgressHandler = { _, _, _ in }) throws -> (threshold: Float, f1: Double, failures: [String]) {
+        var scores = [Double](), labels = [Bool](), failures = [String]()
+        let all = good.map { ($0, false) } + defects.map { ($0, true) }
+        for (i, (path, label)) in all.enumerated() {
+            progress("validation", i, all.count)
+            do {
+                scores.append(Double(detector.inspect(try ImageCodec.read(contentsOf: path)).score))
+                labels.append(label)
+            } catch {
+                failures.append(String(describing: error))
+            }
+        }
+        progress("validation", all.count, all.count)
+        guard labels.contains(true), labels.contains(false), let best = bestF1(scores: scores, labels: labels) else {
+            throw PipelineError.input("--threshold f1 needs readable good and defect validation images")
+        }
+        return (Float(best.threshold), best.f1, failures)
+    }
 }

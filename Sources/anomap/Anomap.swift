@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 
 /// The anomap command-line tool: visual anomaly localization on a CPU.
@@ -9,6 +10,21 @@ struct Anomap: ParsableCommand {
         version: anomapVersion,
         subcommands: [Train.self, Inspect.self, Eval.self, Classify.self]
     )
+
+    /// Runs the command line; usage errors exit with 2 (argument-parser's default is 64) so
+    /// scripts see one code for "the whole run could not start".
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// The tool's version.

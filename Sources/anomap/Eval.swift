@@ -59,10 +59,13 @@ struct Eval: ParsableCommand {
                 detector = try ModelBundle.read(model, extractor: extractor, backboneSHA256: sha)
             } else {
                 guard !set.trainingImages.isEmpty else { throw PipelineError.input("\(dataset ?? ""): no train/good images") }
-                let (trained, report) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                var (trained, report) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
                                                           settings: training.settings, sensitivity: training.sensitivity,
                                                           progress: progress.handler)
                 trainSeconds = report.seconds
+                for line in try training.applyThreshold(to: &trained, progress: progress.handler) where !runOptions.quiet {
+                    printError(line)
+                }
                 detector = trained
                 if let saveModel { try ModelBundle.write(detector, to: saveModel) }
             }

@@ -33,6 +33,15 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
     var positionWeight: Float = 0
 
+    @Option(name: .long, help: ArgumentHelp("Image threshold on the normalized scale, or 'f1' to pick the F1-optimal one on --validation-good/--validation-defects (default: from --sensitivity).", valueName: "value|f1"))
+    var threshold: String?
+
+    @Option(name: .long, help: "Folder of good validation images (for --threshold f1).")
+    var validationGood: String?
+
+    @Option(name: .long, help: "Folder of defect validation images (for --threshold f1).")
+    var validationDefects: String?
+
     @Option(name: .long, help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
     var sensitivity = 0.5
 
@@ -51,6 +60,29 @@ struct TrainingOptions: ParsableArguments {
         guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
         guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
         guard (0...1).contains(sensitivity) else { throw ValidationError("--sensitivity must be in 0...1") }
+        if let threshold {
+            if threshold == "f1" {
+                guard validationGood != nil, validationDefects != nil else {
+                    throw ValidationError("--threshold f1 needs --validation-good DIR and --validation-defects DIR")
+                }
+            } else if Float(threshold).map({ !$0.isFinite }) ?? true {
+                throw ValidationError("--threshold takes a number or 'f1'")
+            }
+        }
+    }
+
+    /// Applies --threshold to a freshly trained detector; returns lines to report.
+    func applyThreshold(to detector: inout Detector, progress: ProgressHandler) throws -> [String] {
+        guard let threshold else { return [] }
+        if let value = Float(threshold) {
+            detector.threshold = value
+            return []
+        }
+        let good = try ImageFolder.images(in: [validationGood ?? ""]), defects = try ImageFolder.images(in: [validationDefects ?? ""])
+        let (value, f1, failures) = try Trainer.f1Threshold(for: detector, good: good, defects: defects, progress: progress)
+        detector.threshold = value
+        return failures.map { "skipped: \($0)" } + [String(format: "F1-optimal threshold %.3f (F1 %.3f on %d validation images)",
+                                                             value, f1, good.count + defects.count)]
     }
 
     var parsedComponents: [Component] {
@@ -105,10 +137,13 @@ struct Train: ParsableCommand {
             let paths = try ImageFolder.images(in: good)
             let (network, sha) = try backbone.loadWithChecksum()
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            let (detector, report) = try Trainer.train(paths: paths, extractor: PatchFeatureExtractor(backbone: network),
+            var (detector, report) = try Trainer.train(paths: paths, extractor: PatchFeatureExtractor(backbone: network),
                                                        backboneSHA256: sha, settings: training.settings,
                                                        sensitivity: training.sensitivity, progress: progress.handler)
             for failure in report.failures { printError("skipped: \(failure)") }
+            for line in try training.applyThreshold(to: &detector, progress: progress.handler) where !runOptions.quiet {
+                printError(line)
+            }
             try ModelBundle.write(detector, to: output)
             if !runOptions.quiet {
                 printError(String(format: "trained on %d images, calibrated on %d (%@), in %.1f s -> %@",

@@ -21,11 +21,14 @@ final class CLITests: XCTestCase {
 
     func testUsageErrorsExitNonZeroOnStderr() throws {
         let none = try run(["classify"])
-        XCTAssertNotEqual(none.status, 0)
+        XCTAssertEqual(none.status, 2)
         XCTAssertTrue(none.stdout.isEmpty)
         XCTAssertFalse(none.stderr.isEmpty)
         let unknown = try run(["frobnicate"])
-        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertEqual(unknown.status, 2)
+        let f1WithoutValidation = try run(["train", "x", "-o", "m.safetensors", "--threshold", "f1"])
+        XCTAssertEqual(f1WithoutValidation.status, 2)
+        XCTAssertTrue(f1WithoutValidation.stderr.contains("--validation-good"), f1WithoutValidation.stderr)
         let missingBackbone = try run(["classify", "--backbone", "/nonexistent/w.safetensors", "x.jpg"])
         XCTAssertNotEqual(missingBackbone.status, 0)
         XCTAssertTrue(missingBackbone.stderr.contains("/nonexistent/w.safetensors"), missingBackbone.stderr)
