@@ -74,6 +74,13 @@ public enum ModelBundle {
         guard (32...1024).contains(settings.inputSize), settings.inputSize % 8 == 0 else {
             throw fail("input size \(settings.inputSize) is out of range")
         }
+        if settings.components.contains(.gaussian) && settings.keepsAspectRatio {
+            throw fail("settings combine the gaussian component with aspect-preserving input, which cannot work")
+        }
+        guard settings.blurSigma.isFinite, (0...64).contains(settings.blurSigma), settings.positionWeight.isFinite,
+              settings.positionWeight >= 0 else {
+            throw fail("settings are out of range")
+        }
         guard file.tensors.values.allSatisfy({ $0.storage.allSatisfy { $0.isFinite } }) else {
             throw fail("holds non-finite values")
         }

@@ -75,7 +75,8 @@ for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    sgemm(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                    guard let a = ap.baseAddress, let b = bp.baseAddress, let c = cp.baseAddress else { return }
+                    sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
                 }
             }
         }
