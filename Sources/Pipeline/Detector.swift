@@ -115,7 +115,7 @@ public struct Detector: Sendable {
     /// held-out good images.
     public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
 
-    /// Each component's raw map at model resolution (upsampled and blurred), in settings order.
+    /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
     public func componentMaps(_ image: Image) -> [AnomalyResult] {
         let input = settings.input(for: image)
         let features = embeddings(input)
@@ -125,10 +125,14 @@ public struct Detector: Sendable {
             case .knn: coarse = bank?.nearestDistances(features) ?? []
             case .gaussian: coarse = gaussian?.distances(features) ?? []
             }
+            // Smoothed at half the model resolution (sigma halved to match): the map is
+            // resampled to the photo's own size afterwards anyway, and this is 8x less work
+            // than blurring at full model resolution (measured: 9% of inspection time).
+            let (w, h) = (max(1, input.width / 2), max(1, input.height / 2))
             let grid = Tensor(shape: [1, 1, features.height, features.width], storage: coarse)
-            let fine = upsampleBilinear(grid, height: input.height, width: input.width).storage
-            return AnomalyResult(map: gaussianBlur(fine, width: input.width, height: input.height, sigma: settings.blurSigma),
-                                 width: input.width, height: input.height)
+            let fine = upsampleBilinear(grid, height: h, width: w).storage
+            return AnomalyResult(map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2),
+                                 width: w, height: h)
         }
     }
 
