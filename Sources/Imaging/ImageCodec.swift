@@ -81,20 +81,6 @@ public enum ImageCodec {
         return try decode(bytes, path: path, options: options)
     }
 
-    /// Width and height from the header alone, without decoding the pixels.
-    public static func size(of bytes: [UInt8], path: String? = nil) throws -> (width: Int, height: Int) {
-        var width: Int32 = 0, height: Int32 = 0
-        var message = [CChar](repeating: 0, count: Int(AC_MESSAGE_SIZE))
-        let status = bytes.withUnsafeBufferPointer { buffer in
-            message.withUnsafeMutableBufferPointer { ac_probe_size(buffer.baseAddress, buffer.count, &width, &height, $0.baseAddress) }
-        }
-        guard status == Int32(AC_OK.rawValue) else {
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw ImageError(path: path, reason: reason(status: status, message: text, format: ImageFormat.sniff(bytes) ?? .png))
-        }
-        return (Int(width), Int(height))
-    }
-
     /// Encodes an 8-bit gray, gray+alpha, RGB or RGBA image as PNG.
     public static func encodePNG(_ image: Image, compressionLevel: Int = 6) throws -> [UInt8] {
         let colorType: Int32 = [1: 0, 2: 4, 3: 2, 4: 6][image.channels] ?? 0

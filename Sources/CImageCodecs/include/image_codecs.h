@@ -40,10 +40,6 @@ int ac_png_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_image
 int ac_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_image *out,
                    char message[AC_MESSAGE_SIZE]);
 
-/* Reads only a PNG or JPEG header: width and height. */
-int ac_probe_size(const uint8_t *data, size_t size, int32_t *width, int32_t *height,
-                  char message[AC_MESSAGE_SIZE]);
-
 /* Encodes a PNG into a malloc'd buffer (free with ac_free).
  * samples: rows of packed samples exactly as PNG stores them for (color_type, bit_depth):
  * 16-bit samples big-endian, sub-byte samples packed MSB first, each row byte-aligned.
