@@ -56,7 +56,7 @@ public enum Trainer {
         var candidates = [Float]()
         let grid = (settings.inputSize + 7) / 8
         let perImage = max(1, min(grid * grid, settings.maxCandidates / max(1, training.count)))
-        candidates.reserveCapacity(perImage * training.count * d)
+        if usesBank { candidates.reserveCapacity(perImage * training.count * d) }
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
             do {
