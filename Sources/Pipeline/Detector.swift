@@ -16,6 +16,8 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Scoring components; their calibrated maps are averaged. The default is what measured
     /// best on magnetic_tile (see the README's accuracy table).
     public var components: [Component] = [.gaussian]
+    /// Weight of each component in the fused map (same order as `components`; empty = equal).
+    public var componentWeights: [Float] = []
     /// Embedding channels (a seeded random subset) the positional Gaussian models.
     public var gaussianChannels = 152
     /// Side of the square the image is resized to before feature extraction.
@@ -142,8 +144,11 @@ public struct Detector: Sendable {
         let maps = componentMaps(image)
         guard maps.count > 1, let first = maps.first else { return maps.first ?? AnomalyResult(map: [0], width: 1, height: 1) }
         var fused = [Float](repeating: 0, count: first.map.count)
-        for (map, norm) in zip(maps, componentNormalizations) {
-            for i in 0..<fused.count { fused[i] += norm.apply(map.map[i]) / Float(maps.count) }
+        let weights = settings.componentWeights.count == maps.count ? settings.componentWeights
+            : [Float](repeating: 1, count: maps.count)
+        let total = max(weights.reduce(0, +), 1e-6)
+        for ((map, norm), weight) in zip(zip(maps, componentNormalizations), weights) {
+            for i in 0..<fused.count { fused[i] += weight / total * norm.apply(map.map[i]) }
         }
         return AnomalyResult(map: fused, width: first.width, height: first.height)
     }

@@ -24,6 +24,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
     var gaussianChannels = 152
 
+    @Option(name: .long, help: "Comma-separated weights of the components in the fused map (default: equal).")
+    var componentWeights: String?
+
     @Option(name: .long, help: "Gaussian smoothing of the anomaly map, in pixels at the model resolution.")
     var blurSigma: Float = 4
 
@@ -55,6 +58,13 @@ struct TrainingOptions: ParsableArguments {
         guard (1...PatchFeatureExtractor.dimension).contains(gaussianChannels) else {
             throw ValidationError("--gaussian-channels must be in 1...\(PatchFeatureExtractor.dimension)")
         }
+        if let componentWeights {
+            let count = componentWeights.split(separator: ",").count
+            guard parsedWeights.count == count, count == parsedComponents.count,
+                  parsedWeights.allSatisfy({ $0 >= 0 && $0.isFinite }), parsedWeights.contains(where: { $0 > 0 }) else {
+                throw ValidationError("--component-weights needs one non-negative number per component")
+            }
+        }
         guard blurSigma >= 0, blurSigma <= 64 else { throw ValidationError("--blur-sigma must be in 0...64") }
         guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
         guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
@@ -85,6 +95,10 @@ struct TrainingOptions: ParsableArguments {
                                                              value, f1, good.count + defects.count)]
     }
 
+    var parsedWeights: [Float] {
+        componentWeights?.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) } ?? []
+    }
+
     var parsedComponents: [Component] {
         components.split(separator: ",").compactMap { Component(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
     }
@@ -94,6 +108,7 @@ struct TrainingOptions: ParsableArguments {
         s.components = parsedComponents
         s.gaussianChannels = gaussianChannels
         s.blurSigma = blurSigma
+        s.componentWeights = parsedWeights
         s.inputSize = inputSize
         s.bankSize = bankSize
         s.calibrationShare = calibrationShare

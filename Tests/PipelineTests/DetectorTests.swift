@@ -122,6 +122,18 @@ final class DetectorTests: XCTestCase {
             XCTAssertEqual(loaded.analyze(image).map, detector.analyze(image).map, "\(components)")
             let result = Evaluator.evaluate(loaded, on: set)
             XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.9, "\(components)")
+            if components.count == 2 {
+                // Weights (1, 0): the fused map is exactly the first component's calibrated map.
+                var weighted = settings
+                weighted.componentWeights = [1, 0]
+                let first = Detector(extractor: extractor, bank: detector.bank, gaussian: detector.gaussian,
+                                     componentNormalizations: detector.componentNormalizations, settings: weighted,
+                                     normalization: detector.normalization, threshold: 1, backboneSHA256: sha)
+                let expected = detector.componentMaps(image)[0].map.map { detector.componentNormalizations[0].apply($0) }
+                let fused = first.analyze(image).map
+                XCTAssertEqual(fused.count, expected.count)
+                for i in stride(from: 0, to: fused.count, by: 97) { XCTAssertEqual(fused[i], expected[i], accuracy: 1e-5) }
+            }
         }
     }
 
