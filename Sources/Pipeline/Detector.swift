@@ -62,6 +62,25 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
 
     /// Defaults.
     public init() {}
+
+    /// Decodes settings; a field missing from an older bundle of the same format version
+    /// takes its default, so adding an option does not orphan existing models.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DetectorSettings()
+        components = try c.decodeIfPresent([Component].self, forKey: .components) ?? [.knn]
+        componentWeights = try c.decodeIfPresent([Float].self, forKey: .componentWeights) ?? d.componentWeights
+        gaussianChannels = try c.decodeIfPresent(Int.self, forKey: .gaussianChannels) ?? d.gaussianChannels
+        inputSize = try c.decodeIfPresent(Int.self, forKey: .inputSize) ?? d.inputSize
+        bankSize = try c.decodeIfPresent(Int.self, forKey: .bankSize) ?? d.bankSize
+        calibrationShare = try c.decodeIfPresent(Double.self, forKey: .calibrationShare) ?? d.calibrationShare
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        maxCandidates = try c.decodeIfPresent(Int.self, forKey: .maxCandidates) ?? d.maxCandidates
+        projectionDimension = try c.decodeIfPresent(Int.self, forKey: .projectionDimension) ?? d.projectionDimension
+        blurSigma = try c.decodeIfPresent(Float.self, forKey: .blurSigma) ?? d.blurSigma
+        positionWeight = try c.decodeIfPresent(Float.self, forKey: .positionWeight) ?? d.positionWeight
+        keepsAspectRatio = try c.decodeIfPresent(Bool.self, forKey: .keepsAspectRatio) ?? d.keepsAspectRatio
+    }
 }
 
 /// Maps raw distances to a scale where 0 is the median normal pixel and 1 is the peak of

@@ -213,6 +213,19 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(PatchMemoryBank.greedyCoreset(points, dimension: d, size: 500, generator: &all).count, 200)
     }
 
+    func testSettingsFromAnOlderBundleTakeDefaults() throws {
+        let old = #"{"bankSize":100,"components":["gaussian"],"inputSize":128,"seed":4}"#
+        let settings = try JSONDecoder().decode(DetectorSettings.self, from: Data(old.utf8))
+        XCTAssertEqual(settings.bankSize, 100)
+        XCTAssertEqual(settings.inputSize, 128)
+        XCTAssertEqual(settings.seed, 4)
+        XCTAssertEqual(settings.blurSigma, DetectorSettings().blurSigma)
+        XCTAssertEqual(settings.componentWeights, [])
+        let roundTrip = try JSONDecoder().decode(DetectorSettings.self, from: JSONEncoder().encode(smallSettings()))
+        XCTAssertEqual(roundTrip, smallSettings())
+        XCTAssertThrowsError(try JSONDecoder().decode(DetectorSettings.self, from: Data(#"{"bankSize":"many"}"#.utf8)))
+    }
+
     func testQuantileAndRegions() {
         XCTAssertEqual(quantile([3, 1, 2, 4], 0.5), 2.5)
         XCTAssertEqual(quantile([7], 0.99), 7)
