@@ -16,6 +16,6 @@ $bin/anomap inspect "$work/data/test" --model "$work/model.safetensors" --out "$
 echo "== 4/4 evaluating against the ground-truth masks"
 $bin/anomap eval "$work/data" --model "$work/model.safetensors" --out "$work/eval"
 echo
-echo "Heatmaps, overlays and masks: $work/inspect/<type>/<name>_{heatmap,overlay,mask}.png"
+echo "Heatmaps, overlays and masks: $work/inspect/test/<type>/<name>_{heatmap,overlay,mask}.png"
 echo "Per-image results:            $work/inspect/results.csv (and results.json)"
 echo "Metrics and plots:            $work/eval/metrics.json, roc.svg, pr.svg, scores.svg"

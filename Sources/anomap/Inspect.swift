@@ -41,12 +41,22 @@ struct Inspect: ParsableCommand {
         var anomalies = 0, failures = 0, count = 0
         let start = Date()
         try exitOnFailure {
-            var inputs = [(path: String, root: String)]()
+            // Outputs mirror each input below its own name (a folder "good" -> out/good/...), and
+            // a stem that two inputs would share gets a numeric suffix instead of being overwritten.
+            var inputs = [(path: String, stem: String)]()
+            var taken = Set<String>()
             for p in paths {
-                var isDirectory: ObjCBool = false
-                let exists = FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory)
-                let root = exists && isDirectory.boolValue ? p : (p as NSString).deletingLastPathComponent
-                inputs += try ImageFolder.images(in: [p]).map { ($0, root) }
+                let parent = ((p as NSString).standardizingPath as NSString).deletingLastPathComponent
+                for file in try ImageFolder.images(in: [p]) {
+                    var stem = InspectionWriter.relativeStem(for: file, under: parent)
+                    if taken.contains(stem) {
+                        var k = 2
+                        while taken.contains("\(stem)-\(k)") { k += 1 }
+                        stem = "\(stem)-\(k)"
+                    }
+                    taken.insert(stem)
+                    inputs.append((file, stem))
+                }
             }
             let (network, sha) = try backbone.loadWithChecksum()
             var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
@@ -59,8 +69,7 @@ struct Inspect: ParsableCommand {
                 do {
                     let image = try ImageCodec.read(contentsOf: input.path)
                     let inspection = detector.inspect(image)
-                    let outputs = noImages ? [] : try writer.writeImages(
-                        inspection, photo: image, stem: InspectionWriter.relativeStem(for: input.path, under: input.root))
+                    let outputs = noImages ? [] : try writer.writeImages(inspection, photo: image, stem: input.stem)
                     if inspection.isAnomalous { anomalies += 1 }
                     records.append(InspectionRecord(path: input.path, inspection: inspection, outputs: outputs))
                 } catch {

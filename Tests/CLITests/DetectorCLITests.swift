@@ -33,12 +33,17 @@ final class DetectorCLITests: XCTestCase {
         let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8)
         XCTAssertEqual(csv.split(separator: "\n").count, 1 + 10 + 2, csv)  // header, 10 images, 2 errors
         XCTAssertFalse(csv.contains("README"))
-        for stem in ["good/000", "crack/000", "spot/001"] {
+        for stem in ["test/good/000", "test/crack/000", "test/spot/001"] {
             for kind in ["heatmap", "overlay", "mask"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(stem)_\(kind).png"), "\(stem)_\(kind)")
             }
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/good/broken_heatmap.png"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/test/good/broken_heatmap.png"))
+        // Two inputs with the same folder name do not overwrite each other.
+        let twice = try cli.run(["inspect", test + "/crack", test + "/../test/crack", "--model", model, "--out", out + "3", "--quiet"])
+        XCTAssertEqual(twice.status, 0, twice.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "3/crack/000_mask.png"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "3/crack/000-2_mask.png"))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [[String: Any]]
         XCTAssertEqual(json?.count, 12)
         XCTAssertTrue(csv.contains(",anomalous,"), "no synthetic defect was flagged:\n\(csv)")
