@@ -24,7 +24,7 @@ public enum ModelBundle {
             tensors["gaussian.precision"] = g.precision
             tensors["gaussian.channels"] = Tensor(shape: [g.channels.count], storage: g.channels.map { Float($0) })
         }
-        let file = SafeTensors(tensors: tensors, metadata: [
+        var file = SafeTensors(tensors: tensors, metadata: [
             "anomap_format_version": formatVersion,
             "method": method,
             "input_size": String(detector.settings.inputSize),
@@ -35,11 +35,24 @@ public enum ModelBundle {
             "component_normalizations": try json(detector.componentNormalizations),
             "threshold": String(detector.threshold),
         ])
+        file.metadata["tensors_sha256"] = contentDigest(file)
         do {
             try file.write(to: path)
         } catch {
             throw PipelineError.output("cannot write model: \(error)")
         }
+    }
+
+    /// sha256 over every tensor's name, shape and bytes in name order: a bit flipped anywhere
+    /// in the numbers (which the safetensors framing cannot notice) changes it.
+    static func contentDigest(_ file: SafeTensors) -> String {
+        var bytes = [UInt8]()
+        for name in file.tensors.keys.sorted() {
+            guard let t = file.tensors[name] else { continue }
+            bytes += Array("\(name)\(t.shape)".utf8)
+            t.storage.withUnsafeBytes { bytes += $0 }
+        }
+        return sha256Hex(bytes)
     }
 
     /// Reads a bundle and checks it against the backbone it will run with.
@@ -57,6 +70,9 @@ public enum ModelBundle {
         }
         guard version == formatVersion else {
             throw fail("model format version \(version) is not supported by this anomap (reads version \(formatVersion)); retrain with `anomap train`")
+        }
+        guard meta["tensors_sha256"] == contentDigest(file) else {
+            throw fail("contents do not match their checksum (the file is damaged); retrain or restore it")
         }
         guard meta["method"] == method else { throw fail("unknown method \(meta["method"] ?? "none")") }
         guard meta["backbone_sha256"] == backboneSHA256 else {

@@ -97,6 +97,12 @@ final class DetectorTests: XCTestCase {
         XCTAssertThrowsError(try ModelBundle.read(weights, extractor: extractor, backboneSHA256: sha)) {
             XCTAssertTrue("\($0)".contains("not an anomap model"), "\($0)")
         }
+        var flipped = bytes[0]
+        flipped[flipped.count - 5] ^= 0x10  // one bit inside the last tensor's numbers
+        try flipped.write(to: files[2])
+        XCTAssertThrowsError(try ModelBundle.read(files[2], extractor: extractor, backboneSHA256: sha)) {
+            XCTAssertTrue("\($0)".contains("do not match their checksum"), "\($0)")
+        }
         try Array(bytes[0].prefix(bytes[0].count / 2)).write(to: files[2])
         XCTAssertThrowsError(try ModelBundle.read(files[2], extractor: extractor, backboneSHA256: sha)) {
             XCTAssertTrue("\($0)".contains(files[2]), "\($0)")
