@@ -77,7 +77,16 @@ public struct InspectionWriter {
     }
 
     /// Writes heatmap, overlay and mask PNGs for one inspected image; returns their relative paths.
+    /// Any failure to write is a `PipelineError.output`: it ends the run (disk full, folder gone).
     public func writeImages(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
+        do {
+            return try writeImagesUnchecked(inspection, photo: photo, stem: stem)
+        } catch {
+            throw PipelineError.output("cannot write outputs for \(stem): \(error)")
+        }
+    }
+
+    func writeImagesUnchecked(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
         let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let heatmap = try colormap.colorize(inspection.map, width: inspection.width, height: inspection.height,
@@ -109,6 +118,17 @@ public struct InspectionWriter {
                     image[x, y, 2] = 0
                 }
             }
+        }
+    }
+
+    /// The records of an earlier run's results.json in this folder (none if there is none).
+    public func readResults() throws -> [InspectionRecord] {
+        let path = (root as NSString).appendingPathComponent("results.json")
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        do {
+            return try JSONDecoder().decode([InspectionRecord].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw PipelineError.input("\(path): cannot resume from it (\(error.localizedDescription))")
         }
     }
 

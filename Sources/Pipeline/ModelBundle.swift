@@ -71,7 +71,10 @@ public enum ModelBundle {
         guard version == formatVersion else {
             throw fail("model format version \(version) is not supported by this anomap (reads version \(formatVersion)); retrain with `anomap train`")
         }
-        guard meta["tensors_sha256"] == contentDigest(file) else {
+        guard let digest = meta["tensors_sha256"] else {
+            throw fail("has no tensors_sha256 (written by an older anomap); retrain with `anomap train`")
+        }
+        guard digest == contentDigest(file) else {
             throw fail("contents do not match their checksum (the file is damaged); retrain or restore it")
         }
         guard meta["method"] == method else { throw fail("unknown method \(meta["method"] ?? "none")") }

@@ -28,6 +28,9 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Only write results.csv/json, no images.")
     var noImages = false
 
+    @Flag(name: .long, help: "Skip images already in the output folder's results.json (after an interrupted run).")
+    var resume = false
+
     @OptionGroup var runOptions: RunOptions
     @OptionGroup var backbone: BackboneOptions
 
@@ -39,7 +42,10 @@ struct Inspect: ParsableCommand {
     func run() throws {
         setComputeThreads(runOptions.threads)
         var anomalies = 0, failures = 0, count = 0
+        var stoppedBy: Int32?
+        var total = 0
         let start = Date()
+        let interruption = Interruption()
         try exitOnFailure {
             // Outputs mirror each input below its own name (a folder "good" -> out/good/...), and
             // a stem that two inputs would share gets a numeric suffix instead of being overwritten.
@@ -58,29 +64,56 @@ struct Inspect: ParsableCommand {
                     inputs.append((file, stem))
                 }
             }
+            total = inputs.count
             let (network, sha) = try backbone.loadWithChecksum()
             var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
             if let threshold { detector.threshold = threshold }
             let writer = try InspectionWriter(root: out)
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            var records = [InspectionRecord]()
+            // Records by input path: earlier results when resuming, then this run's.
+            var done = [String: InspectionRecord]()
+            if resume { for r in try writer.readResults() where r.verdict != "error" { done[r.path] = r } }
+            var sinceSave = 0
+            func save() throws {
+                try writer.writeResults(inputs.compactMap { done[$0.path] })
+                sinceSave = 0
+            }
             for (i, input) in inputs.enumerated() {
                 progress.update("inspect", i, inputs.count)
+                if let signal = interruption.received {
+                    stoppedBy = signal
+                    break
+                }
+                if let earlier = done[input.path] {
+                    if earlier.verdict == "anomalous" { anomalies += 1 }
+                    count += 1
+                    continue
+                }
+                count += 1
+                defer {
+                    sinceSave += 1
+                }
+                if sinceSave >= 25 { try save() }  // bounded loss even on SIGKILL
                 do {
                     let image = try ImageCodec.read(contentsOf: input.path)
                     let inspection = detector.inspect(image)
                     let outputs = noImages ? [] : try writer.writeImages(inspection, photo: image, stem: input.stem)
                     if inspection.isAnomalous { anomalies += 1 }
-                    records.append(InspectionRecord(path: input.path, inspection: inspection, outputs: outputs))
+                    done[input.path] = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
+                } catch let error as PipelineError {
+                    throw error  // an output that cannot be written ends the run
                 } catch {
                     failures += 1
                     printError("error: \(error)")
-                    records.append(InspectionRecord(path: input.path, error: String(describing: error)))
+                    done[input.path] = InspectionRecord(path: input.path, error: String(describing: error))
                 }
             }
-            progress.update("inspect", inputs.count, inputs.count)
-            count = inputs.count
-            try writer.writeResults(records)
+            if stoppedBy == nil { progress.update("inspect", inputs.count, inputs.count) }
+            try save()
+        }
+        if let stoppedBy {
+            printError("interrupted: \(count) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish")
+            throw ExitCode(128 + stoppedBy)
         }
         if !runOptions.quiet {
             printError(String(format: "%d images: %d anomalous, %d normal, %d errors in %.1f s -> %@/results.csv",
