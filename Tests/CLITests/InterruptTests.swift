@@ -49,4 +49,31 @@ final class InterruptTests: XCTestCase {
                            try String(contentsOfFile: reference + "/results.csv", encoding: .utf8), signal)
         }
     }
+
+    func testKilledTrainingLeavesNoPartialModel() throws {
+        let cli = CLIRunner()
+        guard FileManager.default.fileExists(atPath: cli.root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
+            throw XCTSkip("weights missing: run `make setup`")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("killtrain-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data").path
+        try SyntheticParts.write(to: data, train: 60, testGood: 1, testPerDefect: 1, size: 96, seed: 22)
+        let model = dir.appendingPathComponent("m.safetensors").path
+        for delay in [0.5, 1.0, 1.5] {
+            let process = Process()
+            process.executableURL = cli.binary
+            process.arguments = ["train", data + "/train/good", "-o", model, "--quiet"]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            // Either no model at all, or a complete one that loads.
+            if FileManager.default.fileExists(atPath: model) {
+                let check = try cli.run(["inspect", data + "/test/good", "--model", model, "--out", dir.appendingPathComponent("o").path, "--quiet"])
+                XCTAssertEqual(check.status, 0, check.stderr)
+            }
+        }
+    }
 }
