@@ -31,12 +31,27 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Skip images already in the output folder's results.json (after an interrupted run).")
     var resume = false
 
+    @Option(name: .long, help: ArgumentHelp("Process only share I of N of the inputs (1-based; deterministic by path).", valueName: "I/N"))
+    var shard: String?
+
+    @Flag(name: .long, help: "Print one JSON summary on stdout (images, anomalous, normal, errors, seconds, results).")
+    var json = false
+
+    /// (index, count) of --shard, 0-based index.
+    var shardSpec: (index: Int, count: Int)? {
+        guard let shard else { return nil }
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { return nil }
+        return (parts[0] - 1, parts[1])
+    }
+
     @OptionGroup var runOptions: RunOptions
     @OptionGroup var backbone: BackboneOptions
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one image or folder") }
         if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be a number") }
+        if shard != nil && shardSpec == nil { throw ValidationError("--shard takes I/N with 1 <= I <= N, e.g. 2/3") }
     }
 
     func run() throws {
@@ -63,6 +78,10 @@ struct Inspect: ParsableCommand {
                     taken.insert(stem)
                     inputs.append((file, stem))
                 }
+            }
+            if let (index, count) = shardSpec {
+                // Round-robin over the sorted paths: shards are balanced and every image lands in exactly one.
+                inputs = inputs.sorted { $0.path < $1.path }.enumerated().filter { $0.offset % count == index }.map(\.element)
             }
             total = inputs.count
             let (network, sha) = try backbone.loadWithChecksum()
@@ -115,9 +134,18 @@ struct Inspect: ParsableCommand {
             printError("interrupted: \(count) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish")
             throw ExitCode(128 + stoppedBy)
         }
+        let seconds = Date().timeIntervalSince(start)
+        if json {
+            let summary: [String: Any] = ["images": count, "anomalous": anomalies, "normal": count - anomalies - failures,
+                                          "errors": failures, "seconds": (seconds * 1000).rounded() / 1000,
+                                          "results": (out as NSString).appendingPathComponent("results.json")]
+            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                print(String(decoding: data, as: UTF8.self))
+            }
+        }
         if !runOptions.quiet {
             printError(String(format: "%d images: %d anomalous, %d normal, %d errors in %.1f s -> %@/results.csv",
-                              count, anomalies, count - anomalies - failures, failures, Date().timeIntervalSince(start), out))
+                              count, anomalies, count - anomalies - failures, failures, seconds, out))
         }
         if failOnAnomaly && anomalies > 0 { throw ExitCode(1) }
     }

@@ -48,6 +48,20 @@ final class DetectorCLITests: XCTestCase {
         XCTAssertEqual(json?.count, 12)
         XCTAssertTrue(csv.contains(",anomalous,"), "no synthetic defect was flagged:\n\(csv)")
 
+        // Three shards cover every image exactly once; --json prints one summary line.
+        var union = [String]()
+        for i in 1...3 {
+            let shard = try cli.run(["inspect", test, "--model", model, "--out", out + "-shard\(i)", "--shard", "\(i)/3",
+                                     "--json", "--quiet", "--no-images"])
+            XCTAssertEqual(shard.status, 0, shard.stderr)
+            let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(shard.stdout.utf8)) as? [String: Any])
+            let rows = try String(contentsOfFile: out + "-shard\(i)/results.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            XCTAssertEqual(summary["images"] as? Int, rows.count)
+            union += rows.map { String($0.split(separator: ",")[0]) }
+        }
+        let all = csv.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        XCTAssertEqual(union.sorted(), all.sorted())
+
         let strict = try cli.run(["inspect", test + "/crack", "--model", model, "--out", out + "2", "--fail-on-anomaly", "--quiet"])
         XCTAssertEqual(strict.status, 1, strict.stderr)
         let noModel = try cli.run(["inspect", test, "--model", dir.appendingPathComponent("none.safetensors").path, "--out", out])
