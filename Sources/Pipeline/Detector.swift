@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Metrics
 import Models
 import Tensors
 
@@ -248,27 +249,14 @@ public struct Inspection: Sendable {
 
 /// Bounding boxes of 8-connected true regions of a mask, largest area first.
 func connectedRegions(_ mask: [Bool], width: Int, height: Int) -> [BoundingBox] {
-    var seen = [Bool](repeating: false, count: mask.count)
-    var boxes: [(BoundingBox, Int)] = []
-    var stack = [Int]()
-    for start in 0..<mask.count where mask[start] && !seen[start] {
-        var (x0, y0, x1, y1, count) = (width, height, -1, -1, 0)
-        seen[start] = true
-        stack.append(start)
-        while let i = stack.popLast() {
-            let y = i / width, x = i % width
-            x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y)
-            count += 1
-            for dy in -1...1 {
-                for dx in -1...1 {
-                    let ny = y + dy, nx = x + dx
-                    guard ny >= 0, ny < height, nx >= 0, nx < width else { continue }
-                    let j = ny * width + nx
-                    if mask[j] && !seen[j] { seen[j] = true; stack.append(j) }
-                }
+    connectedComponents(mask, width: width, height: height)
+        .sorted { $0.count > $1.count }
+        .map { members in
+            var (x0, y0, x1, y1) = (width, height, -1, -1)
+            for i in members {
+                let y = i / width, x = i % width
+                x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y)
             }
+            return BoundingBox(x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1)
         }
-        boxes.append((BoundingBox(x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1), count))
-    }
-    return boxes.sorted { $0.1 > $1.1 }.map(\.0)
 }
