@@ -113,7 +113,6 @@ public enum Evaluator {
     public static func evaluate(_ detector: Detector, on set: EvaluationSet,
                                 progress: ProgressHandler = { _, _, _ in }) -> EvaluationReport {
         let types = Array(Set(set.items.map(\.type)).subtracting(["good"])).sorted()
-        var all = PixelMetricAccumulator(range: pixelRange, binCount: 32_000)
         var byType = [String: PixelMetricAccumulator]()
         for t in types { byType[t] = PixelMetricAccumulator(range: pixelRange, binCount: 32_000) }
         var goodPixels = PixelMetricAccumulator(range: pixelRange, binCount: 32_000)
@@ -132,7 +131,6 @@ public enum Evaluator {
                         .resized(width: image.width, height: image.height, method: .nearest)
                     mask = m.pixels.map { $0 > 127 }
                 }
-                all.add(map: inspection.map, mask: mask, width: image.width, height: image.height)
                 if item.type == "good" {
                     goodPixels.add(map: inspection.map, mask: mask, width: image.width, height: image.height)
                 } else {
@@ -155,11 +153,16 @@ public enum Evaluator {
                                 true_positives: at.truePositives, false_positives: at.falsePositives,
                                 true_negatives: at.trueNegatives, false_negatives: at.falseNegatives)
         }
+        // Each type is scored with the good images; overall is every group merged, so no image's
+        // pixels and regions are binned twice.
         var perType = [String: GroupMetrics]()
+        var all = goodPixels
         for t in types {
-            var pixels = byType[t] ?? PixelMetricAccumulator(range: pixelRange)
+            guard let typePixels = byType[t] else { continue }
+            var pixels = typePixels
             pixels.merge(goodPixels)
             perType[t] = group(scored.filter { $0.type == t || $0.type == "good" }, pixels)
+            all.merge(typePixels)
         }
         let sortedTimes = times.sorted()
         return EvaluationReport(threshold: Double(detector.threshold), overall: group(scored, all), per_type: perType,
