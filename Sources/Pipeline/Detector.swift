@@ -58,6 +58,12 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         return Preprocessing.lite0Input(image, width: w, height: h)
     }
 
+    /// Feature grid (height, width) of a fixed-size input: the model size at stride 8.
+    public var featureGrid: (height: Int, width: Int) {
+        let size = modelSize(width: inputSize, height: inputSize)
+        return ((size.height + 7) / 8, (size.width + 7) / 8)
+    }
+
     /// Channels of a bank entry.
     public var embeddingDimension: Int { PatchFeatureExtractor.dimension + (positionWeight > 0 ? 2 : 0) }
 

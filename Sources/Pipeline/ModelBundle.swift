@@ -113,8 +113,7 @@ public enum ModelBundle {
         }
         var gaussian: PositionalGaussian?
         if settings.components.contains(.gaussian) {
-            let grid = settings.modelSize(width: settings.inputSize, height: settings.inputSize)
-            let (h, w) = ((grid.height + 7) / 8, (grid.width + 7) / 8)
+            let (h, w) = settings.featureGrid
             guard let channels = file.tensors["gaussian.channels"], let mean = file.tensors["gaussian.mean"],
                   let precision = file.tensors["gaussian.precision"] else { throw fail("Gaussian tensors are missing") }
             let list = channels.storage.map { Int($0) }

@@ -45,17 +45,16 @@ public enum Trainer {
         var channelOrder = Array(0..<PatchFeatureExtractor.dimension)
         channelOrder.shuffle(using: &generator)
         let gaussianChannels = Array(channelOrder.prefix(min(settings.gaussianChannels, PatchFeatureExtractor.dimension))).sorted()
-        let grid0 = settings.modelSize(width: settings.inputSize, height: settings.inputSize)
+        let grid = settings.featureGrid
         var accumulator = settings.components.contains(.gaussian)
-            ? PositionalGaussianAccumulator(channels: gaussianChannels, height: (grid0.height + 7) / 8, width: (grid0.width + 7) / 8)
+            ? PositionalGaussianAccumulator(channels: gaussianChannels, height: grid.height, width: grid.width)
             : nil
 
         // 1. Candidate patches: a seeded random share of every training image's patches.
         let d = settings.embeddingDimension
         var failures = [String]()
         var candidates = [Float]()
-        let grid = (settings.inputSize + 7) / 8
-        let perImage = max(1, min(grid * grid, settings.maxCandidates / max(1, training.count)))
+        let perImage = max(1, min(grid.height * grid.width, settings.maxCandidates / max(1, training.count)))
         if usesBank { candidates.reserveCapacity(perImage * training.count * d) }
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
@@ -102,7 +101,7 @@ public enum Trainer {
         var detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian,
                                 componentNormalizations: settings.components.map { _ in identity }, settings: settings,
                                 normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
-        var readable = [Image]()
+        var readable = [String]()  // paths, re-read for the fusion pass: memory stays flat
         for (i, path) in calibration.enumerated() {
             progress("calibration", i, calibration.count)
             do {
@@ -111,7 +110,7 @@ public enum Trainer {
                     componentScores[c].append(result.score)
                     components[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
                 }
-                if settings.components.count > 1 { readable.append(image) }
+                if settings.components.count > 1 { readable.append(path) }
             } catch {
                 failures.append(String(describing: error))
             }
@@ -128,8 +127,9 @@ public enum Trainer {
             detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: perComponent,
                                 settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
             var pixels = [Float](), scores = [Float]()
-            for (i, image) in readable.enumerated() {
+            for (i, path) in readable.enumerated() {
                 progress("fusion", i, readable.count)
+                guard let image = try? ImageCodec.read(contentsOf: path) else { continue }  // read fine a moment ago
                 let fused = detector.analyze(image)
                 scores.append(fused.score)
                 pixels += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
