@@ -227,24 +227,26 @@ public struct Inspection: Sendable {
     /// Normalized image score (0 normal median, 1 peak of good images).
     public var score: Float
     /// Normalized map at the image's resolution, (height, width).
-    public var map: [Float]
+    public let map: [Float]
     /// Image width.
-    public var width: Int
+    public let width: Int
     /// Image height.
-    public var height: Int
+    public let height: Int
     /// Threshold used for the verdict and the mask.
-    public var threshold: Float
+    public let threshold: Float
+    /// Predicted defect pixels (map >= threshold), computed once: the area, the boxes and the
+    /// mask image all read it.
+    public let mask: [Bool]
 
     /// Assembles an inspection.
     public init(rawScore: Float, score: Float, map: [Float], width: Int, height: Int, threshold: Float) {
         precondition(map.count == width * height)
         (self.rawScore, self.score, self.map, self.width, self.height, self.threshold) = (rawScore, score, map, width, height, threshold)
+        mask = map.map { $0 >= threshold }
     }
 
     /// Whether the image is judged anomalous.
     public var isAnomalous: Bool { score >= threshold }
-    /// Predicted defect pixels.
-    public var mask: [Bool] { map.map { $0 >= threshold } }
     /// Share of the image predicted defective.
     public var defectArea: Double { Double(mask.filter { $0 }.count) / Double(max(1, map.count)) }
     /// Bounding boxes of the connected predicted regions, largest first.

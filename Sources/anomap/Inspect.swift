@@ -109,10 +109,6 @@ struct Inspect: ParsableCommand {
                     continue
                 }
                 count += 1
-                defer {
-                    sinceSave += 1
-                }
-                if sinceSave >= 25 { try save() }  // bounded loss even on SIGKILL
                 do {
                     let image = try ImageCodec.read(contentsOf: input.path)
                     let inspection = detector.inspect(image)
@@ -126,6 +122,8 @@ struct Inspect: ParsableCommand {
                     printError("error: \(error)")
                     done[input.path] = InspectionRecord(path: input.path, error: String(describing: error))
                 }
+                sinceSave += 1
+                if sinceSave >= 25 { try save() }  // bounded loss even on SIGKILL
             }
             if stoppedBy == nil { progress.update("inspect", inputs.count, inputs.count) }
             try save()
