@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// Runs the built `anomap` executable as a user would.
 struct CLIRunner {
@@ -32,4 +33,11 @@ struct CLIRunner {
                       stderr: String(decoding: e, as: UTF8.self))
     }
 
+
+    /// Skips the calling test, with the fix, when the pretrained weights are not installed.
+    func requireWeights() throws {
+        guard FileManager.default.fileExists(atPath: root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
+            throw XCTSkip("weights missing: run `make setup` (make test does this)")
+        }
+    }
 }

@@ -6,8 +6,7 @@ import XCTest
 final class DetectorCLITests: XCTestCase {
     func testTrainInspectEvalWithACorruptFileInTheFolder() throws {
         let cli = CLIRunner()
-        let weights = cli.root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
-        guard FileManager.default.fileExists(atPath: weights) else { throw XCTSkip("weights missing: run `make setup`") }
+        try cli.requireWeights()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-detector-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let data = dir.appendingPathComponent("data").path

@@ -7,9 +7,7 @@ import XCTest
 final class InterruptTests: XCTestCase {
     func testInterruptedInspectResumesToTheSameResults() throws {
         let cli = CLIRunner()
-        guard FileManager.default.fileExists(atPath: cli.root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
-            throw XCTSkip("weights missing: run `make setup`")
-        }
+        try cli.requireWeights()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("interrupt-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let data = dir.appendingPathComponent("data").path
@@ -52,9 +50,7 @@ final class InterruptTests: XCTestCase {
 
     func testKilledTrainingLeavesNoPartialModel() throws {
         let cli = CLIRunner()
-        guard FileManager.default.fileExists(atPath: cli.root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
-            throw XCTSkip("weights missing: run `make setup`")
-        }
+        try cli.requireWeights()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("killtrain-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let data = dir.appendingPathComponent("data").path
