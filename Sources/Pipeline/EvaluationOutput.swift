@@ -49,8 +49,9 @@ public enum EvaluationOutput {
         }
         for (name, g) in report.per_type.sorted(by: { $0.key < $1.key }) { row(name, g) }
         row("overall", report.overall)
+        lines.append("(a type's row scores its images together with the good ones; pixel metrics use the ground-truth masks)")
         let o = report.overall
-        lines.append(String(format: "at threshold %.3f: precision %@, recall %@, F1 %@ (TP %d, FP %d, TN %d, FN %d)",
+        lines.append(String(format: "at threshold %.3f (normalized: 0 = median normal pixel, 1 = peak of held-out good images): precision %@, recall %@, F1 %@ (TP %d, FP %d, TN %d, FN %d)",
                             report.threshold, f(o.precision), f(o.recall), f(o.f1), o.true_positives ?? 0,
                             o.false_positives ?? 0, o.true_negatives ?? 0, o.false_negatives ?? 0))
         var timing = String(format: "inference %.1f ms/image (decode to map, median)", report.ms_per_image)
