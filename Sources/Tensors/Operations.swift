@@ -109,20 +109,23 @@ public func globalAveragePool(_ input: Tensor) -> Tensor {
     }
 }
 
+/// For each output index along one axis of a half-pixel-centred bilinear resize: the two
+/// input indices it reads and the weight of the second.
+public func bilinearTaps(output: Int, input size: Int) -> [(Int, Int, Float)] {
+    let scale = Float(size) / Float(output)
+    return (0..<output).map { i in
+        let s = max(0, (Float(i) + 0.5) * scale - 0.5)
+        let i0 = min(size - 1, Int(s))
+        let i1 = min(size - 1, i0 + 1)
+        return (i0, i1, s - Float(i0))
+    }
+}
+
 /// Bilinear resize of every (H, W) plane with half-pixel centres (align_corners = false),
 /// the convention of PyTorch `interpolate(mode="bilinear")` and TensorFlow 2 `resize`.
 public func upsampleBilinear(_ input: Tensor, height oh: Int, width ow: Int) -> Tensor {
     let n = input.batch, c = input.channels, h = input.height, w = input.width
-    func taps(_ out: Int, _ size: Int) -> [(Int, Int, Float)] {
-        let scale = Float(size) / Float(out)
-        return (0..<out).map { i in
-            let s = max(0, (Float(i) + 0.5) * scale - 0.5)
-            let i0 = min(size - 1, Int(s))
-            let i1 = min(size - 1, i0 + 1)
-            return (i0, i1, s - Float(i0))
-        }
-    }
-    let ty = taps(oh, h), tx = taps(ow, w)
+    let ty = bilinearTaps(output: oh, input: h), tx = bilinearTaps(output: ow, input: w)
     return Tensor(shape: [n, c, oh, ow]) { out in
         input.storage.withUnsafeBufferPointer { src in
             for plane in 0..<(n * c) {

@@ -1,0 +1,177 @@
+import Tensors
+
+// Training kernels, llm.c style: each forward next to its backward. They run single-threaded
+// on one image at a time; training parallelizes across networks instead (the GEMMs of a
+// small student are too small to split well across cores).
+
+/// Scatter-adds columns back into an image: the adjoint of `im2col`.
+///
+/// columns: (C * kh * kw, OH * OW); adds into `input`, (C, H, W).
+public func col2im(_ columns: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+                   geometry g: ConvGeometry, input: UnsafeMutablePointer<Float>) {
+    let (oh, ow) = g.outputSize(height: height, width: width)
+    let kh = g.kernel.h, kw = g.kernel.w, sh = g.stride.h, sw = g.stride.w
+    let pt = g.padding.top, pl = g.padding.left
+    var row = 0
+    for c in 0..<channels {
+        let plane = input + c * height * width
+        for i in 0..<kh {
+            for j in 0..<kw {
+                let src = columns + row * oh * ow
+                for y in 0..<oh {
+                    let iy = y * sh + i - pt
+                    if iy < 0 || iy >= height { continue }
+                    let line = plane + iy * width, from = src + y * ow
+                    for x in 0..<ow {
+                        let ix = x * sw + j - pl
+                        if ix >= 0 && ix < width { line[ix] += from[x] }
+                    }
+                }
+                row += 1
+            }
+        }
+    }
+}
+
+/// Dense convolution of one image for training: y = W * x + b, keeping the im2col columns
+/// for the backward pass.
+///
+/// x (1, C, H, W), weight (O, C, k, k), bias (O); returns (1, O, OH, OW).
+public func convolutionForward(_ x: Tensor, weight: Tensor, bias: [Float], geometry g: ConvGeometry,
+                               columns: inout [Float]) -> Tensor {
+    precondition(x.batch == 1 && x.channels == g.inChannels && g.groups == 1 && weight.shape == g.weightShape)
+    let (oh, ow) = g.outputSize(height: x.height, width: x.width)
+    let k = g.inChannels * g.kernel.h * g.kernel.w, spatial = oh * ow
+    if columns.count != k * spatial { columns = [Float](repeating: 0, count: k * spatial) }
+    var y = Tensor(shape: [1, g.outChannels, oh, ow])
+    for o in 0..<g.outChannels where !bias.isEmpty {
+        for i in 0..<spatial { y.storage[o * spatial + i] = bias[o] }
+    }
+    x.storage.withUnsafeBufferPointer { xs in
+        columns.withUnsafeMutableBufferPointer { cs in
+            weight.storage.withUnsafeBufferPointer { ws in
+                y.storage.withUnsafeMutableBufferPointer { ys in
+                    guard let xp = xs.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress,
+                          let yp = ys.baseAddress else { return }
+                    im2col(xp, channels: g.inChannels, height: x.height, width: x.width, geometry: g, columns: cp)
+                    sgemm(m: g.outChannels, n: spatial, k: k, a: wp, lda: k, b: cp, ldb: spatial, beta: 1, c: yp, ldc: spatial)
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// Backward of `convolutionForward`: accumulates dL/dW and dL/db and returns dL/dx (or nil
+/// when `needsInputGradient` is false, as for a network's first layer).
+///
+/// dy (1, O, OH, OW); columns as kept by the forward; inputShape (1, C, H, W).
+public func convolutionBackward(_ dy: Tensor, weight: Tensor, geometry g: ConvGeometry, columns: [Float],
+                                inputShape: [Int], weightGradient: inout [Float], biasGradient: inout [Float],
+                                needsInputGradient: Bool) -> Tensor? {
+    let (h, w) = (inputShape[2], inputShape[3])
+    let spatial = dy.height * dy.width, k = g.inChannels * g.kernel.h * g.kernel.w, o = g.outChannels
+    precondition(columns.count == k * spatial && weightGradient.count == o * k)
+    for c in 0..<o where !biasGradient.isEmpty {
+        var acc: Float = 0
+        for i in 0..<spatial { acc += dy.storage[c * spatial + i] }
+        biasGradient[c] += acc
+    }
+    var dx: Tensor? = needsInputGradient ? Tensor(shape: inputShape) : nil
+    var dColumns = [Float](repeating: 0, count: needsInputGradient ? k * spatial : 0)
+    dy.storage.withUnsafeBufferPointer { ds in
+        columns.withUnsafeBufferPointer { cs in
+            weight.storage.withUnsafeBufferPointer { ws in
+                weightGradient.withUnsafeMutableBufferPointer { gs in
+                    guard let dp = ds.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress,
+                          let gp = gs.baseAddress else { return }
+                    // dW (O, K) += dY (O, S) x columns^T (S, K)
+                    sgemm(transposeB: true, m: o, n: k, k: spatial, a: dp, lda: spatial, b: cp, ldb: spatial,
+                          beta: 1, c: gp, ldc: k)
+                    guard needsInputGradient else { return }
+                    dColumns.withUnsafeMutableBufferPointer { dcs in
+                        guard let dcp = dcs.baseAddress else { return }
+                        // dColumns (K, S) = W^T (K, O) x dY (O, S)
+                        sgemm(transposeA: true, m: k, n: spatial, k: o, a: wp, lda: k, b: dp, ldb: spatial,
+                              c: dcp, ldc: spatial)
+                        dx?.storage.withUnsafeMutableBufferPointer { xs in
+                            guard let xp = xs.baseAddress else { return }
+                            col2im(dcp, channels: g.inChannels, height: h, width: w, geometry: g, input: xp)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Backward of ReLU given its output: dx = dy where y > 0, else 0.
+public func reluBackward(_ dy: Tensor, output y: Tensor) -> Tensor {
+    precondition(dy.shape == y.shape)
+    return Tensor(shape: dy.shape) { dx in
+        for i in 0..<dy.count { dx[i] = y.storage[i] > 0 ? dy.storage[i] : 0 }
+    }
+}
+
+/// In-place ReLU.
+public func reluInPlace(_ x: inout Tensor) {
+    x.storage.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = max(0, $0[i]) } }
+}
+
+/// Backward of `upsampleBilinear`: each output gradient is spread back onto the four input
+/// pixels with the forward's weights. dy (N, C, OH, OW) -> (N, C, height, width).
+public func upsampleBilinearBackward(_ dy: Tensor, height h: Int, width w: Int) -> Tensor {
+    let n = dy.batch, c = dy.channels, oh = dy.height, ow = dy.width
+    let ty = bilinearTaps(output: oh, input: h), tx = bilinearTaps(output: ow, input: w)
+    var dx = Tensor(shape: [n, c, h, w])
+    dx.storage.withUnsafeMutableBufferPointer { out in
+        dy.storage.withUnsafeBufferPointer { src in
+            for plane in 0..<(n * c) {
+                let x = plane * h * w, y = plane * oh * ow
+                for oy in 0..<oh {
+                    let (y0, y1, fy) = ty[oy]
+                    for ox in 0..<ow {
+                        let (x0, x1, fx) = tx[ox]
+                        let g = src[y + oy * ow + ox]
+                        out[x + y0 * w + x0] += g * (1 - fy) * (1 - fx)
+                        out[x + y0 * w + x1] += g * (1 - fy) * fx
+                        out[x + y1 * w + x0] += g * fy * (1 - fx)
+                        out[x + y1 * w + x1] += g * fy * fx
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Mean squared error over the hardest elements, and its gradient.
+///
+/// With `hardShare` = 1 this is the plain mean of (prediction - target)^2. With a smaller
+/// share only elements whose squared error is at or above the (1 - hardShare) quantile count
+/// (the hard-feature loss of EfficientAD, Batzner et al. WACV 2024), so training spends its
+/// effort where the student is still wrong. Returns the loss and dL/dprediction.
+public func meanSquaredError(_ prediction: Tensor, _ target: Tensor, hardShare: Float = 1) -> (loss: Float, gradient: Tensor) {
+    precondition(prediction.shape == target.shape && hardShare > 0 && hardShare <= 1)
+    let n = prediction.count
+    var errors = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        let d = prediction.storage[i] - target.storage[i]
+        errors[i] = d * d
+    }
+    var cutoff = -Float.infinity
+    if hardShare < 1 {
+        let keep = max(1, Int((Float(n) * hardShare).rounded()))
+        var sorted = errors
+        sorted.sort(by: >)
+        cutoff = sorted[keep - 1]
+    }
+    var count = 0, total = 0.0
+    for e in errors where e >= cutoff { count += 1; total += Double(e) }
+    let scale = 2 / Float(max(count, 1))
+    let gradient = Tensor(shape: prediction.shape) { g in
+        for i in 0..<n { g[i] = errors[i] >= cutoff ? scale * (prediction.storage[i] - target.storage[i]) : 0 }
+    }
+    return (Float(total / Double(max(count, 1))), gradient)
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Tensors
+
+/// Shape of one layer of a `ConvStack`.
+public struct LayerSpec: Equatable, Sendable {
+    /// Output channels.
+    public var outChannels: Int
+    /// Square kernel side.
+    public var kernel: Int
+    /// Stride.
+    public var stride: Int
+    /// Zero padding on every side.
+    public var padding: Int
+    /// ReLU after the convolution.
+    public var relu: Bool
+    /// Bilinear upsampling factor applied to the layer's input first (1 = none).
+    public var upsample: Int
+
+    /// Creates a spec.
+    public init(outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, relu: Bool = true, upsample: Int = 1) {
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding ?? (kernel - 1) / 2
+        self.relu = relu
+        self.upsample = upsample
+    }
+}
+
+/// A plain chain of convolutions (with optional ReLU and bilinear upsampling) that can be
+/// trained: the students and the autoencoder halves are built from it.
+public struct ConvStack: Sendable {
+    /// Layer shapes.
+    public let specs: [LayerSpec]
+    /// Input channels of the first layer.
+    public let inChannels: Int
+    /// (O, C, k, k) weight of each layer.
+    public var weights: [Tensor]
+    /// (O) bias of each layer.
+    public var biases: [[Float]]
+
+    /// A stack with He-normal weights (He et al. 2015: std sqrt(2 / fan-in) before a ReLU,
+    /// sqrt(1 / fan-in) otherwise) and zero biases, drawn from `generator`.
+    public init(inChannels: Int, specs: [LayerSpec], generator: inout SeededGenerator) {
+        self.inChannels = inChannels
+        self.specs = specs
+        var weights = [Tensor](), biases = [[Float]]()
+        var c = inChannels
+        for spec in specs {
+            let fanIn = c * spec.kernel * spec.kernel
+            let std = ((spec.relu ? 2 : 1) / Float(fanIn)).squareRoot()
+            let shape = [spec.outChannels, c, spec.kernel, spec.kernel]
+            weights.append(Tensor(shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in std * generator.nextGaussian() }))
+            biases.append([Float](repeating: 0, count: spec.outChannels))
+            c = spec.outChannels
+        }
+        self.weights = weights
+        self.biases = biases
+    }
+
+    /// A stack from stored parameters, or nil when a shape does not match the specs.
+    public init?(inChannels: Int, specs: [LayerSpec], weights: [Tensor], biases: [[Float]]) {
+        guard weights.count == specs.count, biases.count == specs.count else { return nil }
+        var c = inChannels
+        for (i, spec) in specs.enumerated() {
+            guard weights[i].shape == [spec.outChannels, c, spec.kernel, spec.kernel],
+                  biases[i].count == spec.outChannels else { return nil }
+            c = spec.outChannels
+        }
+        self.inChannels = inChannels
+        self.specs = specs
+        self.weights = weights
+        self.biases = biases
+    }
+
+    /// Output channels of the last layer.
+    public var outChannels: Int { specs.last?.outChannels ?? inChannels }
+
+    func geometry(_ layer: Int) -> ConvGeometry {
+        let s = specs[layer]
+        return .symmetric(inChannels: weights[layer].shape[1], outChannels: s.outChannels, kernel: s.kernel,
+                          stride: s.stride, pad: s.padding)
+    }
+
+    /// Inference: (N, C, H, W) -> (N, O, H', W') through the fast multithreaded kernels.
+    public func forward(_ x: Tensor) -> Tensor {
+        var a = x
+        for (i, spec) in specs.enumerated() {
+            if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
+            a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none)
+        }
+        return a
+    }
+
+    /// Everything the training forward keeps for the backward pass.
+    public struct Tape: Sendable {
+        var inputs: [Tensor] = []      // each layer's input (after upsampling)
+        var inputShapes: [[Int]] = []  // each layer's input before upsampling
+        var columns: [[Float]] = []
+        var outputs: [Tensor] = []
+    }
+
+    /// Training forward of one image, (1, C, H, W), recording the tape.
+    public func trainingForward(_ x: Tensor) -> (Tensor, Tape) {
+        var tape = Tape()
+        var a = x
+        for (i, spec) in specs.enumerated() {
+            tape.inputShapes.append(a.shape)
+            if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
+            var columns = [Float]()
+            var y = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
+            if spec.relu { reluInPlace(&y) }
+            tape.inputs.append(a)
+            tape.columns.append(columns)
+            tape.outputs.append(y)
+            a = y
+        }
+        return (a, tape)
+    }
+
+    /// Gradients of every layer's weight and bias, shaped like the stack.
+    public struct Gradients: Sendable {
+        /// dL/dweight per layer (flattened).
+        public var weights: [[Float]]
+        /// dL/dbias per layer.
+        public var biases: [[Float]]
+
+        /// Zero gradients for `stack`.
+        public init(for stack: ConvStack) {
+            weights = stack.weights.map { [Float](repeating: 0, count: $0.count) }
+            biases = stack.biases.map { [Float](repeating: 0, count: $0.count) }
+        }
+
+        /// Sets every gradient to zero.
+        public mutating func zero() {
+            for i in weights.indices {
+                for j in weights[i].indices { weights[i][j] = 0 }
+                for j in biases[i].indices { biases[i][j] = 0 }
+            }
+        }
+
+        /// Adds another set of gradients.
+        public mutating func add(_ other: Gradients) {
+            for i in weights.indices {
+                for j in weights[i].indices { weights[i][j] += other.weights[i][j] }
+                for j in biases[i].indices { biases[i][j] += other.biases[i][j] }
+            }
+        }
+    }
+
+    /// Backward of `trainingForward`: accumulates into `gradients`; returns dL/dx when asked.
+    public func backward(_ dy: Tensor, tape: Tape, gradients: inout Gradients, needsInputGradient: Bool) -> Tensor? {
+        var d = dy
+        for i in stride(from: specs.count - 1, through: 0, by: -1) {
+            let spec = specs[i]
+            if spec.relu { d = reluBackward(d, output: tape.outputs[i]) }
+            let wantsInput = i > 0 || needsInputGradient
+            guard let dx = convolutionBackward(d, weight: weights[i], geometry: geometry(i), columns: tape.columns[i],
+                                               inputShape: tape.inputs[i].shape, weightGradient: &gradients.weights[i],
+                                               biasGradient: &gradients.biases[i], needsInputGradient: wantsInput)
+            else { return nil }
+            d = dx
+            if spec.upsample > 1 {
+                let shape = tape.inputShapes[i]
+                d = upsampleBilinearBackward(d, height: shape[2], width: shape[3])
+            }
+        }
+        return d
+    }
+
+    /// Named tensors for a checkpoint: `prefix.i.weight`, `prefix.i.bias`.
+    public func namedTensors(prefix: String) -> [String: Tensor] {
+        var out = [String: Tensor]()
+        for i in specs.indices {
+            out["\(prefix).\(i).weight"] = weights[i]
+            out["\(prefix).\(i).bias"] = Tensor(shape: [biases[i].count], storage: biases[i])
+        }
+        return out
+    }
+
+    /// A stack read back from `namedTensors`, or nil when a tensor is missing or misshapen.
+    public init?(inChannels: Int, specs: [LayerSpec], tensors: [String: Tensor], prefix: String) {
+        var weights = [Tensor](), biases = [[Float]]()
+        for i in specs.indices {
+            guard let w = tensors["\(prefix).\(i).weight"], let b = tensors["\(prefix).\(i).bias"] else { return nil }
+            weights.append(w)
+            biases.append(b.storage)
+        }
+        self.init(inChannels: inChannels, specs: specs, weights: weights, biases: biases)
+    }
+}
+
+/// Adam with decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019).
+public struct AdamW: Sendable {
+    /// Step size.
+    public var learningRate: Float
+    /// First-moment decay.
+    public var beta1: Float = 0.9
+    /// Second-moment decay.
+    public var beta2: Float = 0.999
+    /// Denominator guard.
+    public var epsilon: Float = 1e-8
+    /// Decoupled weight decay per step, as a multiple of the learning rate.
+    public var weightDecay: Float
+    private var moments = [Int: [Float]]()
+    private var velocities = [Int: [Float]]()
+    private var steps = 0
+
+    /// Creates an optimizer.
+    public init(learningRate: Float, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+    }
+
+    /// Starts a step (advances the bias-correction counter); call once before the updates of a step.
+    public mutating func beginStep() { steps += 1 }
+
+    /// Updates parameter `index` in place from its gradient times `scale` (e.g. 1 / batch).
+    public mutating func update(_ index: Int, value: inout [Float], gradient: [Float], scale: Float = 1,
+                                decays: Bool = true) {
+        precondition(value.count == gradient.count && steps > 0)
+        var m = moments[index] ?? [Float](repeating: 0, count: value.count)
+        var v = velocities[index] ?? [Float](repeating: 0, count: value.count)
+        let c1 = 1 - pow(beta1, Float(steps)), c2 = 1 - pow(beta2, Float(steps))
+        let decay = decays ? learningRate * weightDecay : 0
+        for i in value.indices {
+            let g = gradient[i] * scale
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            value[i] -= learningRate * (m[i] / c1) / ((v[i] / c2).squareRoot() + epsilon) + decay * value[i]
+        }
+        moments[index] = m
+        velocities[index] = v
+    }
+}
+
+/// Float power for the bias corrections.
+@inline(__always) func pow(_ x: Float, _ n: Float) -> Float { Float(Foundation.pow(Double(x), Double(n))) }
+
+extension AdamW {
+    /// Updates every weight (decayed) and bias (not decayed) of a stack; `slot` keeps the
+    /// optimizer state of different stacks apart.
+    public mutating func update(_ stack: inout ConvStack, gradients: ConvStack.Gradients, scale: Float, slot: Int) {
+        for i in stack.specs.indices {
+            update(slot * 1024 + 2 * i, value: &stack.weights[i].storage, gradient: gradients.weights[i], scale: scale)
+            update(slot * 1024 + 2 * i + 1, value: &stack.biases[i], gradient: gradients.biases[i], scale: scale, decays: false)
+        }
+    }
+}
