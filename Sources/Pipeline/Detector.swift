@@ -10,6 +10,17 @@ public enum Component: String, Codable, CaseIterable, Sendable {
     case knn
     /// Mahalanobis distance to a Gaussian of normal patches at the same position (PaDiM).
     case gaussian
+    /// Teacher-student discrepancy: students trained to imitate the teacher on normal images.
+    case st
+    /// Disagreement (predictive variance) among the students.
+    case variance
+    /// Reconstruction residual of the memory-bank autoencoder (MemAE).
+    case ae
+
+    /// Whether the component needs the students.
+    public var usesStudents: Bool { self == .st || self == .variance }
+    /// Whether the component is learned by gradient descent (rather than fitted in one pass).
+    public var isLearned: Bool { usesStudents || self == .ae }
 }
 
 /// Choices made when a detector is trained; stored in the model bundle.
@@ -39,6 +50,9 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// 0 ignores position; larger values make a patch match normal patches from nearby
     /// positions only (products photographed in a fixed pose).
     public var positionWeight: Float = 0
+
+    /// Hyper-parameters of the learned components (st, variance, ae).
+    public var learning = LearningSettings()
 
     /// Keep each image's aspect ratio (resizing to about inputSize^2 pixels, sides multiples
     /// of 8) instead of squashing it to an inputSize square.
@@ -87,6 +101,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         blurSigma = try c.decodeIfPresent(Float.self, forKey: .blurSigma) ?? d.blurSigma
         positionWeight = try c.decodeIfPresent(Float.self, forKey: .positionWeight) ?? d.positionWeight
         keepsAspectRatio = try c.decodeIfPresent(Bool.self, forKey: .keepsAspectRatio) ?? d.keepsAspectRatio
+        learning = try c.decodeIfPresent(LearningSettings.self, forKey: .learning) ?? d.learning
     }
 }
 
@@ -97,6 +112,12 @@ public struct Normalization: Codable, Equatable, Sendable {
     public var normalLevel: Float
     /// 99th percentile of the calibration images' raw scores.
     public var peakLevel: Float
+
+    /// Creates a normalization from its two levels.
+    public init(normalLevel: Float, peakLevel: Float) {
+        self.normalLevel = normalLevel
+        self.peakLevel = peakLevel
+    }
 
     /// The normalized value of a raw one.
     @inlinable
@@ -111,6 +132,10 @@ public struct Detector: Sendable {
     public let bank: PatchMemoryBank?
     /// Per-position Gaussians (component `gaussian`).
     public let gaussian: PositionalGaussian?
+    /// Students (components `st` and `variance`).
+    public let students: StudentEnsemble?
+    /// Memory autoencoder (component `ae`).
+    public let autoencoder: MemoryAutoencoder?
     /// Calibration of each component's map, in `settings.components` order.
     public let componentNormalizations: [Normalization]
     /// Training settings.
@@ -125,12 +150,15 @@ public struct Detector: Sendable {
 
     /// Assembles a detector from its parts.
     public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank?, gaussian: PositionalGaussian?,
+                students: StudentEnsemble? = nil, autoencoder: MemoryAutoencoder? = nil,
                 componentNormalizations: [Normalization], settings: DetectorSettings,
                 normalization: Normalization, threshold: Float, backboneSHA256: String) {
         precondition(componentNormalizations.count == settings.components.count)
         self.extractor = extractor
         self.bank = bank
         self.gaussian = gaussian
+        self.students = students
+        self.autoencoder = autoencoder
         self.componentNormalizations = componentNormalizations
         self.settings = settings
         self.normalization = normalization
@@ -146,12 +174,18 @@ public struct Detector: Sendable {
     /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
     public func componentMaps(_ image: Image) -> [AnomalyResult] {
         let input = settings.input(for: image)
-        let features = embeddings(input)
+        let teacher = extractor.embed(input)
+        let features = Detector.embeddings(teacher, positionWeight: settings.positionWeight)
+        let studentMaps = settings.components.contains(where: \.usesStudents)
+            ? students?.maps(input: input, teacher: teacher) : nil
         return settings.components.map { component in
             let coarse: [Float]
             switch component {
             case .knn: coarse = bank?.nearestDistances(features) ?? []
             case .gaussian: coarse = gaussian?.distances(features) ?? []
+            case .st: coarse = studentMaps?.discrepancy ?? []
+            case .variance: coarse = studentMaps?.variance ?? []
+            case .ae: coarse = autoencoder?.residual(teacher: teacher) ?? []
             }
             // Smoothed at half the model resolution (sigma halved to match): the map is
             // resampled to the photo's own size afterwards anyway, and this is 8x less work
@@ -177,6 +211,30 @@ public struct Detector: Sendable {
             for i in 0..<fused.count { fused[i] += weight / total * norm.apply(map.map[i]) }
         }
         return AnomalyResult(map: fused, width: first.width, height: first.height)
+    }
+
+    /// The same detector restricted to some of its trained components, each keeping its stored
+    /// calibration (for ablations and for trying a lighter model without retraining). The
+    /// fused scale keeps 0 at normal and about 1 at the good images' peak, but it is not
+    /// re-calibrated: set a threshold for it by hand or with validation images.
+    public func selecting(_ components: [Component], weights: [Float] = []) throws -> Detector {
+        var indices = [Int]()
+        for c in components {
+            guard let i = settings.components.firstIndex(of: c) else {
+                throw PipelineError.input("the model has no \(c.rawValue) component (it has \(settings.components.map(\.rawValue).joined(separator: ", ")))")
+            }
+            indices.append(i)
+        }
+        guard !indices.isEmpty else { throw PipelineError.input("no components selected") }
+        var subset = settings
+        subset.components = components
+        subset.componentWeights = weights
+        let norms = indices.map { componentNormalizations[$0] }
+        // One component: its raw map with its own calibration; several: calibrated maps averaged.
+        let fused = norms.count == 1 ? norms[0] : Normalization(normalLevel: 0, peakLevel: 1)
+        return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                        componentNormalizations: norms, settings: subset, normalization: fused, threshold: threshold,
+                        backboneSHA256: backboneSHA256)
     }
 
     /// Patch embeddings of normalized input, with position channels when configured.

@@ -24,6 +24,19 @@ public enum ModelBundle {
             tensors["gaussian.precision"] = g.precision
             tensors["gaussian.channels"] = Tensor(shape: [g.channels.count], storage: g.channels.map { Float($0) })
         }
+        let standardization = detector.students?.standardization ?? detector.autoencoder?.standardization
+        if let st = standardization {
+            tensors["teacher.mean"] = Tensor(shape: [st.mean.count], storage: st.mean)
+            tensors["teacher.scale"] = Tensor(shape: [st.scale.count], storage: st.scale)
+        }
+        for (k, student) in (detector.students?.students ?? []).enumerated() {
+            tensors.merge(student.namedTensors(prefix: "student.\(k)")) { a, _ in a }
+        }
+        if let ae = detector.autoencoder {
+            tensors.merge(ae.encoder.namedTensors(prefix: "ae.encoder")) { a, _ in a }
+            tensors.merge(ae.decoder.namedTensors(prefix: "ae.decoder")) { a, _ in a }
+            tensors["ae.memory"] = ae.memory
+        }
         var file = SafeTensors(tensors: tensors, metadata: [
             "anomap_format_version": formatVersion,
             "method": method,
@@ -124,7 +137,46 @@ public enum ModelBundle {
             }
             gaussian = PositionalGaussian(channels: list, mean: mean, precision: precision, height: h, width: w)
         }
-        return Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: componentNormalizations,
+        var students: StudentEnsemble?, autoencoder: MemoryAutoencoder?
+        if settings.components.contains(where: \.isLearned) {
+            let d = PatchFeatureExtractor.dimension
+            let learning = settings.learning
+            guard let mean = file.tensors["teacher.mean"], let scale = file.tensors["teacher.scale"], mean.count == d,
+                  scale.count == d, scale.storage.allSatisfy({ $0 > 0 }) else {
+                throw fail("teacher standardization tensors are missing or malformed")
+            }
+            let standardization = FeatureStandardization(mean: mean.storage, scale: scale.storage)
+            if settings.components.contains(where: \.usesStudents) {
+                guard (1...16).contains(learning.students), learning.studentWidth >= 4, learning.studentWidth % 4 == 0 else {
+                    throw fail("student settings are out of range")
+                }
+                var list = [ConvStack]()
+                for k in 0..<learning.students {
+                    guard let s = ConvStack(inChannels: 3, specs: learning.studentSpecs, tensors: file.tensors, prefix: "student.\(k)") else {
+                        throw fail("student \(k) tensors are missing or have the wrong shape")
+                    }
+                    list.append(s)
+                }
+                students = StudentEnsemble(students: list, standardization: standardization)
+            }
+            if settings.components.contains(.ae) {
+                let l = learning.latentChannels
+                guard l > 0, learning.memorySize > 0, learning.temperature > 0, learning.temperature.isFinite,
+                      learning.shrinkage >= 0, learning.shrinkage.isFinite, settings.inputSize % 32 == 0,
+                      let encoder = ConvStack(inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l),
+                                              tensors: file.tensors, prefix: "ae.encoder"),
+                      let decoder = ConvStack(inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d),
+                                              tensors: file.tensors, prefix: "ae.decoder"),
+                      let memory = file.tensors["ae.memory"], memory.shape == [learning.memorySize, l] else {
+                    throw fail("autoencoder tensors or settings are missing or malformed")
+                }
+                autoencoder = MemoryAutoencoder(encoder: encoder, decoder: decoder, memory: memory,
+                                                readout: MemoryReadout(temperature: learning.temperature, shrinkage: learning.shrinkage),
+                                                standardization: standardization)
+            }
+        }
+        return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                        componentNormalizations: componentNormalizations,
                         settings: settings, normalization: normalization, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 }

@@ -17,6 +17,9 @@ public struct TrainingReport: Sendable {
     public var failures: [String]
     /// Wall-clock seconds.
     public var seconds: Double
+    /// Wall-clock seconds of each phase: features (teacher pass, Gaussian statistics),
+    /// coreset, students, autoencoder, calibration.
+    public var phaseSeconds: [String: Double] = [:]
 }
 
 /// Builds a detector from good images.
@@ -27,6 +30,11 @@ public enum Trainer {
                              settings: DetectorSettings, sensitivity: Double = 0.5,
                              progress: ProgressHandler = { _, _, _ in }) throws -> (Detector, TrainingReport) {
         let start = Date()
+        var phaseSeconds = [String: Double](), phaseStart = Date()
+        func endPhase(_ name: String) {
+            phaseSeconds[name] = Date().timeIntervalSince(phaseStart)
+            phaseStart = Date()
+        }
         guard paths.count >= 2 else {
             throw PipelineError.input("training needs at least 2 good images, got \(paths.count)")
         }
@@ -41,6 +49,15 @@ public enum Trainer {
             throw PipelineError.input("the gaussian component needs one fixed input size; drop --keep-aspect")
         }
         let usesBank = settings.components.contains(.knn)
+        let learned = settings.components.contains(where: \.isLearned)
+        if learned && settings.keepsAspectRatio {
+            throw PipelineError.input("the st, variance and ae components need one fixed input size; drop --keep-aspect")
+        }
+        if settings.components.contains(.ae) && settings.inputSize % 32 != 0 {
+            throw PipelineError.input("the ae component needs an input size that is a multiple of 32, got \(settings.inputSize)")
+        }
+        // Kept for the learned components: their training passes over the images many times.
+        var inputs = [Tensor](), teacherFeatures = [Tensor]()
         // Positional Gaussian over a seeded random subset of the teacher channels.
         var channelOrder = Array(0..<PatchFeatureExtractor.dimension)
         channelOrder.shuffle(using: &generator)
@@ -61,8 +78,13 @@ public enum Trainer {
             do {
                 let image = try ImageCodec.read(contentsOf: path)
                 let input = settings.input(for: image)
-                let features = Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
+                let teacher = extractor.embed(input)
+                let features = Detector.embeddings(teacher, positionWeight: settings.positionWeight)
                 accumulator?.add(features)
+                if learned {
+                    inputs.append(input)
+                    teacherFeatures.append(teacher)
+                }
                 guard usesBank else { continue }
                 let p = features.height * features.width
                 var picks = Array(0..<p)
@@ -75,6 +97,7 @@ public enum Trainer {
             }
         }
         progress("features", training.count, training.count)
+        endPhase("features")
         guard failures.count < training.count else { throw PipelineError.input("none of the training images could be read") }
 
         // 2. Coreset.
@@ -90,15 +113,36 @@ public enum Trainer {
             candidates = []
             bank = PatchMemoryBank(entries: Tensor(shape: [chosen.count, d], storage: entries))
             progress("coreset", 1, 1)
+            endPhase("coreset")
         }
         let gaussian = accumulator?.finish()
 
-        // 3. Calibration on held-out good images: each component's map, then the fused map.
+        // 3. Learned components, on standardized teacher embeddings.
+        var students: StudentEnsemble?, autoencoder: MemoryAutoencoder?
+        if learned {
+            let standardization = FeatureStandardization(of: teacherFeatures)
+            let targets = teacherFeatures.map { standardization.apply($0) }
+            teacherFeatures = []
+            if settings.components.contains(where: \.usesStudents) {
+                let trained = NetworkTrainer.trainStudents(inputs: inputs, targets: targets, settings: settings.learning,
+                                                           seed: settings.seed, progress: progress)
+                students = StudentEnsemble(students: trained, standardization: standardization)
+                endPhase("students")
+            }
+            inputs = []
+            if settings.components.contains(.ae) {
+                autoencoder = NetworkTrainer.trainAutoencoder(targets: targets, standardization: standardization,
+                                                              settings: settings.learning, seed: settings.seed, progress: progress)
+                endPhase("autoencoder")
+            }
+        }
+
+        // 4. Calibration on held-out good images: each component's map, then the fused map.
         let identity = Normalization(normalLevel: 0, peakLevel: 1)
         let threshold = Detector.threshold(sensitivity: sensitivity)
         var components = [[Float]](repeating: [], count: settings.components.count)
         var componentScores = [[Float]](repeating: [], count: settings.components.count)
-        var detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian,
+        var detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
                                 componentNormalizations: settings.components.map { _ in identity }, settings: settings,
                                 normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
         var readable = [String]()  // paths, re-read for the fusion pass: memory stays flat
@@ -124,7 +168,7 @@ public enum Trainer {
         }
         var final = perComponent[0]
         if settings.components.count > 1 {
-            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: perComponent,
+            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder, componentNormalizations: perComponent,
                                 settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
             var pixels = [Float](), scores = [Float]()
             for (i, path) in readable.enumerated() {
@@ -136,10 +180,11 @@ public enum Trainer {
             }
             final = Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
         }
-        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, componentNormalizations: perComponent,
+        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder, componentNormalizations: perComponent,
                             settings: settings, normalization: final, threshold: threshold, backboneSHA256: backboneSHA256)
+        endPhase("calibration")
         let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,
-                                    failures: failures, seconds: Date().timeIntervalSince(start))
+                                    failures: failures, seconds: Date().timeIntervalSince(start), phaseSeconds: phaseSeconds)
         return (detector, report)
     }
 }

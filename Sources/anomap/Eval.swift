@@ -27,6 +27,9 @@ struct Eval: ParsableCommand {
     @Flag(name: .long, help: "Train on the dataset's train/good first (instead of --model).")
     var train = false
 
+    @Option(name: .long, help: ArgumentHelp("Evaluate only these components of the model, comma-separated (each keeps its stored calibration).", valueName: "components"))
+    var only: String?
+
     @Option(name: .long, help: "Also save the model trained with --train here.")
     var saveModel: String?
 
@@ -54,7 +57,7 @@ struct Eval: ParsableCommand {
             let extractor = PatchFeatureExtractor(backbone: network)
             let progress = ProgressReporter(quiet: runOptions.quiet)
             var trainSeconds: Double?
-            let detector: Detector
+            var detector: Detector
             if let model {
                 detector = try ModelBundle.read(model, extractor: extractor, backboneSHA256: sha)
             } else {
@@ -68,6 +71,14 @@ struct Eval: ParsableCommand {
                 }
                 detector = trained
                 if let saveModel { try ModelBundle.write(detector, to: saveModel) }
+            }
+            if let only {
+                let list = only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let parsed = list.compactMap(Component.init(rawValue:))
+                guard parsed.count == list.count else {
+                    throw PipelineError.input("--only takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                detector = try detector.selecting(parsed)
             }
             let report = Evaluator.evaluate(detector, on: set, progress: progress.handler)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -19,8 +19,10 @@ final class ProgressReporter {
     func update(_ name: String, _ done: Int, _ total: Int) {
         guard !quiet else { return }
         let now = Date()
-        if name != phase {
-            phase = name
+        // A parenthesized suffix is a detail (e.g. the current loss), not a new phase.
+        let key = name.components(separatedBy: " (")[0]
+        if key != phase {
+            phase = key
             phaseStart = now
             lastDraw = .distantPast
         }

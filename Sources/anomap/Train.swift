@@ -18,7 +18,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian).")
+    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual).")
     var components = "gaussian"
 
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
@@ -47,6 +47,9 @@ struct TrainingOptions: ParsableArguments {
 
     @Option(name: .long, help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
     var sensitivity = 0.5
+
+    @OptionGroup(title: "Learned components (st, variance, ae)")
+    var learning: LearningOptions
 
     func validate() throws {
         guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
@@ -115,6 +118,7 @@ struct TrainingOptions: ParsableArguments {
         s.seed = seed
         s.positionWeight = positionWeight
         s.keepsAspectRatio = keepAspect
+        s.learning = learning.settings
         return s
     }
 }

@@ -1,0 +1,65 @@
+import NeuralNet
+import Tensors
+
+/// A convolutional autoencoder over the teacher's standardized embeddings whose latent is
+/// rebuilt from a memory of normal items (MemAE, Gong et al. ICCV 2019). The bottleneck is
+/// spatial (stride 4 below the embedding grid) and every latent vector is replaced by a sparse
+/// mix of memory items, so a defect cannot be reproduced and shows as a residual.
+public struct MemoryAutoencoder: Sendable {
+    /// Encoder: (D, h, w) -> (latent, h / 4, w / 4).
+    public static func encoderSpecs(inChannels: Int, latent: Int) -> [LayerSpec] {
+        [LayerSpec(outChannels: 96, kernel: 3, stride: 2),
+         LayerSpec(outChannels: 96, kernel: 3, stride: 2),
+         LayerSpec(outChannels: latent, kernel: 1, relu: false)]
+    }
+
+    /// Decoder: (latent, h / 4, w / 4) -> (D, h, w), bilinear upsampling then 3x3 convolutions.
+    public static func decoderSpecs(latent: Int, outChannels: Int) -> [LayerSpec] {
+        [LayerSpec(outChannels: 96, kernel: 3, upsample: 2),
+         LayerSpec(outChannels: 128, kernel: 3, upsample: 2),
+         LayerSpec(outChannels: outChannels, kernel: 1, relu: false)]
+    }
+
+    /// Encoder.
+    public var encoder: ConvStack
+    /// Decoder.
+    public var decoder: ConvStack
+    /// (N, latent) memory items.
+    public var memory: Tensor
+    /// Addressing rule.
+    public var readout: MemoryReadout
+    /// Teacher standardization it reconstructs.
+    public let standardization: FeatureStandardization
+
+    /// Assembles an autoencoder.
+    public init(encoder: ConvStack, decoder: ConvStack, memory: Tensor, readout: MemoryReadout,
+                standardization: FeatureStandardization) {
+        self.encoder = encoder
+        self.decoder = decoder
+        self.memory = memory
+        self.readout = readout
+        self.standardization = standardization
+    }
+
+    /// Reconstruction of standardized embeddings (1, D, h, w), h and w multiples of 4.
+    public func reconstruct(_ standardized: Tensor) -> Tensor {
+        let (latent, _) = readout.forward(encoder.forward(standardized), memory: memory)
+        return decoder.forward(latent)
+    }
+
+    /// Residual map (h, w): mean squared reconstruction error over channels, for raw teacher
+    /// embeddings (1, D, h, w).
+    public func residual(teacher: Tensor) -> [Float] {
+        let target = standardization.apply(teacher)
+        let out = reconstruct(target)
+        let d = target.channels, p = target.height * target.width
+        var map = [Float](repeating: 0, count: p)
+        for c in 0..<d {
+            for i in 0..<p {
+                let e = out.storage[c * p + i] - target.storage[c * p + i]
+                map[i] += e * e
+            }
+        }
+        return map.map { $0 / Float(d) }
+    }
+}
