@@ -49,29 +49,134 @@ public struct FeatureStandardization: Sendable, Equatable {
     }
 }
 
+/// One student: image (3, H, W) -> standardized teacher embedding (D, H / 8, W / 8).
+///
+/// The teacher embedding mixes stride-8 features with stride-16 ones whose receptive field
+/// is far larger than a few 3x3 layers see, and a student that cannot see what the teacher
+/// saw fails on normal images too. So the student has two scales: a trunk of three stride-2
+/// 3x3 convolutions and one more 3x3 at stride 8 (receptive field 47 pixels), a branch that
+/// continues at stride 16 (two 3x3, receptive field 111 pixels) and is upsampled back, and a
+/// 1x1 head over both.
+public struct StudentNetwork: Sendable {
+    /// Stride-8 trunk.
+    public var trunk: ConvStack
+    /// Stride-16 branch on the trunk's output.
+    public var branch: ConvStack
+    /// 1x1 head over the concatenated trunk and upsampled branch.
+    public var head: ConvStack
+
+    /// Layer shapes for a width (channels of the widest layers) and output channels.
+    public static func specs(width: Int, outChannels: Int) -> (trunk: [LayerSpec], branch: [LayerSpec], head: [LayerSpec]) {
+        ([LayerSpec(outChannels: width / 4, kernel: 3, stride: 2),
+          LayerSpec(outChannels: width / 2, kernel: 3, stride: 2),
+          LayerSpec(outChannels: width, kernel: 3, stride: 2),
+          LayerSpec(outChannels: width, kernel: 3)],
+         [LayerSpec(outChannels: width, kernel: 3, stride: 2),
+          LayerSpec(outChannels: width, kernel: 3)],
+         [LayerSpec(outChannels: outChannels, kernel: 1, relu: false)])
+    }
+
+    /// A freshly initialized student.
+    public init(width: Int, outChannels: Int, generator: inout SeededGenerator) {
+        let s = StudentNetwork.specs(width: width, outChannels: outChannels)
+        trunk = ConvStack(inChannels: 3, specs: s.trunk, generator: &generator)
+        branch = ConvStack(inChannels: width, specs: s.branch, generator: &generator)
+        head = ConvStack(inChannels: 2 * width, specs: s.head, generator: &generator)
+    }
+
+    /// A student read from named tensors (`prefix.trunk.i.weight`, ...), or nil when one is
+    /// missing or misshapen.
+    public init?(width: Int, outChannels: Int, tensors: [String: Tensor], prefix: String) {
+        let s = StudentNetwork.specs(width: width, outChannels: outChannels)
+        guard let t = ConvStack(inChannels: 3, specs: s.trunk, tensors: tensors, prefix: prefix + ".trunk"),
+              let b = ConvStack(inChannels: width, specs: s.branch, tensors: tensors, prefix: prefix + ".branch"),
+              let h = ConvStack(inChannels: 2 * width, specs: s.head, tensors: tensors, prefix: prefix + ".head") else { return nil }
+        (trunk, branch, head) = (t, b, h)
+    }
+
+    /// Named tensors for a checkpoint.
+    public func namedTensors(prefix: String) -> [String: Tensor] {
+        trunk.namedTensors(prefix: prefix + ".trunk").merging(branch.namedTensors(prefix: prefix + ".branch")) { a, _ in a }
+            .merging(head.namedTensors(prefix: prefix + ".head")) { a, _ in a }
+    }
+
+    /// Inference: (1, 3, H, W) -> (1, D, H / 8, W / 8).
+    public func forward(_ x: Tensor) -> Tensor {
+        let a = trunk.forward(x)
+        let b = branch.forward(a)
+        return head.forward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+    }
+
+    /// What the training forward keeps.
+    public struct Tape: Sendable {
+        var trunk: ConvStack.Tape, branch: ConvStack.Tape, head: ConvStack.Tape
+        var trunkShape: [Int], branchShape: [Int]
+    }
+
+    /// Training forward of one image.
+    public func trainingForward(_ x: Tensor) -> (Tensor, Tape) {
+        let (a, trunkTape) = trunk.trainingForward(x)
+        let (b, branchTape) = branch.trainingForward(a)
+        let (y, headTape) = head.trainingForward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+        return (y, Tape(trunk: trunkTape, branch: branchTape, head: headTape, trunkShape: a.shape, branchShape: b.shape))
+    }
+
+    /// Gradients of all three parts.
+    public struct Gradients: Sendable {
+        /// Per part.
+        public var trunk: ConvStack.Gradients, branch: ConvStack.Gradients, head: ConvStack.Gradients
+
+        /// Zero gradients for a student.
+        public init(for s: StudentNetwork) {
+            trunk = .init(for: s.trunk)
+            branch = .init(for: s.branch)
+            head = .init(for: s.head)
+        }
+
+        /// Sets every gradient to zero.
+        public mutating func zero() {
+            trunk.zero()
+            branch.zero()
+            head.zero()
+        }
+    }
+
+    /// Backward of `trainingForward` (accumulates parameter gradients; the input needs none).
+    public func backward(_ dy: Tensor, tape: Tape, gradients: inout Gradients) {
+        guard let dc = head.backward(dy, tape: tape.head, gradients: &gradients.head, needsInputGradient: true) else { return }
+        // Split the concatenation's gradient: trunk channels first, then the upsampled branch.
+        let trunkCount = tape.trunkShape.reduce(1, *)
+        var da = Tensor(shape: tape.trunkShape, storage: Array(dc.storage[0..<trunkCount]))
+        let dUp = Tensor(shape: [1, tape.branchShape[1], tape.trunkShape[2], tape.trunkShape[3]],
+                         storage: Array(dc.storage[trunkCount...]))
+        let db = upsampleBilinearBackward(dUp, height: tape.branchShape[2], width: tape.branchShape[3])
+        if let fromBranch = branch.backward(db, tape: tape.branch, gradients: &gradients.branch, needsInputGradient: true) {
+            for i in 0..<da.count { da.storage[i] += fromBranch.storage[i] }
+        }
+        _ = trunk.backward(da, tape: tape.trunk, gradients: &gradients.trunk, needsInputGradient: false)
+    }
+}
+
+extension AdamW {
+    /// Updates every parameter of a student.
+    public mutating func update(_ s: inout StudentNetwork, gradients: StudentNetwork.Gradients, scale: Float) {
+        update(&s.trunk, gradients: gradients.trunk, scale: scale, slot: 0)
+        update(&s.branch, gradients: gradients.branch, scale: scale, slot: 1)
+        update(&s.head, gradients: gradients.head, scale: scale, slot: 2)
+    }
+}
+
 /// Students that learn to imitate the frozen teacher on normal images only, so they fail
 /// where an image is abnormal (Bergmann et al., "Uninformed Students", CVPR 2020; the
 /// student-teacher half of EfficientAD, Batzner et al., WACV 2024).
 public struct StudentEnsemble: Sendable {
-    /// The architecture of one student: image (3, H, W) -> standardized teacher embedding
-    /// (D, H / 8, W / 8). Three stride-2 3x3 convolutions reach the teacher's stride 8, a
-    /// further 3x3 widens the receptive field to 47 pixels (the 3x3-averaged stride-8/16
-    /// teacher patch sees more, but its centre weighs most), and a 1x1 maps to D channels.
-    public static func specs(width: Int, outChannels: Int) -> [LayerSpec] {
-        [LayerSpec(outChannels: width / 4, kernel: 3, stride: 2),
-         LayerSpec(outChannels: width / 2, kernel: 3, stride: 2),
-         LayerSpec(outChannels: width, kernel: 3, stride: 2),
-         LayerSpec(outChannels: width, kernel: 3),
-         LayerSpec(outChannels: outChannels, kernel: 1, relu: false)]
-    }
-
     /// The students.
-    public var students: [ConvStack]
+    public var students: [StudentNetwork]
     /// Teacher standardization the students regress.
     public let standardization: FeatureStandardization
 
     /// Wraps trained students.
-    public init(students: [ConvStack], standardization: FeatureStandardization) {
+    public init(students: [StudentNetwork], standardization: FeatureStandardization) {
         self.students = students
         self.standardization = standardization
     }

@@ -150,9 +150,10 @@ public enum ModelBundle {
                 guard (1...16).contains(learning.students), learning.studentWidth >= 4, learning.studentWidth % 4 == 0 else {
                     throw fail("student settings are out of range")
                 }
-                var list = [ConvStack]()
+                var list = [StudentNetwork]()
                 for k in 0..<learning.students {
-                    guard let s = ConvStack(inChannels: 3, specs: learning.studentSpecs, tensors: file.tensors, prefix: "student.\(k)") else {
+                    guard let s = StudentNetwork(width: learning.studentWidth, outChannels: d, tensors: file.tensors,
+                                                 prefix: "student.\(k)") else {
                         throw fail("student \(k) tensors are missing or have the wrong shape")
                     }
                     list.append(s)

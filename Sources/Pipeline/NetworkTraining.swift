@@ -58,11 +58,6 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         entropyWeight = try value(.entropyWeight, d.entropyWeight)
         inputNoise = try value(.inputNoise, d.inputNoise)
     }
-
-    /// The student architecture these settings describe.
-    public var studentSpecs: [LayerSpec] {
-        StudentEnsemble.specs(width: studentWidth, outChannels: PatchFeatureExtractor.dimension)
-    }
 }
 
 /// Training loops of the learned components: image by image, gradients accumulated over a
@@ -75,17 +70,18 @@ enum NetworkTrainer {
     ///
     /// inputs: (1, 3, H, W) normalized images; targets: standardized teacher embeddings.
     static func trainStudents(inputs: [Tensor], targets: [Tensor], settings: LearningSettings, seed: UInt64,
-                              progress: ProgressHandler) -> [ConvStack] {
+                              progress: ProgressHandler) -> [StudentNetwork] {
         let k = settings.students
-        var results = [ConvStack?](repeating: nil, count: k)
+        var results = [StudentNetwork?](repeating: nil, count: k)
         let lock = NSLock()
         let batches = (inputs.count + settings.batchSize - 1) / settings.batchSize
         let total = batches * settings.studentEpochs
         DispatchQueue.concurrentPerform(iterations: k) { index in
             var generator = SeededGenerator(seed: seed &+ 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9)
-            var student = ConvStack(inChannels: 3, specs: settings.studentSpecs, generator: &generator)
+            var student = StudentNetwork(width: settings.studentWidth, outChannels: PatchFeatureExtractor.dimension,
+                                         generator: &generator)
             var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
-            var gradients = ConvStack.Gradients(for: student)
+            var gradients = StudentNetwork.Gradients(for: student)
             var order = Array(inputs.indices)
             var step = 0
             for _ in 0..<settings.studentEpochs {
@@ -98,10 +94,10 @@ enum NetworkTrainer {
                         let (output, tape) = student.trainingForward(inputs[i])
                         let (loss, dy) = meanSquaredError(output, targets[i], hardShare: settings.hardShare)
                         epochLoss += Double(loss)
-                        _ = student.backward(dy, tape: tape, gradients: &gradients, needsInputGradient: false)
+                        student.backward(dy, tape: tape, gradients: &gradients)
                     }
                     adam.beginStep()
-                    adam.update(&student, gradients: gradients, scale: 1 / Float(batch.count), slot: 0)
+                    adam.update(&student, gradients: gradients, scale: 1 / Float(batch.count))
                     step += 1
                     if index == 0 {
                         progress(String(format: "students (loss %.3f)", epochLoss / Double(max(1, start + batch.count))), step, total)

@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Models
 import Pipeline
+import SafeFiles
 import Tensors
 
 let environment = ProcessInfo.processInfo.environment
@@ -125,7 +126,51 @@ if FileManager.default.fileExists(atPath: data + "/train/good") {
     print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
 }
 
+// Ablation of the scoring components on the dataset: one model is trained with every
+// component, then each combination is evaluated on its own (each component keeps its own
+// calibration). A row's training time is the shared phases (teacher features, calibration)
+// plus the phases its components need.
+var ablation: [String] = []
+if environment["ANOMAP_BENCH_ABLATION"] != "0", FileManager.default.fileExists(atPath: data + "/train/good"),
+   let bytes = try? Data(contentsOf: URL(fileURLWithPath: weights)), let set = try? EvaluationSet.mvtec(data) {
+    print("  ablation: training every component on \(set.trainingImages.count) images (several minutes)...")
+    var settings = DetectorSettings()
+    settings.components = [.knn, .gaussian, .st, .variance, .ae]
+    let extractor = PatchFeatureExtractor(backbone: network)
+    let sha = sha256Hex([UInt8](bytes))
+    if let (all, report) = try? Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                                              settings: settings) {
+        let phases = report.phaseSeconds
+        let shared = (phases["features"] ?? 0) + (phases["calibration"] ?? 0)
+        let combos: [[Component]] = [[.knn], [.gaussian], [.st], [.st, .variance], [.ae], [.st, .ae], [.st, .ae, .knn],
+                                     [.gaussian, .st], [.gaussian, .st, .ae], [.gaussian, .ae]]
+        ablation.append("| components | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
+        ablation.append("|---|---|---|---|---|---|---|")
+        for combo in combos {
+            guard let detector = try? all.selecting(combo) else { continue }
+            let r = Evaluator.evaluate(detector, on: set)
+            var train = shared
+            if combo.contains(.knn) { train += phases["coreset"] ?? 0 }
+            if combo.contains(where: \.usesStudents) { train += phases["students"] ?? 0 }
+            if combo.contains(.ae) { train += phases["autoencoder"] ?? 0 }
+            let line = String(format: "| %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", combo.map(\.rawValue).joined(separator: "+"),
+                              r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
+                              r.overall.f1_max ?? 0, train, r.ms_per_image)
+            print("  " + line)
+            ablation.append(line)
+        }
+        let phaseText = phases.keys.sorted().map { String(format: "%@ %.0f s", $0, phases[$0] ?? 0) }.joined(separator: ", ")
+        ablation.append("")
+        ablation.append("(one model with every component, trained in \(String(format: "%.0f", report.seconds)) s: \(phaseText))")
+    }
+}
+
 print("")
 print("| measurement | median | notes |")
 print("|---|---|---|")
 for (name, value, note) in rows { print("| \(name) | \(value) | \(note.trimmingCharacters(in: CharacterSet(charactersIn: "()"))) |") }
+if !ablation.isEmpty {
+    print("")
+    print("Ablation on \((data as NSString).lastPathComponent):")
+    for line in ablation { print(line) }
+}

@@ -78,7 +78,7 @@ struct Eval: ParsableCommand {
                 guard parsed.count == list.count else {
                     throw PipelineError.input("--only takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                detector = try detector.selecting(parsed)
+                detector = try detector.selecting(parsed, weights: training.parsedWeights)
             }
             let report = Evaluator.evaluate(detector, on: set, progress: progress.handler)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -1,0 +1,62 @@
+import Models
+import NeuralNet
+import Tensors
+import XCTest
+
+/// The two-scale student and the memory autoencoder against finite differences and
+/// hand-computed maps.
+final class LearnedModelTests: XCTestCase {
+    func noise(_ count: Int, _ g: inout SeededGenerator) -> [Float] {
+        (0..<count).map { _ in Float(Double(g.next() >> 11) / Double(1 << 53)) * 2 - 1 }
+    }
+
+    func testStudentBackwardThroughConcatenationAndUpsamplingMatchesFiniteDifferences() {
+        var g = SeededGenerator(seed: 21)
+        var student = StudentNetwork(width: 8, outChannels: 5, generator: &g)
+        for i in student.head.biases.indices { student.head.biases[i] = noise(5, &g) }
+        let x = Tensor(shape: [1, 3, 40, 32], storage: noise(3 * 40 * 32, &g))
+        let (y, tape) = student.trainingForward(x)
+        XCTAssertEqual(y.shape, [1, 5, 5, 4])
+        XCTAssertLessThan(y.maxAbsDifference(student.forward(x)), 1e-5)
+        let r = noise(y.count, &g)
+        func loss(_ s: StudentNetwork) -> Double {
+            zip(s.forward(x).storage, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var gradients = StudentNetwork.Gradients(for: student)
+        student.backward(Tensor(shape: y.shape, storage: r), tape: tape, gradients: &gradients)
+        // Probe weights of every part: the trunk's gradient flows through both the direct
+        // path and the branch (concatenation + upsampling).
+        let parts: [(String, WritableKeyPath<StudentNetwork, ConvStack>, ConvStack.Gradients)] =
+            [("trunk", \.trunk, gradients.trunk), ("branch", \.branch, gradients.branch), ("head", \.head, gradients.head)]
+        for (name, path, grads) in parts {
+            for layer in student[keyPath: path].weights.indices {
+                let scale = max(grads.weights[layer].map { abs($0) }.max() ?? 0, 1e-3)
+                for _ in 0..<6 {
+                    let i = Int(g.next() % UInt64(grads.weights[layer].count))
+                    var up = student, down = student
+                    up[keyPath: path].weights[layer].storage[i] += 1e-3
+                    down[keyPath: path].weights[layer].storage[i] -= 1e-3
+                    let numeric = (loss(up) - loss(down)) / 2e-3
+                    XCTAssertEqual(numeric, Double(grads.weights[layer][i]), accuracy: 0.03 * Double(scale),
+                                   "\(name) layer \(layer) weight \(i)")
+                }
+            }
+        }
+    }
+
+    func testStudentMapsAreMeanDiscrepancyAndVariance() {
+        // Two "students" that are exact constants: a 1x1 head with zero weights and biases a and b.
+        var g = SeededGenerator(seed: 2)
+        var students = [StudentNetwork(width: 4, outChannels: 2, generator: &g), StudentNetwork(width: 4, outChannels: 2, generator: &g)]
+        for (k, value) in [Float(1), 3].enumerated() {
+            students[k].head.weights[0].storage = [Float](repeating: 0, count: students[k].head.weights[0].count)
+            students[k].head.biases[0] = [value, value]
+        }
+        let ensemble = StudentEnsemble(students: students, standardization: FeatureStandardization(mean: [0, 0], scale: [1, 1]))
+        let teacher = Tensor(shape: [1, 2, 1, 1], storage: [0, 2])
+        let maps = ensemble.maps(input: Tensor(shape: [1, 3, 8, 8]), teacher: teacher)
+        // Channel 0: errors 1, 9 -> 5; channel 1: errors 1, 1 -> 1; mean 3. Variance 1 per channel.
+        XCTAssertEqual(maps.discrepancy, [3])
+        XCTAssertEqual(maps.variance, [1])
+    }
+}
