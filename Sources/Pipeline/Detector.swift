@@ -17,6 +17,16 @@ public enum Component: String, Codable, CaseIterable, Sendable {
     /// Reconstruction residual of the memory-bank autoencoder (MemAE).
     case ae
 
+    /// Components from a comma-separated list of names ("gaussian,st").
+    public static func list(_ text: String) throws -> [Component] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parsed = names.compactMap(Component.init(rawValue:))
+        guard !parsed.isEmpty, parsed.count == names.count else {
+            throw PipelineError.input("components are a comma-separated list of: \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
+    }
+
     /// Whether the component needs the students.
     public var usesStudents: Bool { self == .st || self == .variance }
     /// Whether the component is learned by gradient descent (rather than fitted in one pass).
@@ -124,6 +134,45 @@ public struct Normalization: Codable, Equatable, Sendable {
     public func apply(_ raw: Float) -> Float { (raw - normalLevel) / max(peakLevel - normalLevel, 1e-6) }
 }
 
+/// Per-position statistics of a component's coarse map over held-out good images: a learned
+/// component errs more at some positions of every normal image (image borders and corners,
+/// where padding and cropping vary), and standardizing each position against its own normal
+/// spread keeps those positions from dominating the image score.
+public struct PositionalStandardization: Sendable, Equatable {
+    /// (h * w) mean of the map at each position.
+    public var mean: [Float]
+    /// (h * w) spread at each position, floored at the median spread.
+    public var scale: [Float]
+
+    /// Wraps stored statistics.
+    public init(mean: [Float], scale: [Float]) {
+        precondition(mean.count == scale.count)
+        self.mean = mean
+        self.scale = scale
+    }
+
+    /// Statistics of equally sized maps (at least one).
+    public init(of maps: [[Float]]) {
+        let p = maps.first?.count ?? 0, n = Double(max(maps.count, 1))
+        var mean = [Float](repeating: 0, count: p), spread = [Float](repeating: 0, count: p)
+        for i in 0..<p {
+            var s = 0.0, q = 0.0
+            for m in maps { s += Double(m[i]); q += Double(m[i]) * Double(m[i]) }
+            mean[i] = Float(s / n)
+            spread[i] = Float(max(q / n - (s / n) * (s / n), 0).squareRoot())
+        }
+        let floor = max(spread.isEmpty ? 1e-6 : quantile(spread, 0.5), 1e-6)
+        self.mean = mean
+        scale = spread.map { max($0, floor) }
+    }
+
+    /// A map standardized position by position.
+    public func apply(_ map: [Float]) -> [Float] {
+        precondition(map.count == mean.count)
+        return (0..<map.count).map { (map[$0] - mean[$0]) / scale[$0] }
+    }
+}
+
 /// A trained detector: teacher features, scoring components, normalization, threshold.
 public struct Detector: Sendable {
     /// The frozen feature extractor.
@@ -136,6 +185,8 @@ public struct Detector: Sendable {
     public let students: StudentEnsemble?
     /// Memory autoencoder (component `ae`).
     public let autoencoder: MemoryAutoencoder?
+    /// Per-position standardization of learned components' maps, by component.
+    public var positional: [Component: PositionalStandardization]
     /// Calibration of each component's map, in `settings.components` order.
     public let componentNormalizations: [Normalization]
     /// Training settings.
@@ -151,7 +202,7 @@ public struct Detector: Sendable {
     /// Assembles a detector from its parts.
     public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank?, gaussian: PositionalGaussian?,
                 students: StudentEnsemble? = nil, autoencoder: MemoryAutoencoder? = nil,
-                componentNormalizations: [Normalization], settings: DetectorSettings,
+                positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization], settings: DetectorSettings,
                 normalization: Normalization, threshold: Float, backboneSHA256: String) {
         precondition(componentNormalizations.count == settings.components.count)
         self.extractor = extractor
@@ -159,6 +210,7 @@ public struct Detector: Sendable {
         self.gaussian = gaussian
         self.students = students
         self.autoencoder = autoencoder
+        self.positional = positional
         self.componentNormalizations = componentNormalizations
         self.settings = settings
         self.normalization = normalization
@@ -171,14 +223,15 @@ public struct Detector: Sendable {
     /// held-out good images.
     public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
 
-    /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
-    public func componentMaps(_ image: Image) -> [AnomalyResult] {
+    /// Each component's map on the feature grid (positionally standardized where the detector
+    /// has statistics), in settings order, with the model input's width and height.
+    public func coarseMaps(_ image: Image) -> (maps: [[Float]], inputWidth: Int, inputHeight: Int) {
         let input = settings.input(for: image)
         let teacher = extractor.embed(input)
         let features = Detector.embeddings(teacher, positionWeight: settings.positionWeight)
         let studentMaps = settings.components.contains(where: \.usesStudents)
             ? students?.maps(input: input, teacher: teacher) : nil
-        return settings.components.map { component in
+        let maps = settings.components.map { component -> [Float] in
             let coarse: [Float]
             switch component {
             case .knn: coarse = bank?.nearestDistances(features) ?? []
@@ -187,15 +240,29 @@ public struct Detector: Sendable {
             case .variance: coarse = studentMaps?.variance ?? []
             case .ae: coarse = autoencoder?.residual(teacher: teacher) ?? []
             }
-            // Smoothed at half the model resolution (sigma halved to match): the map is
-            // resampled to the photo's own size afterwards anyway, and this is 8x less work
-            // than blurring at full model resolution (measured: 9% of inspection time).
-            let (w, h) = (max(1, input.width / 2), max(1, input.height / 2))
-            let grid = Tensor(shape: [1, 1, features.height, features.width], storage: coarse)
-            let fine = upsampleBilinear(grid, height: h, width: w).storage
-            return AnomalyResult(map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2),
-                                 width: w, height: h)
+            guard let standardization = positional[component], standardization.mean.count == coarse.count else { return coarse }
+            return standardization.apply(coarse)
         }
+        return (maps, input.width, input.height)
+    }
+
+    /// A coarse map upsampled to half the model resolution and smoothed.
+    public func refine(_ coarse: [Float], inputWidth: Int, inputHeight: Int) -> AnomalyResult {
+        // Smoothed at half the model resolution (sigma halved to match): the map is
+        // resampled to the photo's own size afterwards anyway, and this is 8x less work
+        // than blurring at full model resolution (measured: 9% of inspection time).
+        let gh = (inputHeight + PatchFeatureExtractor.stride - 1) / PatchFeatureExtractor.stride
+        let gw = (inputWidth + PatchFeatureExtractor.stride - 1) / PatchFeatureExtractor.stride
+        let (w, h) = (max(1, inputWidth / 2), max(1, inputHeight / 2))
+        let grid = Tensor(shape: [1, 1, gh, gw], storage: coarse)
+        let fine = upsampleBilinear(grid, height: h, width: w).storage
+        return AnomalyResult(map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2), width: w, height: h)
+    }
+
+    /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
+    public func componentMaps(_ image: Image) -> [AnomalyResult] {
+        let (maps, w, h) = coarseMaps(image)
+        return maps.map { refine($0, inputWidth: w, inputHeight: h) }
     }
 
     /// The fused map at model resolution: the mean of the calibrated component maps (for a
@@ -233,7 +300,7 @@ public struct Detector: Sendable {
         // One component: its raw map with its own calibration; several: calibrated maps averaged.
         let fused = norms.count == 1 ? norms[0] : Normalization(normalLevel: 0, peakLevel: 1)
         return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
-                        componentNormalizations: norms, settings: subset, normalization: fused, threshold: threshold,
+                        positional: positional, componentNormalizations: norms, settings: subset, normalization: fused, threshold: threshold,
                         backboneSHA256: backboneSHA256)
     }
 

@@ -37,6 +37,10 @@ public enum ModelBundle {
             tensors.merge(ae.decoder.namedTensors(prefix: "ae.decoder")) { a, _ in a }
             tensors["ae.memory"] = ae.memory
         }
+        for (component, statistics) in detector.positional {
+            tensors["position.\(component.rawValue).mean"] = Tensor(shape: [statistics.mean.count], storage: statistics.mean)
+            tensors["position.\(component.rawValue).scale"] = Tensor(shape: [statistics.scale.count], storage: statistics.scale)
+        }
         var file = SafeTensors(tensors: tensors, metadata: [
             "anomap_format_version": formatVersion,
             "method": method,
@@ -176,7 +180,17 @@ public enum ModelBundle {
                                                 standardization: standardization)
             }
         }
+        var positional = [Component: PositionalStandardization]()
+        for component in settings.components where component.isLearned && settings.learning.positionalNormalization {
+            let (h, w) = settings.featureGrid
+            guard let mean = file.tensors["position.\(component.rawValue).mean"], let scale = file.tensors["position.\(component.rawValue).scale"],
+                  mean.count == h * w, scale.count == h * w, scale.storage.allSatisfy({ $0 > 0 }) else {
+                throw fail("positional statistics of \(component.rawValue) are missing or malformed")
+            }
+            positional[component] = PositionalStandardization(mean: mean.storage, scale: scale.storage)
+        }
         return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                        positional: positional,
                         componentNormalizations: componentNormalizations,
                         settings: settings, normalization: normalization, threshold: threshold, backboneSHA256: backboneSHA256)
     }

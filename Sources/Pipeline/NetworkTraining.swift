@@ -25,7 +25,7 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     /// Latent channels of the autoencoder.
     public var latentChannels = 64
     /// Passes over the training images for the autoencoder.
-    public var autoencoderEpochs = 40
+    public var autoencoderEpochs = 20
     /// Softmax temperature of the memory addressing.
     public var temperature: Float = 0.1
     /// Hard-shrinkage threshold as a multiple of 1 / memorySize.
@@ -34,6 +34,9 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     public var entropyWeight: Float = 2e-4
     /// Standard deviation of the Gaussian noise added to the autoencoder's input while training (denoising).
     public var inputNoise: Float = 0.1
+
+    /// Standardize each learned map position by position on the held-out good images.
+    public var positionalNormalization = true
 
     /// Defaults.
     public init() {}
@@ -57,6 +60,7 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         shrinkage = try value(.shrinkage, d.shrinkage)
         entropyWeight = try value(.entropyWeight, d.entropyWeight)
         inputNoise = try value(.inputNoise, d.inputNoise)
+        positionalNormalization = try value(.positionalNormalization, d.positionalNormalization)
     }
 }
 

@@ -146,29 +146,48 @@ public enum Trainer {
                                 componentNormalizations: settings.components.map { _ in identity }, settings: settings,
                                 normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
         var readable = [String]()  // paths, re-read for the fusion pass: memory stays flat
+        // Coarse maps are small (one value per patch): kept, so the positional statistics and
+        // the quantiles come from one pass of the networks.
+        var coarse = [[[Float]]](repeating: [], count: settings.components.count)
+        var inputSize = (width: 0, height: 0)
         for (i, path) in calibration.enumerated() {
             progress("calibration", i, calibration.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                for (c, result) in detector.componentMaps(image).enumerated() {
-                    componentScores[c].append(result.score)
-                    components[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
-                }
+                let (maps, w, h) = detector.coarseMaps(image)
+                for (c, map) in maps.enumerated() { coarse[c].append(map) }
+                inputSize = (w, h)
                 if settings.components.count > 1 { readable.append(path) }
             } catch {
                 failures.append(String(describing: error))
             }
         }
         progress("calibration", calibration.count, calibration.count)
-        guard let scores0 = componentScores.first, !scores0.isEmpty else {
+        guard let first = coarse.first, !first.isEmpty else {
             throw PipelineError.input("none of the calibration images could be read")
+        }
+        var positional = [Component: PositionalStandardization]()
+        for (c, component) in settings.components.enumerated()
+        where component.isLearned && settings.learning.positionalNormalization {
+            let statistics = PositionalStandardization(of: coarse[c])
+            positional[component] = statistics
+            coarse[c] = coarse[c].map { statistics.apply($0) }
+        }
+        detector.positional = positional
+        for (c, maps) in coarse.enumerated() {
+            for map in maps {
+                let result = detector.refine(map, inputWidth: inputSize.width, inputHeight: inputSize.height)
+                componentScores[c].append(result.score)
+                components[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
+            }
         }
         let perComponent = zip(components, componentScores).map {
             Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
         }
         var final = perComponent[0]
         if settings.components.count > 1 {
-            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder, componentNormalizations: perComponent,
+            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                                positional: positional, componentNormalizations: perComponent,
                                 settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
             var pixels = [Float](), scores = [Float]()
             for (i, path) in readable.enumerated() {
@@ -180,7 +199,8 @@ public enum Trainer {
             }
             final = Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
         }
-        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder, componentNormalizations: perComponent,
+        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                                positional: positional, componentNormalizations: perComponent,
                             settings: settings, normalization: final, threshold: threshold, backboneSHA256: backboneSHA256)
         endPhase("calibration")
         let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,

@@ -73,12 +73,7 @@ struct Eval: ParsableCommand {
                 if let saveModel { try ModelBundle.write(detector, to: saveModel) }
             }
             if let only {
-                let list = only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                let parsed = list.compactMap(Component.init(rawValue:))
-                guard parsed.count == list.count else {
-                    throw PipelineError.input("--only takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                detector = try detector.selecting(parsed, weights: training.parsedWeights)
+                detector = try detector.selecting(try Component.list(only), weights: training.parsedWeights)
             }
             let report = Evaluator.evaluate(detector, on: set, progress: progress.handler)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

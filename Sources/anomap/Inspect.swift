@@ -19,6 +19,9 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output folder (mirrors the input tree).", valueName: "dir"))
     var out: String
 
+    @Option(name: .long, help: ArgumentHelp("Use only these components of the model, comma-separated (each keeps its stored calibration).", valueName: "components"))
+    var only: String?
+
     @Option(name: .long, help: "Override the model's threshold (normalized score).")
     var threshold: Float?
 
@@ -86,6 +89,7 @@ struct Inspect: ParsableCommand {
             total = inputs.count
             let (network, sha) = try backbone.loadWithChecksum()
             var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
+            if let only { detector = try detector.selecting(try Component.list(only)) }
             if let threshold { detector.threshold = threshold }
             let writer = try InspectionWriter(root: out)
             let progress = ProgressReporter(quiet: runOptions.quiet)

@@ -45,6 +45,9 @@ struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Images per optimizer step.")
     var batchSize = LearningSettings().batchSize
 
+    @Flag(name: .long, help: "Do not standardize the learned maps position by position on the held-out good images.")
+    var noPositionalNormalization = false
+
     func validate() throws {
         guard (1...16).contains(students) else { throw ValidationError("--students must be in 1...16") }
         guard (4...512).contains(studentWidth), studentWidth % 4 == 0 else {
@@ -80,6 +83,7 @@ struct LearningOptions: ParsableArguments {
         s.learningRate = learningRate
         s.weightDecay = weightDecay
         s.batchSize = batchSize
+        s.positionalNormalization = !noPositionalNormalization
         return s
     }
 }

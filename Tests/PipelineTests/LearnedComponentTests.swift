@@ -53,8 +53,10 @@ final class LearnedComponentTests: XCTestCase {
 
         // The student disagreement is a map of non-negative variances (alone it is a weak signal
         // on these parts; its use is measured on real data in the ablation).
-        let variance = try XCTUnwrap(loaded.componentMaps(image)[1].map)
-        XCTAssertTrue(variance.allSatisfy { $0 >= 0 && $0.isFinite })
+        let input = loaded.settings.input(for: image)
+        let raw = try XCTUnwrap(loaded.students?.maps(input: input, teacher: extractor.embed(input)))
+        XCTAssertTrue(raw.variance.allSatisfy { $0 >= 0 && $0.isFinite })
+        XCTAssertEqual(loaded.positional.keys.sorted { $0.rawValue < $1.rawValue }, [.ae, .st, .variance])
         // The discrepancy and the residual alone separate defective from good parts and localize the defects.
         for component in [Component.st, .ae] {
             var single = loaded.settings
@@ -67,5 +69,15 @@ final class LearnedComponentTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.95, "\(component)")
             XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.95, "\(component)")
         }
+    }
+
+    func testPositionalStandardizationUsesEachPositionsSpreadFlooredAtTheMedian() {
+        // Position 0: values 1, 3 (mean 2, spread 1); position 1: 2, 6 (mean 4, spread 2).
+        let s = PositionalStandardization(of: [[1, 2], [3, 6]])
+        XCTAssertEqual(s.mean, [2, 4])
+        XCTAssertEqual(s.scale, [1.5, 2])  // the median spread 1.5 floors position 0
+        let out = s.apply([3, 6])
+        XCTAssertEqual(out[0], 1 / 1.5, accuracy: 1e-6)
+        XCTAssertEqual(out[1], 1, accuracy: 1e-6)
     }
 }
