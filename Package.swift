@@ -29,7 +29,7 @@ let package = Package(
         ]),
         .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
-        .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors", "SafeFiles"]),
+        .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Models", "SyntheticData", "NeuralNet", "Tensors",
                                                          "Imaging", "SafeFiles"]),

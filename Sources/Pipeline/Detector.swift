@@ -40,6 +40,10 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     public var components: [Component] = [.gaussian]
     /// Weight of each component in the fused map (same order as `components`; empty = equal).
     public var componentWeights: [Float] = []
+    /// Components whose fused map gives the image score (empty = all of `components`). The
+    /// map (heatmap, mask, pixel metrics) always fuses every component; a subset here lets
+    /// the image-level decision rest on the components that measure best for it.
+    public var scoreComponents: [Component] = []
     /// Embedding channels (a seeded random subset) the positional Gaussian models.
     public var gaussianChannels = 152
     /// Side of the square the image is resized to before feature extraction.
@@ -101,6 +105,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         let d = DetectorSettings()
         components = try c.decodeIfPresent([Component].self, forKey: .components) ?? [.knn]
         componentWeights = try c.decodeIfPresent([Float].self, forKey: .componentWeights) ?? d.componentWeights
+        scoreComponents = try c.decodeIfPresent([Component].self, forKey: .scoreComponents) ?? d.scoreComponents
         gaussianChannels = try c.decodeIfPresent(Int.self, forKey: .gaussianChannels) ?? d.gaussianChannels
         inputSize = try c.decodeIfPresent(Int.self, forKey: .inputSize) ?? d.inputSize
         bankSize = try c.decodeIfPresent(Int.self, forKey: .bankSize) ?? d.bankSize
@@ -193,6 +198,9 @@ public struct Detector: Sendable {
     public let settings: DetectorSettings
     /// Calibration result.
     public let normalization: Normalization
+    /// Calibration of the image score when it comes from a subset of the components
+    /// (`settings.scoreComponents`); otherwise unused.
+    public let scoreNormalization: Normalization
     /// Normalized image score at or above which an image is anomalous; also the pixel
     /// threshold of the predicted defect mask.
     public var threshold: Float
@@ -203,7 +211,7 @@ public struct Detector: Sendable {
     public init(extractor: PatchFeatureExtractor, bank: PatchMemoryBank?, gaussian: PositionalGaussian?,
                 students: StudentEnsemble? = nil, autoencoder: MemoryAutoencoder? = nil,
                 positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization], settings: DetectorSettings,
-                normalization: Normalization, threshold: Float, backboneSHA256: String) {
+                normalization: Normalization, scoreNormalization: Normalization? = nil, threshold: Float, backboneSHA256: String) {
         precondition(componentNormalizations.count == settings.components.count)
         self.extractor = extractor
         self.bank = bank
@@ -214,6 +222,7 @@ public struct Detector: Sendable {
         self.componentNormalizations = componentNormalizations
         self.settings = settings
         self.normalization = normalization
+        self.scoreNormalization = scoreNormalization ?? normalization
         self.threshold = threshold
         self.backboneSHA256 = backboneSHA256
     }
@@ -265,26 +274,49 @@ public struct Detector: Sendable {
         return maps.map { refine($0, inputWidth: w, inputHeight: h) }
     }
 
-    /// The fused map at model resolution: the mean of the calibrated component maps (for a
-    /// single component, its raw map).
-    public func analyze(_ image: Image) -> AnomalyResult {
-        let maps = componentMaps(image)
-        guard maps.count > 1, let first = maps.first else { return maps.first ?? AnomalyResult(map: [0], width: 1, height: 1) }
-        var fused = [Float](repeating: 0, count: first.map.count)
-        let weights = settings.componentWeights.count == maps.count ? settings.componentWeights
-            : [Float](repeating: 1, count: maps.count)
+    /// Whether the image score comes from a proper subset of the components.
+    public var scoresSeparately: Bool {
+        !settings.scoreComponents.isEmpty && settings.scoreComponents != settings.components
+    }
+
+    /// Fuses the maps of the components at `indices`: one component's raw map, or the
+    /// weighted mean of several calibrated maps.
+    func fuse(_ maps: [AnomalyResult], indices: [Int]) -> AnomalyResult {
+        guard let first = indices.first else { return AnomalyResult(map: [0], width: 1, height: 1) }
+        guard indices.count > 1 else { return maps[first] }
+        var fused = [Float](repeating: 0, count: maps[first].map.count)
+        let weights = indices.map { settings.componentWeights.count == maps.count ? settings.componentWeights[$0] : 1 }
         let total = max(weights.reduce(0, +), 1e-6)
-        for ((map, norm), weight) in zip(zip(maps, componentNormalizations), weights) {
-            for i in 0..<fused.count { fused[i] += weight / total * norm.apply(map.map[i]) }
+        for (index, weight) in zip(indices, weights) where weight > 0 {
+            let norm = componentNormalizations[index], map = maps[index].map
+            for i in 0..<fused.count { fused[i] += weight / total * norm.apply(map[i]) }
         }
-        return AnomalyResult(map: fused, width: first.width, height: first.height)
+        return AnomalyResult(map: fused, width: maps[first].width, height: maps[first].height)
+    }
+
+    /// The fused map of all components and, when the score comes from a subset, that subset's fused map.
+    public func fusedMaps(_ image: Image) -> (map: AnomalyResult, scoreMap: AnomalyResult?) {
+        let maps = componentMaps(image)
+        let map = fuse(maps, indices: Array(maps.indices))
+        guard scoresSeparately else { return (map, nil) }
+        let indices = settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }
+        return (map, fuse(maps, indices: indices))
+    }
+
+    /// The fused map at model resolution (for a single component, its raw map); its score is
+    /// the map's maximum, or the maximum of the score components' map.
+    public func analyze(_ image: Image) -> AnomalyResult {
+        let (map, scoreMap) = fusedMaps(image)
+        var result = map
+        if let scoreMap { result.score = scoreMap.score }
+        return result
     }
 
     /// The same detector restricted to some of its trained components, each keeping its stored
     /// calibration (for ablations and for trying a lighter model without retraining). The
     /// fused scale keeps 0 at normal and about 1 at the good images' peak, but it is not
     /// re-calibrated: set a threshold for it by hand or with validation images.
-    public func selecting(_ components: [Component], weights: [Float] = []) throws -> Detector {
+    public func selecting(_ components: [Component], weights: [Float] = [], scoreComponents: [Component]? = nil) throws -> Detector {
         var indices = [Int]()
         for c in components {
             guard let i = settings.components.firstIndex(of: c) else {
@@ -296,12 +328,23 @@ public struct Detector: Sendable {
         var subset = settings
         subset.components = components
         subset.componentWeights = weights
+        subset.scoreComponents = scoreComponents ?? (settings.scoreComponents.allSatisfy(components.contains) ? settings.scoreComponents : [])
+        guard subset.scoreComponents.allSatisfy(components.contains) else {
+            throw PipelineError.input("score components must be among the selected components")
+        }
         let norms = indices.map { componentNormalizations[$0] }
         // One component: its raw map with its own calibration; several: calibrated maps averaged.
-        let fused = norms.count == 1 ? norms[0] : Normalization(normalLevel: 0, peakLevel: 1)
+        let identity = Normalization(normalLevel: 0, peakLevel: 1)
+        let fused = norms.count == 1 ? norms[0] : identity
+        var scoreNorm = fused
+        if subset.scoreComponents.count == 1, let i = settings.components.firstIndex(of: subset.scoreComponents[0]) {
+            scoreNorm = componentNormalizations[i]
+        } else if !subset.scoreComponents.isEmpty {
+            scoreNorm = subset.scoreComponents == settings.scoreComponents ? scoreNormalization : identity
+        }
         return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
-                        positional: positional, componentNormalizations: norms, settings: subset, normalization: fused, threshold: threshold,
-                        backboneSHA256: backboneSHA256)
+                        positional: positional, componentNormalizations: norms, settings: subset, normalization: fused,
+                        scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 
     /// Patch embeddings of normalized input, with position channels when configured.
@@ -329,7 +372,8 @@ public struct Detector: Sendable {
         let resized = resizePlanes(raw.map, channels: 1, width: raw.width, height: raw.height,
                                    toWidth: image.width, toHeight: image.height, method: .bilinear)
         let map = resized.map { normalization.apply($0) }
-        return Inspection(rawScore: raw.score, score: normalization.apply(raw.score), map: map,
+        let score = (scoresSeparately ? scoreNormalization : normalization).apply(raw.score)
+        return Inspection(rawScore: raw.score, score: score, map: map,
                           width: image.width, height: image.height, threshold: threshold)
     }
 }

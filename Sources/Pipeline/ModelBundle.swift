@@ -49,6 +49,7 @@ public enum ModelBundle {
             "backbone_sha256": detector.backboneSHA256,
             "settings": try json(detector.settings),
             "normalization": try json(detector.normalization),
+            "score_normalization": try json(detector.scoreNormalization),
             "component_normalizations": try json(detector.componentNormalizations),
             "threshold": String(detector.threshold),
         ])
@@ -104,8 +105,15 @@ public enum ModelBundle {
               let thresholdText = meta["threshold"], let threshold = Float(thresholdText),
               let componentText = meta["component_normalizations"],
               let componentNormalizations = try? decoder.decode([Normalization].self, from: Data(componentText.utf8)),
-              componentNormalizations.count == settings.components.count, !settings.components.isEmpty else {
+              componentNormalizations.count == settings.components.count, !settings.components.isEmpty,
+              settings.scoreComponents.allSatisfy(settings.components.contains) else {
             throw fail("metadata is incomplete or malformed")
+        }
+        let scoreNormalization = try meta["score_normalization"].map {
+            guard let value = try? decoder.decode(Normalization.self, from: Data($0.utf8)) else {
+                throw fail("score_normalization is malformed")
+            }
+            return value
         }
         guard (32...1024).contains(settings.inputSize), settings.inputSize % 8 == 0 else {
             throw fail("input size \(settings.inputSize) is out of range")
@@ -190,8 +198,8 @@ public enum ModelBundle {
             positional[component] = PositionalStandardization(mean: mean.storage, scale: scale.storage)
         }
         return Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
-                        positional: positional,
-                        componentNormalizations: componentNormalizations,
-                        settings: settings, normalization: normalization, threshold: threshold, backboneSHA256: backboneSHA256)
+                        positional: positional, componentNormalizations: componentNormalizations, settings: settings,
+                        normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
+                        backboneSHA256: backboneSHA256)
     }
 }

@@ -45,6 +45,9 @@ public enum Trainer {
         let calibration = Array(order.prefix(holdOut)), training = Array(order.dropFirst(holdOut))
 
         guard !settings.components.isEmpty else { throw PipelineError.input("no scoring components selected") }
+        guard settings.scoreComponents.allSatisfy(settings.components.contains) else {
+            throw PipelineError.input("score components must be among the components")
+        }
         if settings.components.contains(.gaussian) && settings.keepsAspectRatio {
             throw PipelineError.input("the gaussian component needs one fixed input size; drop --keep-aspect")
         }
@@ -145,7 +148,6 @@ public enum Trainer {
         var detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
                                 componentNormalizations: settings.components.map { _ in identity }, settings: settings,
                                 normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
-        var readable = [String]()  // paths, re-read for the fusion pass: memory stays flat
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
         // the quantiles come from one pass of the networks.
         var coarse = [[[Float]]](repeating: [], count: settings.components.count)
@@ -157,7 +159,6 @@ public enum Trainer {
                 let (maps, w, h) = detector.coarseMaps(image)
                 for (c, map) in maps.enumerated() { coarse[c].append(map) }
                 inputSize = (w, h)
-                if settings.components.count > 1 { readable.append(path) }
             } catch {
                 failures.append(String(describing: error))
             }
@@ -184,24 +185,29 @@ public enum Trainer {
         let perComponent = zip(components, componentScores).map {
             Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
         }
-        var final = perComponent[0]
-        if settings.components.count > 1 {
-            detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
-                                positional: positional, componentNormalizations: perComponent,
-                                settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
+        // The fused map (and the score subset's) from the same coarse maps: no second pass.
+        detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
+                            positional: positional, componentNormalizations: perComponent,
+                            settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
+        let all = Array(settings.components.indices)
+        let scoreIndices = settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }
+        func calibrate(_ indices: [Int]) -> Normalization {
+            if indices.count == 1 { return perComponent[indices[0]] }
             var pixels = [Float](), scores = [Float]()
-            for (i, path) in readable.enumerated() {
-                progress("fusion", i, readable.count)
-                guard let image = try? ImageCodec.read(contentsOf: path) else { continue }  // read fine a moment ago
-                let fused = detector.analyze(image)
+            for image in 0..<first.count {
+                let maps = all.map { detector.refine(coarse[$0][image], inputWidth: inputSize.width, inputHeight: inputSize.height) }
+                let fused = detector.fuse(maps, indices: indices)
                 scores.append(fused.score)
                 pixels += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
             }
-            final = Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
+            return Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
         }
+        let final = calibrate(all)
+        let scoreNormalization = detector.scoresSeparately ? calibrate(scoreIndices) : final
         detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
-                                positional: positional, componentNormalizations: perComponent,
-                            settings: settings, normalization: final, threshold: threshold, backboneSHA256: backboneSHA256)
+                            positional: positional, componentNormalizations: perComponent, settings: settings,
+                            normalization: final, scoreNormalization: scoreNormalization, threshold: threshold,
+                            backboneSHA256: backboneSHA256)
         endPhase("calibration")
         let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,
                                     failures: failures, seconds: Date().timeIntervalSince(start), phaseSeconds: phaseSeconds)

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Imaging
 import Models
+import NeuralNet
 import Pipeline
 import SafeFiles
 import Tensors
@@ -67,6 +68,27 @@ row("Lite0 classifier, 256x256, batch 1", String(format: "%.2f ms", full.median)
 let batch8 = Preprocessing.batch(Array(repeating: input, count: 8))
 let full8 = measure(minRuns: 5) { _ = network.logits(batch8) }
 row("Lite0 classifier, 256x256, batch 8", String(format: "%.2f ms/image", full8.median / 8), "(\(full8.runs) runs)")
+
+// Learned components at 256x256 with default shapes (weights random: timing does not depend on them).
+do {
+    var g = SeededGenerator(seed: 1)
+    let learning = LearningSettings()
+    let d = PatchFeatureExtractor.dimension
+    let teacher = PatchFeatureExtractor(backbone: network).embed(input)
+    let identity = FeatureStandardization(mean: [Float](repeating: 0, count: d), scale: [Float](repeating: 1, count: d))
+    let students = StudentEnsemble(students: (0..<learning.students).map { _ in
+        StudentNetwork(width: learning.studentWidth, outChannels: d, generator: &g) }, standardization: identity)
+    let st = measure { _ = students.maps(input: input, teacher: teacher) }
+    row("students (\(learning.students), width \(learning.studentWidth)) maps, 256x256", String(format: "%.2f ms", st.median), "(\(st.runs) runs)")
+    let l = learning.latentChannels
+    let ae = MemoryAutoencoder(
+        encoder: ConvStack(inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l), generator: &g),
+        decoder: ConvStack(inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d), generator: &g),
+        memory: Tensor(shape: [learning.memorySize, l], storage: (0..<(learning.memorySize * l)).map { _ in g.nextGaussian() }),
+        readout: MemoryReadout(temperature: learning.temperature, shrinkage: learning.shrinkage), standardization: identity)
+    let aeTime = measure { _ = ae.residual(teacher: teacher) }
+    row("memory autoencoder residual, 256x256", String(format: "%.2f ms", aeTime.median), "(\(aeTime.runs) runs)")
+}
 
 // sgemm throughput on a square problem and on the shape of a typical 1x1 convolution.
 for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {

@@ -73,7 +73,8 @@ struct Eval: ParsableCommand {
                 if let saveModel { try ModelBundle.write(detector, to: saveModel) }
             }
             if let only {
-                detector = try detector.selecting(try Component.list(only), weights: training.parsedWeights)
+                detector = try detector.selecting(try Component.list(only), weights: training.parsedWeights,
+                                                  scoreComponents: try training.scoreComponents.map { try Component.list($0) })
             }
             let report = Evaluator.evaluate(detector, on: set, progress: progress.handler)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

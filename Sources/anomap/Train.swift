@@ -21,6 +21,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual).")
     var components = "gaussian"
 
+    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: all of --components); the heatmap always fuses all.", valueName: "components"))
+    var scoreComponents: String?
+
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
     var gaussianChannels = 152
 
@@ -57,6 +60,11 @@ struct TrainingOptions: ParsableArguments {
         }
         guard !parsedComponents.isEmpty, parsedComponents.count == components.split(separator: ",").count else {
             throw ValidationError("--components takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let scoreComponents {
+            guard let parsed = try? Component.list(scoreComponents), parsed.allSatisfy(parsedComponents.contains) else {
+                throw ValidationError("--score-components must be a comma-separated subset of --components")
+            }
         }
         guard (1...PatchFeatureExtractor.dimension).contains(gaussianChannels) else {
             throw ValidationError("--gaussian-channels must be in 1...\(PatchFeatureExtractor.dimension)")
@@ -112,6 +120,7 @@ struct TrainingOptions: ParsableArguments {
         s.gaussianChannels = gaussianChannels
         s.blurSigma = blurSigma
         s.componentWeights = parsedWeights
+        s.scoreComponents = scoreComponents.flatMap { try? Component.list($0) } ?? []
         s.inputSize = inputSize
         s.bankSize = bankSize
         s.calibrationShare = calibrationShare
@@ -165,9 +174,12 @@ struct Train: ParsableCommand {
             }
             try ModelBundle.write(detector, to: output)
             if !runOptions.quiet {
-                printError(String(format: "trained on %d images, calibrated on %d (%@), in %.1f s -> %@",
+                let order = ["features", "coreset", "students", "autoencoder", "calibration"]
+                let phases = order.compactMap { name in report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) } }
+                printError(String(format: "trained on %d images, calibrated on %d (%@), in %.1f s (%@) -> %@",
                                   report.trainingImages, report.calibrationImages,
-                                  training.parsedComponents.map(\.rawValue).joined(separator: "+"), report.seconds, output))
+                                  training.parsedComponents.map(\.rawValue).joined(separator: "+"), report.seconds,
+                                  phases.joined(separator: ", "), output))
             }
         }
     }

@@ -143,6 +143,45 @@ final class DetectorTests: XCTestCase {
         }
     }
 
+    func testImageScoreCanComeFromASubsetWhileTheMapFusesAll() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        var settings = smallSettings()
+        settings.components = [.knn, .gaussian]
+        settings.scoreComponents = [.gaussian]
+        settings.gaussianChannels = 24
+        let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
+        XCTAssertTrue(detector.scoresSeparately)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("s-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelBundle.write(detector, to: path)
+        let loaded = try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+        XCTAssertEqual(loaded.scoreNormalization, detector.scoreNormalization)
+        for item in set.items.prefix(4) {
+            let image = try ImageCodec.read(contentsOf: item.path)
+            let maps = loaded.componentMaps(image)
+            // The score: the gaussian map's maximum on the gaussian's own calibrated scale.
+            let gaussianNorm = loaded.componentNormalizations[1]
+            XCTAssertEqual(loaded.scoreNormalization, gaussianNorm)
+            let inspection = loaded.inspect(image)
+            let expectedScore = gaussianNorm.apply(maps[1].map.max() ?? 0)
+            XCTAssertEqual(inspection.score, expectedScore, accuracy: 1e-5)
+            // The map: the mean of both calibrated maps, whose maximum is not the score.
+            let fused = zip(maps[0].map, maps[1].map).map {
+                (loaded.componentNormalizations[0].apply($0.0) + gaussianNorm.apply($0.1)) / 2
+            }
+            let analyzed = loaded.analyze(image)
+            for i in stride(from: 0, to: fused.count, by: 53) { XCTAssertEqual(analyzed.map[i], fused[i], accuracy: 1e-5) }
+        }
+        // Selecting the gaussian alone gives the same image scores.
+        let alone = try loaded.selecting([.gaussian])
+        let image = try ImageCodec.read(contentsOf: set.items[0].path)
+        XCTAssertEqual(alone.inspect(image).score, loaded.inspect(image).score, accuracy: 1e-5)
+        var bad = settings
+        bad.scoreComponents = [.st]
+        XCTAssertThrowsError(try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: bad))
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)
