@@ -16,7 +16,7 @@ public struct MemoryAutoencoder: Sendable {
     /// Decoder: (latent, h / 4, w / 4) -> (D, h, w), bilinear upsampling then 3x3 convolutions.
     public static func decoderSpecs(latent: Int, outChannels: Int) -> [LayerSpec] {
         [LayerSpec(outChannels: 96, kernel: 3, upsample: 2),
-         LayerSpec(outChannels: 128, kernel: 3, upsample: 2),
+         LayerSpec(outChannels: 64, kernel: 3, upsample: 2),
          LayerSpec(outChannels: outChannels, kernel: 1, relu: false)]
     }
 

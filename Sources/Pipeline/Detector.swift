@@ -37,13 +37,14 @@ public enum Component: String, Codable, CaseIterable, Sendable {
 public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Scoring components; their calibrated maps are averaged. The default is what measured
     /// best on magnetic_tile (see the README's accuracy table).
-    public var components: [Component] = [.gaussian]
+    public var components: [Component] = [.gaussian, .st, .ae]
     /// Weight of each component in the fused map (same order as `components`; empty = equal).
     public var componentWeights: [Float] = []
     /// Components whose fused map gives the image score (empty = all of `components`). The
     /// map (heatmap, mask, pixel metrics) always fuses every component; a subset here lets
-    /// the image-level decision rest on the components that measure best for it.
-    public var scoreComponents: [Component] = []
+    /// the image-level decision rest on the components that measure best for it. Training
+    /// drops entries that are not among `components` (none left: all components score).
+    public var scoreComponents: [Component] = [.gaussian]
     /// Embedding channels (a seeded random subset) the positional Gaussian models.
     public var gaussianChannels = 152
     /// Side of the square the image is resized to before feature extraction.
@@ -105,7 +106,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         let d = DetectorSettings()
         components = try c.decodeIfPresent([Component].self, forKey: .components) ?? [.knn]
         componentWeights = try c.decodeIfPresent([Float].self, forKey: .componentWeights) ?? d.componentWeights
-        scoreComponents = try c.decodeIfPresent([Component].self, forKey: .scoreComponents) ?? d.scoreComponents
+        scoreComponents = try c.decodeIfPresent([Component].self, forKey: .scoreComponents) ?? []
         gaussianChannels = try c.decodeIfPresent(Int.self, forKey: .gaussianChannels) ?? d.gaussianChannels
         inputSize = try c.decodeIfPresent(Int.self, forKey: .inputSize) ?? d.inputSize
         bankSize = try c.decodeIfPresent(Int.self, forKey: .bankSize) ?? d.bankSize

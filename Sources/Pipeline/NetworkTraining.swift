@@ -9,7 +9,7 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     /// Students in the ensemble.
     public var students = 2
     /// Channels of a student's widest layers.
-    public var studentWidth = 96
+    public var studentWidth = 64
     /// Passes over the training images for each student.
     public var studentEpochs = 12
     /// Share of the largest squared errors each student trains on (1 = plain MSE; EfficientAD's hard-feature loss).
@@ -36,7 +36,7 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     public var inputNoise: Float = 0.1
 
     /// Standardize each learned map position by position on the held-out good images.
-    public var positionalNormalization = true
+    public var positionalNormalization = false
 
     /// Defaults.
     public init() {}

@@ -45,9 +45,8 @@ public enum Trainer {
         let calibration = Array(order.prefix(holdOut)), training = Array(order.dropFirst(holdOut))
 
         guard !settings.components.isEmpty else { throw PipelineError.input("no scoring components selected") }
-        guard settings.scoreComponents.allSatisfy(settings.components.contains) else {
-            throw PipelineError.input("score components must be among the components")
-        }
+        var settings = settings
+        settings.scoreComponents = settings.scoreComponents.filter(settings.components.contains)
         if settings.components.contains(.gaussian) && settings.keepsAspectRatio {
             throw PipelineError.input("the gaussian component needs one fixed input size; drop --keep-aspect")
         }

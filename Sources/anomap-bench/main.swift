@@ -164,18 +164,24 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", FileManager.default.fileExists(a
                                               settings: settings) {
         let phases = report.phaseSeconds
         let shared = (phases["features"] ?? 0) + (phases["calibration"] ?? 0)
-        let combos: [[Component]] = [[.knn], [.gaussian], [.st], [.st, .variance], [.ae], [.st, .ae], [.st, .ae, .knn],
-                                     [.gaussian, .st], [.gaussian, .st, .ae], [.gaussian, .ae]]
-        ablation.append("| components | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
-        ablation.append("|---|---|---|---|---|---|---|")
-        for combo in combos {
-            guard let detector = try? all.selecting(combo) else { continue }
+        // (map components, image-score components; empty = the map's maximum)
+        let combos: [([Component], [Component])] = [
+            ([.knn], []), ([.gaussian], []), ([.st], []), ([.st, .variance], []), ([.ae], []), ([.st, .ae], []),
+            ([.st, .ae, .knn], []), ([.gaussian, .st, .ae], []), ([.gaussian, .st], [.gaussian]), ([.gaussian, .ae], [.gaussian]),
+            ([.gaussian, .st, .ae], [.gaussian]), ([.gaussian, .st, .ae, .knn], [.gaussian])]
+        ablation.append("| components | image score | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
+        ablation.append("|---|---|---|---|---|---|---|---|")
+        for (combo, score) in combos {
+            guard let detector = try? all.selecting(combo, scoreComponents: score) else { continue }
             let r = Evaluator.evaluate(detector, on: set)
             var train = shared
             if combo.contains(.knn) { train += phases["coreset"] ?? 0 }
             if combo.contains(where: \.usesStudents) { train += phases["students"] ?? 0 }
             if combo.contains(.ae) { train += phases["autoencoder"] ?? 0 }
-            let line = String(format: "| %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", combo.map(\.rawValue).joined(separator: "+"),
+            let isDefault = combo == DetectorSettings().components && score == DetectorSettings().scoreComponents
+            let name = combo.map(\.rawValue).joined(separator: "+") + (isDefault ? " (default)" : "")
+            let scoreName = score.isEmpty ? "max of map" : score.map(\.rawValue).joined(separator: "+")
+            let line = String(format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,
                               r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
                               r.overall.f1_max ?? 0, train, r.ms_per_image)
             print("  " + line)

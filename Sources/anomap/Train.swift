@@ -19,9 +19,9 @@ struct TrainingOptions: ParsableArguments {
     var seed: UInt64 = 0
 
     @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual).")
-    var components = "gaussian"
+    var components = DetectorSettings().components.map(\.rawValue).joined(separator: ",")
 
-    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: all of --components); the heatmap always fuses all.", valueName: "components"))
+    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: gaussian with the default --components, else all of them); the heatmap always fuses all.", valueName: "components"))
     var scoreComponents: String?
 
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
@@ -120,7 +120,11 @@ struct TrainingOptions: ParsableArguments {
         s.gaussianChannels = gaussianChannels
         s.blurSigma = blurSigma
         s.componentWeights = parsedWeights
-        s.scoreComponents = scoreComponents.flatMap { try? Component.list($0) } ?? []
+        if let scoreComponents {
+            s.scoreComponents = (try? Component.list(scoreComponents)) ?? []
+        } else if parsedComponents != DetectorSettings().components {
+            s.scoreComponents = []
+        }
         s.inputSize = inputSize
         s.bankSize = bankSize
         s.calibrationShare = calibrationShare

@@ -40,6 +40,7 @@ final class DetectorTests: XCTestCase {
         s.maxCandidates = 4000
         s.calibrationShare = 0.25
         s.components = [.knn]
+        s.scoreComponents = []
         return s
     }
 
@@ -179,7 +180,10 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(alone.inspect(image).score, loaded.inspect(image).score, accuracy: 1e-5)
         var bad = settings
         bad.scoreComponents = [.st]
-        XCTAssertThrowsError(try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: bad))
+        bad.components = [.knn]
+        let (plain, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: bad)
+        XCTAssertEqual(plain.settings.scoreComponents, [], "a score component the model lacks is dropped")
+        XCTAssertFalse(plain.scoresSeparately)
     }
 
     func testCholeskyInverseAndMahalanobisDistance() {

@@ -24,6 +24,7 @@ final class LearnedComponentTests: XCTestCase {
         s.learning.memorySize = 16
         s.learning.latentChannels = 16
         s.learning.batchSize = 4
+        s.learning.positionalNormalization = true
         return s
     }
 
