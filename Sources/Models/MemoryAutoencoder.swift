@@ -42,16 +42,16 @@ public struct MemoryAutoencoder: Sendable {
     }
 
     /// Reconstruction of standardized embeddings (1, D, h, w), h and w multiples of 4.
-    public func reconstruct(_ standardized: Tensor) -> Tensor {
-        let (latent, _) = readout.forward(encoder.forward(standardized), memory: memory)
-        return decoder.forward(latent)
+    public func reconstruct(_ standardized: Tensor, singleThreaded: Bool = false) -> Tensor {
+        let (latent, _) = readout.forward(encoder.forward(standardized, singleThreaded: singleThreaded), memory: memory)
+        return decoder.forward(latent, singleThreaded: singleThreaded)
     }
 
     /// Residual map (h, w): mean squared reconstruction error over channels, for raw teacher
-    /// embeddings (1, D, h, w).
-    public func residual(teacher: Tensor) -> [Float] {
+    /// embeddings (1, D, h, w); optionally computed on the calling thread alone.
+    public func residual(teacher: Tensor, singleThreaded: Bool = false) -> [Float] {
         let target = standardization.apply(teacher)
-        let out = reconstruct(target)
+        let out = reconstruct(target, singleThreaded: singleThreaded)
         let d = target.channels, p = target.height * target.width
         var map = [Float](repeating: 0, count: p)
         for c in 0..<d {

@@ -1,3 +1,4 @@
+import Dispatch
 import NeuralNet
 import Tensors
 
@@ -100,11 +101,12 @@ public struct StudentNetwork: Sendable {
             .merging(head.namedTensors(prefix: prefix + ".head")) { a, _ in a }
     }
 
-    /// Inference: (1, 3, H, W) -> (1, D, H / 8, W / 8).
-    public func forward(_ x: Tensor) -> Tensor {
-        let a = trunk.forward(x)
-        let b = branch.forward(a)
-        return head.forward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+    /// Inference: (1, 3, H, W) -> (1, D, H / 8, W / 8), optionally on the calling thread alone.
+    public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
+        let a = trunk.forward(x, singleThreaded: singleThreaded)
+        let b = branch.forward(a, singleThreaded: singleThreaded)
+        return head.forward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]),
+                            singleThreaded: singleThreaded)
     }
 
     /// What the training forward keeps.
@@ -187,9 +189,25 @@ public struct StudentEnsemble: Sendable {
     ///
     /// input: (1, 3, H, W) normalized image; teacher: (1, D, H / 8, W / 8) raw embeddings.
     public func maps(input: Tensor, teacher: Tensor) -> (discrepancy: [Float], variance: [Float]) {
+        // Students side by side, one per core (measured faster than splitting each layer).
+        var outputs = [Tensor](repeating: Tensor(shape: [0]), count: students.count)
+        if students.count > 1 && computeThreads > 1 {
+            outputs.withUnsafeMutableBufferPointer { buffer in
+                let out = UnsafeSendable(buffer.baseAddress)
+                DispatchQueue.concurrentPerform(iterations: students.count) { k in
+                    out.pointer?[k] = students[k].forward(input, singleThreaded: true)
+                }
+            }
+        } else {
+            outputs = students.map { $0.forward(input) }
+        }
+        return maps(outputs: outputs, teacher: teacher)
+    }
+
+    /// Both maps from the students' outputs (one (1, D, h, w) tensor per student).
+    public func maps(outputs: [Tensor], teacher: Tensor) -> (discrepancy: [Float], variance: [Float]) {
         let target = standardization.apply(teacher)
         let d = target.channels, p = target.height * target.width
-        let outputs = students.map { $0.forward(input) }
         var discrepancy = [Float](repeating: 0, count: p), variance = [Float](repeating: 0, count: p)
         let k = Float(outputs.count)
         for c in 0..<d {

@@ -82,12 +82,21 @@ public struct ConvStack: Sendable {
                           stride: s.stride, pad: s.padding)
     }
 
-    /// Inference: (N, C, H, W) -> (N, O, H', W') through the fast multithreaded kernels.
-    public func forward(_ x: Tensor) -> Tensor {
+    /// Inference: (N, C, H, W) -> (N, O, H', W') through the fast multithreaded kernels, or on
+    /// the calling thread alone (for one image, (1, C, H, W)) when the caller runs several
+    /// networks side by side: small layers split across cores cost more in hand-offs than
+    /// whole networks do.
+    public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
         var a = x
+        var columns = [Float]()
         for (i, spec) in specs.enumerated() {
             if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
-            a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none)
+            if singleThreaded {
+                a = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
+                if spec.relu { reluInPlace(&a) }
+            } else {
+                a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none)
+            }
         }
         return a
     }

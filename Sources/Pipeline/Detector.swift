@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Imaging
 import Metrics
@@ -239,17 +240,39 @@ public struct Detector: Sendable {
         let input = settings.input(for: image)
         let teacher = extractor.embed(input)
         let features = Detector.embeddings(teacher, positionWeight: settings.positionWeight)
-        let studentMaps = settings.components.contains(where: \.usesStudents)
-            ? students?.maps(input: input, teacher: teacher) : nil
-        let maps = settings.components.map { component -> [Float] in
-            let coarse: [Float]
-            switch component {
-            case .knn: coarse = bank?.nearestDistances(features) ?? []
-            case .gaussian: coarse = gaussian?.distances(features) ?? []
-            case .st: coarse = studentMaps?.discrepancy ?? []
-            case .variance: coarse = studentMaps?.variance ?? []
-            case .ae: coarse = autoencoder?.residual(teacher: teacher) ?? []
+        // Every network and scorer after the teacher is an independent job; with two or more
+        // threads they run side by side, each on one core (measured faster than splitting
+        // each small layer across cores).
+        let studentCount = settings.components.contains(where: \.usesStudents) ? students?.students.count ?? 0 : 0
+        let scorers = settings.components.indices.filter { !settings.components[$0].usesStudents }
+        var outputs = [Tensor](repeating: Tensor(shape: [0]), count: studentCount)
+        var raw = [[Float]](repeating: [], count: settings.components.count)
+        let parallel = computeThreads > 1
+        outputs.withUnsafeMutableBufferPointer { outputBuffer in
+            raw.withUnsafeMutableBufferPointer { rawBuffer in
+                let (out, maps) = (UnsafeSendable(outputBuffer.baseAddress), UnsafeSendable(rawBuffer.baseAddress))
+                func run(_ job: Int) {
+                    if job < studentCount {
+                        out.pointer?[job] = students?.students[job].forward(input, singleThreaded: parallel) ?? Tensor(shape: [0])
+                        return
+                    }
+                    let index = scorers[job - studentCount]
+                    switch settings.components[index] {
+                    case .knn: maps.pointer?[index] = bank?.nearestDistances(features) ?? []
+                    case .gaussian: maps.pointer?[index] = gaussian?.distances(features) ?? []
+                    case .ae: maps.pointer?[index] = autoencoder?.residual(teacher: teacher, singleThreaded: parallel) ?? []
+                    case .st, .variance: break
+                    }
+                }
+                let jobs = studentCount + scorers.count
+                if parallel { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) } else { (0..<jobs).forEach(run) }
             }
+        }
+        if studentCount > 0, let students {
+            let (discrepancy, variance) = students.maps(outputs: outputs, teacher: teacher)
+            for (i, c) in settings.components.enumerated() where c.usesStudents { raw[i] = c == .st ? discrepancy : variance }
+        }
+        let maps = zip(settings.components, raw).map { component, coarse -> [Float] in
             guard let standardization = positional[component], standardization.mean.count == coarse.count else { return coarse }
             return standardization.apply(coarse)
         }

@@ -123,10 +123,17 @@ public func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, wi
                         if x1 > x0 { (line + x0).update(from: src + (x0 + j - pl), count: x1 - x0) }
                         if x1 < ow { (line + max(x1, 0)).update(repeating: 0, count: ow - max(x1, 0)) }
                     } else {
-                        for x in 0..<ow {
-                            let ix = x * sw + j - pl
-                            line[x] = (ix >= 0 && ix < width) ? src[ix] : 0
+                        // Columns whose source x * sw + j - pl lies inside the row: a strided
+                        // gather without bounds checks; zeros on either side.
+                        let x0 = min(ow, max(0, (pl - j + sw - 1) / sw))
+                        let x1 = max(x0, min(ow, (width + pl - j + sw - 1) / sw))
+                        if x0 > 0 { line.update(repeating: 0, count: x0) }
+                        var from = src + (x0 * sw + j - pl)
+                        for x in x0..<x1 {
+                            line[x] = from.pointee
+                            from += sw
                         }
+                        if x1 < ow { (line + x1).update(repeating: 0, count: ow - x1) }
                     }
                 }
                 row += 1
