@@ -129,6 +129,11 @@ enum NetworkTrainer {
         let n = settings.memorySize, l = settings.latentChannels
         var memory = Tensor(shape: [n, l], storage: (0..<(n * l)).map { _ in generator.nextGaussian() })
         let readout = MemoryReadout(temperature: settings.temperature, shrinkage: settings.shrinkage)
+        // Denoising noise comes from a fixed pool read at a random offset per image: it needs
+        // to vary, not to be fresh for every value (measured: drawing every value took a third
+        // of the autoencoder's training time).
+        let poolSize = 1 << 20
+        let pool = settings.inputNoise > 0 ? (0..<poolSize).map { _ in settings.inputNoise * generator.nextGaussian() } : []
         var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         var order = Array(targets.indices)
         let batches = (targets.count + settings.batchSize - 1) / settings.batchSize
@@ -156,8 +161,9 @@ enum NetworkTrainer {
                         for i in halves[half] {
                             let target = targets[i]
                             var input = target
-                            if settings.inputNoise > 0 {
-                                for j in 0..<input.count { input.storage[j] += settings.inputNoise * noise.nextGaussian() }
+                            if !pool.isEmpty {
+                                let offset = Int(noise.next() % UInt64(poolSize))
+                                for j in 0..<input.count { input.storage[j] += pool[(offset + j) & (poolSize - 1)] }
                             }
                             let (z, encoderTape) = enc.trainingForward(input)
                             let (latent, cache) = readout.forward(z, memory: mem)

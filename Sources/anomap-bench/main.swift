@@ -135,6 +135,22 @@ if FileManager.default.fileExists(atPath: data + "/train/good") {
     let train = runChild([exe, "train", data + "/train/good", "-o", model, "--quiet", "--threads", String(threads)])
     row("train on magnetic_tile train/good (\(trainCount) images)", String(format: "%.1f s", train.seconds),
         String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
+    // The default model's per-image time as `eval` reports it (decode to map, median), in this
+    // process: it has loaded only the backbone so far (training ran in a child).
+    if let bytes = try? Data(contentsOf: URL(fileURLWithPath: weights)), let set = try? EvaluationSet.mvtec(data),
+       let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
+                                            backboneSHA256: sha256Hex([UInt8](bytes))) {
+        var times = [Double]()
+        for item in set.items {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            guard let image = try? ImageCodec.read(contentsOf: item.path) else { continue }
+            _ = detector.inspect(image)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        times.sort()
+        row("default model (\(detector.settings.components.map(\.rawValue).joined(separator: "+"))), decode to map", String(format: "%.1f ms/image", times.isEmpty ? 0 : times[times.count / 2]),
+            "(median over \(times.count) test images, as `eval` reports it)")
+    }
     let testCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/test/good").count) ?? 1
     let bare = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a", "--no-images",
                          "--quiet", "--threads", String(threads)])
