@@ -234,9 +234,17 @@ public struct Detector: Sendable {
     /// held-out good images.
     public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
 
+    /// Where coarse maps live: the feature grid and the model input it came from.
+    public struct MapGeometry: Sendable {
+        /// Feature grid height and width (one map value per patch).
+        public var gridHeight: Int, gridWidth: Int
+        /// Model input height and width.
+        public var inputHeight: Int, inputWidth: Int
+    }
+
     /// Each component's map on the feature grid (positionally standardized where the detector
-    /// has statistics), in settings order, with the model input's width and height.
-    public func coarseMaps(_ image: Image) -> (maps: [[Float]], inputWidth: Int, inputHeight: Int) {
+    /// has statistics), in settings order, and their geometry.
+    public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
         let input = settings.input(for: image)
         let teacher = extractor.embed(input)
         let features = Detector.embeddings(teacher, positionWeight: settings.positionWeight)
@@ -276,26 +284,25 @@ public struct Detector: Sendable {
             guard let standardization = positional[component], standardization.mean.count == coarse.count else { return coarse }
             return standardization.apply(coarse)
         }
-        return (maps, input.width, input.height)
+        return (maps, MapGeometry(gridHeight: features.height, gridWidth: features.width,
+                                  inputHeight: input.height, inputWidth: input.width))
     }
 
     /// A coarse map upsampled to half the model resolution and smoothed.
-    public func refine(_ coarse: [Float], inputWidth: Int, inputHeight: Int) -> AnomalyResult {
+    public func refine(_ coarse: [Float], geometry g: MapGeometry) -> AnomalyResult {
         // Smoothed at half the model resolution (sigma halved to match): the map is
         // resampled to the photo's own size afterwards anyway, and this is 8x less work
         // than blurring at full model resolution (measured: 9% of inspection time).
-        let gh = (inputHeight + PatchFeatureExtractor.stride - 1) / PatchFeatureExtractor.stride
-        let gw = (inputWidth + PatchFeatureExtractor.stride - 1) / PatchFeatureExtractor.stride
-        let (w, h) = (max(1, inputWidth / 2), max(1, inputHeight / 2))
-        let grid = Tensor(shape: [1, 1, gh, gw], storage: coarse)
+        let (w, h) = (max(1, g.inputWidth / 2), max(1, g.inputHeight / 2))
+        let grid = Tensor(shape: [1, 1, g.gridHeight, g.gridWidth], storage: coarse)
         let fine = upsampleBilinear(grid, height: h, width: w).storage
         return AnomalyResult(map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2), width: w, height: h)
     }
 
     /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
     public func componentMaps(_ image: Image) -> [AnomalyResult] {
-        let (maps, w, h) = coarseMaps(image)
-        return maps.map { refine($0, inputWidth: w, inputHeight: h) }
+        let (maps, geometry) = coarseMaps(image)
+        return maps.map { refine($0, geometry: geometry) }
     }
 
     /// Whether the image score comes from a proper subset of the components.

@@ -150,20 +150,20 @@ public enum Trainer {
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
         // the quantiles come from one pass of the networks.
         var coarse = [[[Float]]](repeating: [], count: settings.components.count)
-        var inputSize = (width: 0, height: 0)
+        var geometry: Detector.MapGeometry?
         for (i, path) in calibration.enumerated() {
             progress("calibration", i, calibration.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                let (maps, w, h) = detector.coarseMaps(image)
+                let (maps, g) = detector.coarseMaps(image)
                 for (c, map) in maps.enumerated() { coarse[c].append(map) }
-                inputSize = (w, h)
+                geometry = g
             } catch {
                 failures.append(String(describing: error))
             }
         }
         progress("calibration", calibration.count, calibration.count)
-        guard let first = coarse.first, !first.isEmpty else {
+        guard let geometry, let first = coarse.first, !first.isEmpty else {
             throw PipelineError.input("none of the calibration images could be read")
         }
         var positional = [Component: PositionalStandardization]()
@@ -174,9 +174,9 @@ public enum Trainer {
             coarse[c] = coarse[c].map { statistics.apply($0) }
         }
         detector.positional = positional
-        for (c, maps) in coarse.enumerated() {
-            for map in maps {
-                let result = detector.refine(map, inputWidth: inputSize.width, inputHeight: inputSize.height)
+        func refined(_ image: Int) -> [AnomalyResult] { coarse.map { detector.refine($0[image], geometry: geometry) } }
+        for image in first.indices {
+            for (c, result) in refined(image).enumerated() {
                 componentScores[c].append(result.score)
                 components[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
             }
@@ -184,25 +184,30 @@ public enum Trainer {
         let perComponent = zip(components, componentScores).map {
             Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
         }
-        // The fused map (and the score subset's) from the same coarse maps: no second pass.
+        // The fused map (and the score subset's) from the same coarse maps, refined once more
+        // (keeping every refined map instead would make memory grow with the calibration set).
         detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
                             positional: positional, componentNormalizations: perComponent,
                             settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
-        let all = Array(settings.components.indices)
-        let scoreIndices = settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }
-        func calibrate(_ indices: [Int]) -> Normalization {
-            if indices.count == 1 { return perComponent[indices[0]] }
-            var pixels = [Float](), scores = [Float]()
-            for image in 0..<first.count {
-                let maps = all.map { detector.refine(coarse[$0][image], inputWidth: inputSize.width, inputHeight: inputSize.height) }
-                let fused = detector.fuse(maps, indices: indices)
-                scores.append(fused.score)
-                pixels += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
+        let groups = [Array(settings.components.indices)]
+            + (detector.scoresSeparately ? [settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }] : [])
+        var pixels = groups.map { _ in [Float]() }, scores = groups.map { _ in [Float]() }
+        if groups.contains(where: { $0.count > 1 }) {
+            for image in first.indices {
+                let maps = refined(image)
+                for (g, indices) in groups.enumerated() where indices.count > 1 {
+                    let fused = detector.fuse(maps, indices: indices)
+                    scores[g].append(fused.score)
+                    pixels[g] += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
+                }
             }
-            return Normalization(normalLevel: quantile(pixels, 0.5), peakLevel: quantile(scores, 0.99))
         }
-        let final = calibrate(all)
-        let scoreNormalization = detector.scoresSeparately ? calibrate(scoreIndices) : final
+        // A single component's map is its raw map: its own calibration applies.
+        let calibrated = groups.enumerated().map { g, indices in
+            indices.count == 1 ? perComponent[indices[0]]
+                : Normalization(normalLevel: quantile(pixels[g], 0.5), peakLevel: quantile(scores[g], 0.99))
+        }
+        let final = calibrated[0], scoreNormalization = calibrated.count > 1 ? calibrated[1] : final
         detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
                             positional: positional, componentNormalizations: perComponent, settings: settings,
                             normalization: final, scoreNormalization: scoreNormalization, threshold: threshold,
