@@ -58,7 +58,7 @@ struct TrainingOptions: ParsableArguments {
         guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
-        guard !parsedComponents.isEmpty, parsedComponents.count == components.split(separator: ",").count else {
+        guard (try? Component.list(components)) != nil else {
             throw ValidationError("--components takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let scoreComponents {
@@ -110,9 +110,7 @@ struct TrainingOptions: ParsableArguments {
         componentWeights?.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) } ?? []
     }
 
-    var parsedComponents: [Component] {
-        components.split(separator: ",").compactMap { Component(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
-    }
+    var parsedComponents: [Component] { (try? Component.list(components)) ?? [] }
 
     var settings: DetectorSettings {
         var s = DetectorSettings()
