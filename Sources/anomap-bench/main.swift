@@ -43,7 +43,10 @@ func row(_ name: String, _ value: String, _ note: String = "") {
     print(String(repeating: " ", count: 0) + "  \(name): \(value) \(note)")
 }
 
-guard let network = try? EfficientNetLite0(contentsOf: weights) else { fail("cannot load \(weights): run `make setup`") }
+// The weights are read once: the backbone and the checksum model bundles are tied to.
+guard let weightBytes = try? readFile(weights), let checkpoint = try? SafeTensors.decode(weightBytes, path: weights),
+      let network = try? EfficientNetLite0(checkpoint: checkpoint) else { fail("cannot load \(weights): run `make setup`") }
+let weightsSHA256 = sha256Hex(weightBytes)
 guard let sample = try? ImageCodec.read(contentsOf: photo) else { fail("cannot read \(photo): run `make samples`") }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
 
@@ -125,7 +128,8 @@ func runChild(_ arguments: [String]) -> (seconds: Double, peakMiB: Double, statu
 }
 
 let data = environment["ANOMAP_BENCH_DATA"] ?? root.appendingPathComponent("../shared/data/magnetic_tile").standardized.path
-if FileManager.default.fileExists(atPath: data + "/train/good") {
+let dataset = FileManager.default.fileExists(atPath: data + "/train/good") ? try? EvaluationSet.mvtec(data) : nil
+if let set = dataset {
     let exe = root.appendingPathComponent(".build/release/anomap").path
     let scratch = NSTemporaryDirectory() + "anomap-bench-\(getpid())"
     try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -137,9 +141,8 @@ if FileManager.default.fileExists(atPath: data + "/train/good") {
         String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
     // The default model's per-image time as `eval` reports it (decode to map, median), in this
     // process: it has loaded only the backbone so far (training ran in a child).
-    if let bytes = try? Data(contentsOf: URL(fileURLWithPath: weights)), let set = try? EvaluationSet.mvtec(data),
-       let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
-                                            backboneSHA256: sha256Hex([UInt8](bytes))) {
+    if let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
+                                            backboneSHA256: weightsSHA256) {
         var times = [Double]()
         for item in set.items {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -169,14 +172,12 @@ if FileManager.default.fileExists(atPath: data + "/train/good") {
 // calibration). A row's training time is the shared phases (teacher features, calibration)
 // plus the phases its components need.
 var ablation: [String] = []
-if environment["ANOMAP_BENCH_ABLATION"] != "0", FileManager.default.fileExists(atPath: data + "/train/good"),
-   let bytes = try? Data(contentsOf: URL(fileURLWithPath: weights)), let set = try? EvaluationSet.mvtec(data) {
+if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
     print("  ablation: training every component on \(set.trainingImages.count) images (several minutes)...")
     var settings = DetectorSettings()
     settings.components = [.knn, .gaussian, .st, .variance, .ae]
     let extractor = PatchFeatureExtractor(backbone: network)
-    let sha = sha256Hex([UInt8](bytes))
-    if let (all, report) = try? Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+    if let (all, report) = try? Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256,
                                               settings: settings) {
         let phases = report.phaseSeconds
         let shared = (phases["features"] ?? 0) + (phases["calibration"] ?? 0)
