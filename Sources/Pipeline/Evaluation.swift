@@ -110,8 +110,18 @@ public enum Evaluator {
     /// Range of normalized map values covered by the pixel-metric bins (values beyond are clamped).
     static let pixelRange: ClosedRange<Double> = -2...30
 
+    /// Evaluates `detector` on `set`.
     public static func evaluate(_ detector: Detector, on set: EvaluationSet,
                                 progress: ProgressHandler = { _, _, _ in }) -> EvaluationReport {
+        evaluate(detector, on: set, progress: progress) { _, _, _ in }
+    }
+
+    /// Evaluates `detector` on `set`; `visit` sees each inspected image with its ground-truth mask
+    /// (all false for good images) and each unreadable one (nil), e.g. to fill a report; an error
+    /// it throws ends the evaluation.
+    public static func evaluate(_ detector: Detector, on set: EvaluationSet,
+                                progress: ProgressHandler,
+                                visit: (EvaluationSet.Item, (image: Image, inspection: Inspection, truth: [Bool])?, Error?) throws -> Void) rethrows -> EvaluationReport {
         let types = Array(Set(set.items.map(\.type)).subtracting(["good"])).sorted()
         var byType = [String: PixelMetricAccumulator]()
         for t in types { byType[t] = PixelMetricAccumulator(range: pixelRange, binCount: 32_000) }
@@ -119,6 +129,7 @@ public enum Evaluator {
         var scored = [ScoredImage](), errors = [String](), times = [Double]()
         for (i, item) in set.items.enumerated() {
             progress("evaluate", i, set.items.count)
+            let inspected: (image: Image, inspection: Inspection, truth: [Bool])?
             do {
                 let t0 = Date()
                 let image = try ImageCodec.read(contentsOf: item.path)
@@ -131,6 +142,7 @@ public enum Evaluator {
                         .resized(width: image.width, height: image.height, method: .nearest)
                     mask = m.pixels.map { $0 > 127 }
                 }
+                inspected = (image, inspection, mask)
                 if item.type == "good" {
                     goodPixels.add(map: inspection.map, mask: mask, width: image.width, height: image.height)
                 } else {
@@ -138,7 +150,10 @@ public enum Evaluator {
                 }
             } catch {
                 errors.append(String(describing: error))
+                inspected = nil
+                try visit(item, nil, error)
             }
+            if let inspected { try visit(item, inspected, nil) }
         }
         progress("evaluate", set.items.count, set.items.count)
         func group(_ images: [ScoredImage], _ pixels: PixelMetricAccumulator) -> GroupMetrics {

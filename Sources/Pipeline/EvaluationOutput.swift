@@ -4,7 +4,7 @@ import SafeFiles
 
 /// metrics.json, the printed table and the SVG plots of `anomap eval`.
 public enum EvaluationOutput {
-    /// Writes metrics.json, roc.svg, pr.svg and scores.svg into `dir`, each atomically.
+    /// Writes metrics.json and the plots (`writePlots`) into `dir`, each atomically.
     public static func write(_ report: EvaluationReport, trainSeconds: Double?, to dir: String) throws {
         struct File: Encodable {
             var threshold: Double
@@ -20,6 +20,16 @@ public enum EvaluationOutput {
         let json = try encoder.encode(File(threshold: report.threshold, overall: report.overall, per_type: report.per_type,
                                            ms_per_image: report.ms_per_image, train_seconds: trainSeconds,
                                            errors: report.errors, scores: report.scores))
+        do {
+            try writeFileAtomically(Array(json), to: (dir as NSString).appendingPathComponent("metrics.json"))
+        } catch {
+            throw PipelineError.output("\(error)")
+        }
+        _ = try writePlots(report, to: dir)
+    }
+
+    /// Writes roc.svg, pr.svg and scores.svg into `dir`, each atomically; returns their names.
+    public static func writePlots(_ report: EvaluationReport, to dir: String) throws -> [String] {
         func save(_ name: String, _ bytes: [UInt8]) throws {
             do {
                 try writeFileAtomically(bytes, to: (dir as NSString).appendingPathComponent(name))
@@ -27,7 +37,6 @@ public enum EvaluationOutput {
                 throw PipelineError.output("\(error)")
             }
         }
-        try save("metrics.json", Array(json))
         let scores = report.scores.map(\.score), labels = report.scores.map { $0.type != "good" }
         try save("roc.svg", Array(curveSVG(title: "ROC (image level)", x: "false positive rate", y: "true positive rate",
                                            points: rocCurve(scores: scores, labels: labels).map { ($0.fpr, $0.tpr) },
@@ -36,6 +45,7 @@ public enum EvaluationOutput {
                                           points: precisionRecallCurve(scores: scores, labels: labels).map { ($0.recall, $0.precision) },
                                           diagonal: false).utf8))
         try save("scores.svg", Array(distributionSVG(report).utf8))
+        return ["roc.svg", "pr.svg", "scores.svg"]
     }
 
     /// The per-type table printed by `anomap eval`.

@@ -43,6 +43,49 @@ public struct InspectionRecord: Codable, Sendable {
     }
 }
 
+/// The pictures drawn for one inspected image, all at the photo's resolution.
+public struct RenderedInspection: Sendable {
+    /// Colormapped normalized map.
+    public var heatmap: Image
+    /// Heatmap blended on the photo, predicted regions outlined in green.
+    public var overlay: Image
+    /// Predicted defect pixels, white on black (one channel).
+    public var mask: Image
+
+    /// Wraps images read back from disk (e.g. by `anomap merge`).
+    public init(heatmap: Image, overlay: Image, mask: Image) {
+        (self.heatmap, self.overlay, self.mask) = (heatmap, overlay, mask)
+    }
+
+    /// Draws the pictures of `inspection` over `photo`; `heatmapTop` is the normalized value
+    /// drawn with the colormap's last colour.
+    public init(_ inspection: Inspection, photo: Image, colormap: Colormap = .inferno, heatmapTop: Float = 2) throws {
+        heatmap = try colormap.colorize(inspection.map, width: inspection.width, height: inspection.height,
+                                        low: 0, high: heatmapTop)
+        let weights = inspection.map.map { min(1, max(0, $0 / max(inspection.threshold, 1e-6))) }
+        overlay = try photo.overlaid(with: heatmap, alpha: 0.6, weights: weights)
+        let mask = inspection.mask
+        Self.outline(mask, width: inspection.width, height: inspection.height, on: &overlay)
+        self.mask = try Image(width: inspection.width, height: inspection.height, channels: 1,
+                              pixels: mask.map { $0 ? 255 : 0 })
+    }
+
+    /// Draws the boundary pixels of predicted regions in bright green.
+    static func outline(_ mask: [Bool], width: Int, height: Int, on image: inout Image) {
+        for y in 0..<height {
+            for x in 0..<width where mask[y * width + x] {
+                let edge = x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
+                    || !mask[y * width + x + 1] || !mask[(y - 1) * width + x] || !mask[(y + 1) * width + x]
+                if edge {
+                    image[x, y, 0] = 0
+                    image[x, y, 1] = 255
+                    image[x, y, 2] = 0
+                }
+            }
+        }
+    }
+}
+
 /// Writes the per-image PNGs and the results files of `anomap inspect`.
 public struct InspectionWriter {
     /// The output folder.
@@ -79,45 +122,35 @@ public struct InspectionWriter {
     /// Writes heatmap, overlay and mask PNGs for one inspected image; returns their relative paths.
     /// Any failure to write is a `PipelineError.output`: it ends the run (disk full, folder gone).
     public func writeImages(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
+        let rendered: RenderedInspection
         do {
-            return try writeImagesUnchecked(inspection, photo: photo, stem: stem)
+            rendered = try render(inspection, photo: photo)
+        } catch {
+            throw PipelineError.output("cannot draw outputs for \(stem): \(error)")
+        }
+        return try write(rendered, stem: stem)
+    }
+
+    /// The heatmap, overlay and mask images of an inspection, in this writer's colours.
+    public func render(_ inspection: Inspection, photo: Image) throws -> RenderedInspection {
+        try RenderedInspection(inspection, photo: photo, colormap: colormap, heatmapTop: heatmapTop)
+    }
+
+    /// Writes rendered images as `<stem>_heatmap.png`, `_overlay.png` and `_mask.png`; returns
+    /// their paths relative to the output folder.
+    public func write(_ rendered: RenderedInspection, stem: String) throws -> [String] {
+        let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var written = [String]()
+            for (suffix, image) in [("heatmap", rendered.heatmap), ("overlay", rendered.overlay), ("mask", rendered.mask)] {
+                let relative = "\(stem)_\(suffix).png"
+                try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 3)
+                written.append(relative)
+            }
+            return written
         } catch {
             throw PipelineError.output("cannot write outputs for \(stem): \(error)")
-        }
-    }
-
-    func writeImagesUnchecked(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
-        let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let heatmap = try colormap.colorize(inspection.map, width: inspection.width, height: inspection.height,
-                                            low: 0, high: heatmapTop)
-        let weights = inspection.map.map { min(1, max(0, $0 / max(inspection.threshold, 1e-6))) }
-        var overlay = try photo.overlaid(with: heatmap, alpha: 0.6, weights: weights)
-        let mask = inspection.mask
-        outline(mask, width: inspection.width, height: inspection.height, on: &overlay)
-        let maskImage = try Image(width: inspection.width, height: inspection.height, channels: 1,
-                                  pixels: mask.map { $0 ? 255 : 0 })
-        var written = [String]()
-        for (suffix, image) in [("heatmap", heatmap), ("overlay", overlay), ("mask", maskImage)] {
-            let relative = "\(stem)_\(suffix).png"
-            try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 3)
-            written.append(relative)
-        }
-        return written
-    }
-
-    /// Draws the boundary pixels of predicted regions in bright green.
-    func outline(_ mask: [Bool], width: Int, height: Int, on image: inout Image) {
-        for y in 0..<height {
-            for x in 0..<width where mask[y * width + x] {
-                let edge = x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
-                    || !mask[y * width + x + 1] || !mask[(y - 1) * width + x] || !mask[(y + 1) * width + x]
-                if edge {
-                    image[x, y, 0] = 0
-                    image[x, y, 1] = 255
-                    image[x, y, 2] = 0
-                }
-            }
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Imaging
 import Models
 import Pipeline
 import Tensors
@@ -35,6 +36,12 @@ struct Eval: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Folder for metrics.json and the plots.", valueName: "dir"))
     var out: String
+
+    @Option(name: .long, help: ArgumentHelp("Also write an offline HTML triage report (every test image with heatmap, overlay, predicted and true mask; metrics and curves) into this folder.", valueName: "dir"))
+    var report: String?
+
+    @Flag(name: .long, help: "Print one JSON summary on stdout (the overall metrics, timings and output paths).")
+    var json = false
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var runOptions: RunOptions
@@ -76,12 +83,54 @@ struct Eval: ParsableCommand {
                 detector = try detector.selecting(try Component.list(only), weights: training.parsedWeights,
                                                   scoreComponents: try training.scoreComponents.map { try Component.list($0) })
             }
-            let report = Evaluator.evaluate(detector, on: set, progress: progress.handler)
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try EvaluationOutput.write(report, trainSeconds: trainSeconds, to: out)
-            print(EvaluationOutput.table(report, trainSeconds: trainSeconds))
-            for e in report.errors { printError("skipped: \(e)") }
-            if !runOptions.quiet { printError("wrote \(out)/metrics.json and plots in \(out)") }
+            do {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            } catch {
+                throw PipelineError.output("\(out): cannot create output folder (\(error.localizedDescription))")
+            }
+            let reportWriter = try report.map { try ReportWriter(root: $0) }
+            let start = Date()
+            let evaluation = try Evaluator.evaluate(detector, on: set, progress: progress.handler) { item, inspected, error in
+                guard let reportWriter else { return }
+                guard let (image, inspection, truth) = inspected else {
+                    let reason = error.map { String(describing: $0) } ?? "unreadable"
+                    return reportWriter.add(InspectionRecord(path: item.path, error: reason), group: item.type)
+                }
+                let rendered = try RenderedInspection(inspection, photo: image)
+                let truthImage = item.mask == nil ? nil
+                    : try Image(width: image.width, height: image.height, channels: 1, pixels: truth.map { $0 ? 255 : 0 })
+                try reportWriter.add(InspectionRecord(path: item.path, inspection: inspection, outputs: []), group: item.type,
+                                     rendered: rendered, photo: image, truth: truthImage)
+            }
+            try EvaluationOutput.write(evaluation, trainSeconds: trainSeconds, to: out)
+            try reportWriter?.write(title: "anomap eval: \(dataset ?? defects ?? "")", threshold: evaluation.threshold,
+                                    evaluation: evaluation)
+            if json {
+                var fields: [String: Any] = ["images": evaluation.overall.images, "errors": evaluation.errors.count,
+                                             "ms_per_image": evaluation.ms_per_image, "threshold": evaluation.threshold,
+                                             "seconds": (Date().timeIntervalSince(start) * 1000).rounded() / 1000,
+                                             "metrics": (out as NSString).appendingPathComponent("metrics.json")]
+                let o = evaluation.overall
+                for (key, value) in [("image_auroc", o.image_auroc), ("pixel_auroc", o.pixel_auroc), ("aupro", o.aupro),
+                                     ("f1_max", o.f1_max), ("average_precision", o.average_precision)] {
+                    fields[key] = value ?? NSNull()
+                }
+                if let trainSeconds { fields["train_seconds"] = trainSeconds }
+                if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
+                printJSON(fields)
+            } else {
+                print(EvaluationOutput.table(evaluation, trainSeconds: trainSeconds))
+            }
+            for e in evaluation.errors { printError("skipped: \(e)") }
+            if !runOptions.quiet {
+                var parts = [Summary.part("\(evaluation.overall.images) images"),
+                             Summary.part(String(format: "image AUROC %.3f", evaluation.overall.image_auroc ?? .nan), .green),
+                             Summary.part(String(format: "AUPRO %.3f", evaluation.overall.aupro ?? .nan), .green),
+                             Summary.part("\(evaluation.errors.count) errors", evaluation.errors.isEmpty ? nil : .yellow),
+                             Summary.part("-> \(out)/metrics.json")]
+                if let report { parts.append(Summary.part("report \(report)/index.html")) }
+                Summary.print(parts)
+            }
         }
     }
 }

@@ -40,6 +40,9 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON summary on stdout (images, anomalous, normal, errors, seconds, results).")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("Also write an offline HTML triage report (index.html and its pictures) into this folder.", valueName: "dir"))
+    var report: String?
+
     /// (index, count) of --shard, 0-based index.
     var shardSpec: (index: Int, count: Int)? {
         guard let shard else { return nil }
@@ -59,96 +62,51 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         setComputeThreads(runOptions.threads)
-        var anomalies = 0, failures = 0, count = 0
-        var stoppedBy: Int32?
-        var total = 0
         let start = Date()
         let interruption = Interruption()
+        var summary = BatchSummary()
+        var total = 0
         try exitOnFailure {
-            // Outputs mirror each input below its own name (a folder "good" -> out/good/...), and
-            // a stem that two inputs would share gets a numeric suffix instead of being overwritten.
-            var inputs = [(path: String, stem: String)]()
-            var taken = Set<String>()
-            for p in paths {
-                let parent = ((p as NSString).standardizingPath as NSString).deletingLastPathComponent
-                for file in try ImageFolder.images(in: [p]) {
-                    var stem = InspectionWriter.relativeStem(for: file, under: parent)
-                    if taken.contains(stem) {
-                        var k = 2
-                        while taken.contains("\(stem)-\(k)") { k += 1 }
-                        stem = "\(stem)-\(k)"
-                    }
-                    taken.insert(stem)
-                    inputs.append((file, stem))
-                }
-            }
-            if let (index, count) = shardSpec {
-                // Round-robin over the sorted paths: shards are balanced and every image lands in exactly one.
-                inputs = inputs.sorted { $0.path < $1.path }.enumerated().filter { $0.offset % count == index }.map(\.element)
-            }
+            var inputs = try BatchInput.collect(paths)
+            if let (index, count) = shardSpec { inputs = BatchInput.shard(inputs, index: index, count: count) }
             total = inputs.count
             let (network, sha) = try backbone.loadWithChecksum()
             var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
             if let only { detector = try detector.selecting(try Component.list(only)) }
             if let threshold { detector.threshold = threshold }
-            let writer = try InspectionWriter(root: out)
+            var batch = BatchInspection(detector: detector, writer: try InspectionWriter(root: out))
+            batch.writesImages = !noImages
+            batch.resume = resume
+            let reportWriter = try report.map { try ReportWriter(root: $0, resume: resume) }
+            batch.report = reportWriter
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            // Records by input path: earlier results when resuming, then this run's.
-            var done = [String: InspectionRecord]()
-            if resume { for r in try writer.readResults() where r.verdict != "error" { done[r.path] = r } }
-            var sinceSave = 0
-            func save() throws {
-                try writer.writeResults(inputs.compactMap { done[$0.path] })
-                sinceSave = 0
-            }
-            for (i, input) in inputs.enumerated() {
-                progress.update("inspect", i, inputs.count)
-                if let signal = interruption.received {
-                    stoppedBy = signal
-                    break
-                }
-                if let earlier = done[input.path] {
-                    if earlier.verdict == "anomalous" { anomalies += 1 }
-                    count += 1
-                    continue
-                }
-                count += 1
-                do {
-                    let image = try ImageCodec.read(contentsOf: input.path)
-                    let inspection = detector.inspect(image)
-                    let outputs = noImages ? [] : try writer.writeImages(inspection, photo: image, stem: input.stem)
-                    if inspection.isAnomalous { anomalies += 1 }
-                    done[input.path] = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
-                } catch let error as PipelineError {
-                    throw error  // an output that cannot be written ends the run
-                } catch {
-                    failures += 1
-                    printError("error: \(error)")
-                    done[input.path] = InspectionRecord(path: input.path, error: String(describing: error))
-                }
-                sinceSave += 1
-                if sinceSave >= 25 { try save() }  // bounded loss even on SIGKILL
-            }
-            if stoppedBy == nil { progress.update("inspect", inputs.count, inputs.count) }
-            try save()
+            summary = try batch.run(inputs, stopRequest: { interruption.received }, progress: progress.handler,
+                                    onError: { printError($0) })
+            try reportWriter?.write(title: "anomap inspect: \(paths.joined(separator: " "))", threshold: Double(detector.threshold))
         }
-        if let stoppedBy {
-            printError("interrupted: \(count) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish")
+        if let stoppedBy = summary.stoppedBy {
+            printError("interrupted: \(summary.images) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish")
             throw ExitCode(128 + stoppedBy)
         }
         let seconds = Date().timeIntervalSince(start)
+        let normal = summary.images - summary.anomalous - summary.errors
         if json {
-            let summary: [String: Any] = ["images": count, "anomalous": anomalies, "normal": count - anomalies - failures,
-                                          "errors": failures, "seconds": (seconds * 1000).rounded() / 1000,
-                                          "results": (out as NSString).appendingPathComponent("results.json")]
-            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                print(String(decoding: data, as: UTF8.self))
-            }
+            var fields: [String: Any] = ["images": summary.images, "anomalous": summary.anomalous, "normal": normal,
+                                         "errors": summary.errors, "seconds": (seconds * 1000).rounded() / 1000,
+                                         "results": (out as NSString).appendingPathComponent("results.json")]
+            if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
+            printJSON(fields)
         }
         if !runOptions.quiet {
-            printError(String(format: "%d images: %d anomalous, %d normal, %d errors in %.1f s -> %@/results.csv",
-                              count, anomalies, count - anomalies - failures, failures, seconds, out))
+            var parts = [Summary.part("\(summary.images) images"),
+                         Summary.part("\(summary.anomalous) anomalous", summary.anomalous > 0 ? .red : .green),
+                         Summary.part("\(normal) normal"),
+                         Summary.part("\(summary.errors) errors", summary.errors > 0 ? .yellow : nil),
+                         Summary.part(String(format: "%.1f s", seconds)),
+                         Summary.part("-> \(out)/results.csv")]
+            if let report { parts.append(Summary.part("report \(report)/index.html")) }
+            Summary.print(parts)
         }
-        if failOnAnomaly && anomalies > 0 { throw ExitCode(1) }
+        if failOnAnomaly && summary.anomalous > 0 { throw ExitCode(1) }
     }
 }

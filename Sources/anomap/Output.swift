@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,5 +12,40 @@ extension String {
     /// The string right-aligned in a field of `width` characters.
     func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+/// Prints one JSON object on standard output (sorted keys, one line).
+func printJSON(_ object: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// The closing summary line of a command: coloured on a terminal (unless NO_COLOR is set),
+/// plain in logs.
+enum Summary {
+    /// ANSI colours used for emphasis.
+    enum Color: String {
+        case red = "31", green = "32", yellow = "33"
+    }
+
+    /// One part of the line, with an optional colour.
+    static func part(_ text: String, _ color: Color? = nil) -> (String, Color?) { (text, color) }
+
+    /// Whether stderr gets colours.
+    static var colors: Bool {
+        isatty(fileno(stderr)) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+    }
+
+    /// Writes the parts to stderr, separated by commas (bold label on a terminal).
+    static func print(_ parts: [(String, Color?)]) {
+        let useColor = colors
+        let text = parts.map { text, color in
+            guard useColor, let color else { return text }
+            return "\u{1B}[\(color.rawValue)m\(text)\u{1B}[0m"
+        }.joined(separator: ", ")
+        printError((useColor ? "\u{1B}[1mdone:\u{1B}[0m " : "done: ") + text)
     }
 }

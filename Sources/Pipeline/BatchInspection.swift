@@ -1,0 +1,203 @@
+import Dispatch
+import Foundation
+import Imaging
+
+/// One image of a batch and where its outputs go.
+public struct BatchInput: Sendable, Equatable {
+    /// Input file as found.
+    public var path: String
+    /// Output stem relative to the output folder (mirrors the input tree).
+    public var stem: String
+
+    /// Creates an input.
+    public init(path: String, stem: String) {
+        (self.path, self.stem) = (path, stem)
+    }
+
+    /// The images under `paths` (files or folders, recursively). Outputs mirror each input below
+    /// its own name (a folder "good" -> out/good/...), and a stem that two inputs would share gets
+    /// a numeric suffix instead of being overwritten.
+    public static func collect(_ paths: [String]) throws -> [BatchInput] {
+        var inputs = [BatchInput](), taken = Set<String>()
+        for p in paths {
+            let parent = ((p as NSString).standardizingPath as NSString).deletingLastPathComponent
+            for file in try ImageFolder.images(in: [p]) {
+                var stem = InspectionWriter.relativeStem(for: file, under: parent)
+                if taken.contains(stem) {
+                    var k = 2
+                    while taken.contains("\(stem)-\(k)") { k += 1 }
+                    stem = "\(stem)-\(k)"
+                }
+                taken.insert(stem)
+                inputs.append(BatchInput(path: file, stem: stem))
+            }
+        }
+        return inputs
+    }
+
+    /// Share `index` (0-based) of `count`: round-robin over the inputs sorted by path, so shards
+    /// are balanced, deterministic, and every image lands in exactly one.
+    public static func shard(_ inputs: [BatchInput], index: Int, count: Int) -> [BatchInput] {
+        inputs.sorted { $0.path < $1.path }.enumerated().filter { $0.offset % count == index }.map(\.element)
+    }
+}
+
+/// What a batch did.
+public struct BatchSummary: Sendable {
+    /// Images accounted for (inspected now, failed, or done by an earlier run when resuming).
+    public var images = 0
+    /// Images judged anomalous.
+    public var anomalous = 0
+    /// Images that could not be inspected.
+    public var errors = 0
+    /// The signal that stopped the batch early, if any.
+    public var stoppedBy: Int32?
+
+    /// An empty summary.
+    public init() {}
+}
+
+/// Inspects a list of images with decoding, computing and writing overlapped: the next image is
+/// decoded on one thread while the detector runs on the current one, and the pictures of the
+/// previous one are drawn and written on another. At most one decoded image waits and at most
+/// two inspected images wait for writing, so memory stays flat however long the batch.
+public struct BatchInspection {
+    /// The detector.
+    public var detector: Detector
+    /// Writes the per-image PNGs and the results files.
+    public var writer: InspectionWriter
+    /// Whether to write heatmap/overlay/mask PNGs into the output folder.
+    public var writesImages = true
+    /// A triage report to fill, if any.
+    public var report: ReportWriter?
+    /// Skip images already in the output folder's results.json.
+    public var resume = false
+    /// Results files are rewritten after this many images, so even SIGKILL loses little.
+    public var saveInterval = 25
+
+    /// Creates a batch.
+    public init(detector: Detector, writer: InspectionWriter) {
+        self.detector = detector
+        self.writer = writer
+    }
+
+    /// Inspects `inputs` in order. `stopRequest` is polled between images (a signal number ends the
+    /// batch after the current image, with everything written complete); `onError` gets one line per
+    /// unreadable image. An output that cannot be written ends the batch with `PipelineError.output`.
+    public func run(_ inputs: [BatchInput], stopRequest: () -> Int32? = { nil }, progress: ProgressHandler = { _, _, _ in },
+                    onError: @escaping @Sendable (String) -> Void = { _ in }) throws -> BatchSummary {
+        var summary = BatchSummary()
+        let state = WriteState()
+        if resume { for r in try writer.readResults() where r.verdict != "error" { state.done[r.path] = r } }
+        let writeQueue = DispatchQueue(label: "anomap.write")
+        let decodeQueue = DispatchQueue(label: "anomap.decode")
+        let writeSlots = DispatchSemaphore(value: 2)
+        let (writer, report, writesImages, saveInterval) = (self.writer, self.report, self.writesImages, self.saveInterval)
+        let order = inputs.map(\.path)
+        let save: @Sendable () throws -> Void = {
+            try writer.writeResults(order.compactMap { state.done[$0] })
+            state.sinceSave = 0
+        }
+
+        // Decodes the inputs still to do, one ahead of the detector.
+        let todo = inputs.filter { state.done[$0.path] == nil }
+        func decode(_ k: Int) -> Pending {
+            let pending = Pending()
+            decodeQueue.async {
+                pending.result = Result { try ImageCodec.read(contentsOf: todo[k].path) }
+                pending.ready.signal()
+            }
+            return pending
+        }
+        var next = todo.isEmpty ? nil : decode(0)
+        summary.images = inputs.count - todo.count
+        summary.anomalous = inputs.filter { state.done[$0.path]?.verdict == "anomalous" }.count
+        for (k, input) in todo.enumerated() {
+            progress("inspect", summary.images, inputs.count)
+            if let signal = stopRequest() {
+                summary.stoppedBy = signal
+                break
+            }
+            if let failure = state.failure { throw failure }
+            guard let pending = next else { break }
+            pending.ready.wait()
+            next = k + 1 < todo.count ? decode(k + 1) : nil
+            summary.images += 1
+            let inspected: (Image, Inspection)?
+            switch pending.result {
+            case .success(let image)?:
+                inspected = (image, detector.inspect(image))
+            case .failure(let error)?:
+                summary.errors += 1
+                onError("error: \(error)")
+                inspected = nil
+            case nil:
+                inspected = nil
+            }
+            if let (_, inspection) = inspected, inspection.isAnomalous { summary.anomalous += 1 }
+            writeSlots.wait()
+            let failedWith = pending.failureDescription
+            writeQueue.async {
+                defer { writeSlots.signal() }
+                guard state.failure == nil else { return }
+                do {
+                    let record: InspectionRecord
+                    if let (image, inspection) = inspected {
+                        var outputs = [String]()
+                        if writesImages || report != nil {
+                            let rendered: RenderedInspection
+                            do {
+                                rendered = try writer.render(inspection, photo: image)
+                            } catch {
+                                throw PipelineError.output("cannot draw outputs for \(input.stem): \(error)")
+                            }
+                            if writesImages { outputs = try writer.write(rendered, stem: input.stem) }
+                            let r = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
+                            try report?.add(r, rendered: rendered, photo: image)
+                        }
+                        record = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
+                    } else {
+                        record = InspectionRecord(path: input.path, error: failedWith)
+                        report?.add(record)
+                    }
+                    state.done[input.path] = record
+                    state.sinceSave += 1
+                    if state.sinceSave >= saveInterval { try save() }
+                } catch {
+                    state.failure = error as? PipelineError ?? PipelineError.output("\(error)")
+                }
+            }
+        }
+        // Finish what was started (also when stopping early), then write the results once more.
+        if let pending = next { pending.ready.wait() }
+        try writeQueue.sync {
+            if let failure = state.failure { throw failure }
+            try save()
+        }
+        if summary.stoppedBy == nil { progress("inspect", inputs.count, inputs.count) }
+        return summary
+    }
+
+    /// A decode running ahead of the detector.
+    private final class Pending: @unchecked Sendable {
+        let ready = DispatchSemaphore(value: 0)
+        var result: Result<Image, Error>?
+        var failureDescription: String {
+            if case .failure(let error)? = result { return String(describing: error) }
+            return "not decoded"
+        }
+    }
+
+    /// Records (touched only on the write queue, and before and after it runs) and the first
+    /// write failure (read by the main loop too, so behind a lock).
+    private final class WriteState: @unchecked Sendable {
+        var done = [String: InspectionRecord]()
+        var sinceSave = 0
+        private let lock = NSLock()
+        private var firstFailure: PipelineError?
+        var failure: PipelineError? {
+            get { lock.lock(); defer { lock.unlock() }; return firstFailure }
+            set { lock.lock(); if firstFailure == nil { firstFailure = newValue }; lock.unlock() }
+        }
+    }
+}
