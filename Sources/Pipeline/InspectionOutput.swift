@@ -20,6 +20,8 @@ public struct InspectionRecord: Codable, Sendable {
     public var error: String?
     /// Output files written for this image, relative to the output folder.
     public var outputs: [String]
+    /// Threshold the verdict used (normalized score); nil on error.
+    public var threshold: Double?
 
     /// A record for an inspected image.
     public init(path: String, inspection: Inspection, outputs: [String]) {
@@ -31,6 +33,7 @@ public struct InspectionRecord: Codable, Sendable {
         boxes = inspection.regions
         error = nil
         self.outputs = outputs
+        threshold = Double(inspection.threshold)
     }
 
     /// A record for an image that could not be inspected.
@@ -145,7 +148,7 @@ public struct InspectionWriter {
             var written = [String]()
             for (suffix, image) in [("heatmap", rendered.heatmap), ("overlay", rendered.overlay), ("mask", rendered.mask)] {
                 let relative = "\(stem)_\(suffix).png"
-                try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 3)
+                try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 1)
                 written.append(relative)
             }
             return written
@@ -158,10 +161,15 @@ public struct InspectionWriter {
     public func readResults() throws -> [InspectionRecord] {
         let path = (root as NSString).appendingPathComponent("results.json")
         guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try Self.readResults(path)
+    }
+
+    /// The records of a results.json file.
+    public static func readResults(_ path: String) throws -> [InspectionRecord] {
         do {
-            return try JSONDecoder().decode([InspectionRecord].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            return try JSONDecoder().decode([InspectionRecord].self, from: Data(readFile(path, maxBytes: 1 << 30)))
         } catch {
-            throw PipelineError.input("\(path): cannot resume from it (\(error.localizedDescription))")
+            throw PipelineError.input("\(path): not a results.json of `anomap inspect` (\(error))")
         }
     }
 

@@ -124,7 +124,7 @@ public final class ReportWriter: @unchecked Sendable {
         func save(_ kind: String, _ image: Image, jpeg: Bool) throws {
             let name = "img/\(n)_\(kind).\(jpeg ? "jpg" : "png")"
             let bytes = jpeg ? try ImageCodec.encodeJPEG(image.channels == 4 || image.channels == 2 ? image.rgb() : image, quality: 88)
-                : try ImageCodec.encodePNG(image, compressionLevel: 3)
+                : try ImageCodec.encodePNG(image, compressionLevel: 1)
             try writeFileAtomically(bytes, to: (root as NSString).appendingPathComponent(name))
             images[kind] = name
         }

@@ -161,8 +161,12 @@ if let set = dataset {
         String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
     let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b", "--quiet",
                          "--threads", String(threads)])
-    row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f ms/image", 1000 * full.seconds / Double(testCount)),
-        String(format: "(peak RSS %.0f MiB)", full.peakMiB))
+    row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
+        String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount), full.peakMiB))
+    let report = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
+                           "--report", scratch + "/report", "--threads", String(threads)])
+    row("inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
+        String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount), report.peakMiB))
 } else {
     print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
 }

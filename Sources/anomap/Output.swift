@@ -39,13 +39,14 @@ enum Summary {
             && ProcessInfo.processInfo.environment["TERM"] != "dumb"
     }
 
-    /// Writes the parts to stderr, separated by commas (bold label on a terminal).
+    /// Writes the parts to stderr, separated by commas, an arrow part by a space (bold label on a terminal).
     static func print(_ parts: [(String, Color?)]) {
         let useColor = colors
-        let text = parts.map { text, color in
-            guard useColor, let color else { return text }
-            return "\u{1B}[\(color.rawValue)m\(text)\u{1B}[0m"
-        }.joined(separator: ", ")
+        var text = ""
+        for (part, color) in parts {
+            if !text.isEmpty { text += part.hasPrefix("->") ? " " : ", " }
+            text += useColor && color != nil ? "\u{1B}[\(color?.rawValue ?? "0")m\(part)\u{1B}[0m" : part
+        }
         printError((useColor ? "\u{1B}[1mdone:\u{1B}[0m " : "done: ") + text)
     }
 }

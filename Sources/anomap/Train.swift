@@ -157,6 +157,9 @@ struct Train: ParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write the model bundle.", valueName: "model.safetensors"))
     var output: String
 
+    @Flag(name: .long, help: "Print one JSON summary on stdout (images, errors, seconds per phase, model).")
+    var json = false
+
     @OptionGroup var training: TrainingOptions
     @OptionGroup var runOptions: RunOptions
     @OptionGroup var backbone: BackboneOptions
@@ -175,13 +178,22 @@ struct Train: ParsableCommand {
                 printError(line)
             }
             try ModelBundle.write(detector, to: output)
+            if json {
+                printJSON(["training_images": report.trainingImages, "calibration_images": report.calibrationImages,
+                           "errors": report.failures.count, "seconds": (report.seconds * 1000).rounded() / 1000,
+                           "phase_seconds": report.phaseSeconds.mapValues { ($0 * 1000).rounded() / 1000 },
+                           "components": training.parsedComponents.map(\.rawValue), "threshold": Double(detector.threshold),
+                           "model": output])
+            }
             if !runOptions.quiet {
                 let order = ["features", "coreset", "students", "autoencoder", "calibration"]
                 let phases = order.compactMap { name in report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) } }
-                printError(String(format: "trained on %d images, calibrated on %d (%@), in %.1f s (%@) -> %@",
-                                  report.trainingImages, report.calibrationImages,
-                                  training.parsedComponents.map(\.rawValue).joined(separator: "+"), report.seconds,
-                                  phases.joined(separator: ", "), output))
+                Summary.print([Summary.part(String(format: "trained on %d images, calibrated on %d (%@)", report.trainingImages,
+                                                   report.calibrationImages,
+                                                   training.parsedComponents.map(\.rawValue).joined(separator: "+")), .green),
+                               Summary.part("\(report.failures.count) errors", report.failures.isEmpty ? nil : .yellow),
+                               Summary.part(String(format: "%.1f s (%@)", report.seconds, phases.joined(separator: ", "))),
+                               Summary.part("-> \(output)")])
             }
         }
     }

@@ -34,6 +34,42 @@ struct CLIRunner {
     }
 
 
+    /// Installs the programs a test drives (`command:debian-package`) when missing; skips the
+    /// calling test with the installer's one-line reason when that cannot be done.
+    func requireTools(_ pairs: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [root.appendingPathComponent("Scripts/install_test_tools.sh").path] + pairs
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let message = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            throw XCTSkip("needs \(pairs.joined(separator: ", ")): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Runs any program (by name on PATH) and returns its status and output.
+    func runTool(_ arguments: [String], cwd: URL? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.currentDirectoryURL = cwd ?? root
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = binary.deletingLastPathComponent().path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                      stderr: String(decoding: e, as: UTF8.self))
+    }
+
     /// Skips the calling test, with the fix, when the pretrained weights are not installed.
     func requireWeights() throws {
         guard FileManager.default.fileExists(atPath: root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
