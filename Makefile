@@ -6,7 +6,7 @@ THREADS ?= 2
 CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
 RELEASE := -c release $(CPU_FLAGS)
 
-.PHONY: setup samples build release test demo bench clean
+.PHONY: setup samples build release test demo bench bench-memory fuzz test-sanitize clean
 
 # Install apt packages and the pretrained weights when missing (idempotent, fast when done).
 setup:
@@ -31,6 +31,23 @@ demo: samples release
 
 bench: samples release
 	ANOMAP_THREADS=$(THREADS) .build/release/anomap-bench
+
+# Peak memory of inspect over 1,000 and 10,000 images (about 8 minutes).
+bench-memory: samples release
+	@bash Scripts/memory_10k.sh
+
+# libFuzzer + AddressSanitizer on the decoders, the model loader and the results/marks
+# readers, FUZZ_SECONDS per target (default 30).
+fuzz: setup
+	@bash Scripts/fuzz.sh
+
+# The whole test suite under AddressSanitizer, then under ThreadSanitizer (C shim, parallel
+# kernels and the overlapped inspect path included), each in its own build folder.
+test-sanitize: samples
+	$(SWIFT) build $(RELEASE) --build-path .build/asan --sanitize=address --build-tests
+	$(SWIFT) test $(RELEASE) --build-path .build/asan --sanitize=address --skip-build --disable-swift-testing
+	$(SWIFT) build $(RELEASE) --build-path .build/tsan --sanitize=thread --build-tests
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(RELEASE) --build-path .build/tsan --sanitize=thread --skip-build --disable-swift-testing
 
 clean:
 	rm -rf .build

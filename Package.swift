@@ -39,3 +39,13 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData"]),
     ]
 )
+
+// libFuzzer targets (Fuzz/Targets), declared only for `make fuzz`, which builds them with
+// -sanitize=fuzzer,address into their own build folder: they have no main of their own.
+if Context.environment["ANOMAP_FUZZ"] == "1" {
+    for name in ["FuzzPNG", "FuzzJPEG", "FuzzModelBundle", "FuzzRecords"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["Imaging", "Pipeline", "Models", "NeuralNet", "SafeFiles"],
+                                                 path: "Fuzz/Targets/\(name)"))
+    }
+}
+

@@ -88,15 +88,11 @@ public struct ConvStack: Sendable {
     /// whole networks do.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
         var a = x
-        var columns = [Float]()
         for (i, spec) in specs.enumerated() {
             if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
-            if singleThreaded {
-                a = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
-                if spec.relu { reluInPlace(&a) }
-            } else {
-                a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none)
-            }
+            // The same kernels either way, so the numbers do not depend on how the work is spread.
+            a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none,
+                       threads: singleThreaded ? 1 : computeThreads)
         }
         return a
     }

@@ -20,7 +20,7 @@ public struct BatchInput: Sendable, Equatable {
     public static func collect(_ paths: [String]) throws -> [BatchInput] {
         var inputs = [BatchInput](), taken = Set<String>()
         for p in paths {
-            let parent = ((p as NSString).standardizingPath as NSString).deletingLastPathComponent
+            let parent = (InspectionWriter.lexicallyNormalized(p) as NSString).deletingLastPathComponent
             for file in try ImageFolder.images(in: [p]) {
                 var stem = InspectionWriter.relativeStem(for: file, under: parent)
                 if taken.contains(stem) {
@@ -86,6 +86,7 @@ public struct BatchInspection {
     /// unreadable image. An output that cannot be written ends the batch with `PipelineError.output`.
     public func run(_ inputs: [BatchInput], stopRequest: () -> Int32? = { nil }, progress: ProgressHandler = { _, _, _ in },
                     onError: @escaping @Sendable (String) -> Void = { _ in }) throws -> BatchSummary {
+        try refuseOverwritingInputs(inputs)
         var summary = BatchSummary()
         let state = WriteState()
         if resume { for r in try writer.readResults() where r.verdict != "error" { state.done[r.path] = r } }
@@ -176,6 +177,21 @@ public struct BatchInspection {
         }
         if summary.stoppedBy == nil { progress("inspect", inputs.count, inputs.count) }
         return summary
+    }
+
+    /// Throws before anything is written when an output would replace one of the inputs (an
+    /// --out inside an input folder holding files named like outputs, or reached by a symlink).
+    func refuseOverwritingInputs(_ inputs: [BatchInput]) throws {
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        let sources = Set(inputs.map { resolved($0.path) })
+        var outputs = ["results.csv", "results.json"]
+        if writesImages { outputs += inputs.flatMap { input in ["heatmap", "overlay", "mask"].map { "\(input.stem)_\($0).png" } } }
+        for output in outputs {
+            let path = (writer.root as NSString).appendingPathComponent(output)
+            if FileManager.default.fileExists(atPath: path), sources.contains(resolved(path)) {
+                throw PipelineError.output("\(path) is one of the inputs and would be overwritten; choose an --out folder outside the inputs")
+            }
+        }
     }
 
     /// A decode running ahead of the detector.

@@ -114,12 +114,23 @@ public struct InspectionWriter {
     /// The relative output stem for an input: its path below the input root it was found in,
     /// without extension; never escapes the output folder.
     public static func relativeStem(for path: String, under inputRoot: String) -> String {
-        let standardized = (path as NSString).standardizingPath
-        let base = (inputRoot as NSString).standardizingPath
+        let standardized = lexicallyNormalized(path)
+        let base = lexicallyNormalized(inputRoot)
         var relative = standardized.hasPrefix(base + "/") ? String(standardized.dropFirst(base.count + 1))
             : (standardized as NSString).lastPathComponent
         relative = relative.split(separator: "/").filter { $0 != ".." && $0 != "." }.joined(separator: "/")
         return (relative as NSString).deletingPathExtension
+    }
+
+    /// `path` with "." and empty components removed and ".." applied to the text alone: unlike
+    /// `standardizingPath` it never resolves a symlink, so a linked input keeps its own name.
+    public static func lexicallyNormalized(_ path: String) -> String {
+        var parts = [Substring]()
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
+            if part == "..", let last = parts.last, last != ".." { parts.removeLast() } else { parts.append(part) }
+        }
+        let joined = parts.joined(separator: "/")
+        return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
     /// Writes heatmap, overlay and mask PNGs for one inspected image; returns their relative paths.

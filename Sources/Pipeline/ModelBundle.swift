@@ -61,9 +61,10 @@ public enum ModelBundle {
         }
     }
 
-    /// sha256 over every tensor's name, shape and bytes in name order: a bit flipped anywhere
-    /// in the numbers (which the safetensors framing cannot notice) changes it.
-    static func contentDigest(_ file: SafeTensors) -> String {
+    /// The `tensors_sha256` a bundle stores: sha256 over every tensor's name, shape and bytes in
+    /// name order; a bit flipped anywhere in the numbers (which the safetensors framing cannot
+    /// notice) changes it.
+    public static func contentDigest(_ file: SafeTensors) -> String {
         var bytes = [UInt8]()
         for name in file.tensors.keys.sorted() {
             guard let t = file.tensors[name] else { continue }
@@ -81,6 +82,23 @@ public enum ModelBundle {
         } catch {
             throw PipelineError.model("\(error)")
         }
+        return try detector(from: file, path: path, extractor: extractor, backboneSHA256: backboneSHA256)
+    }
+
+    /// Reads a model bundle from bytes (`path` names it in errors); checks as `read` does.
+    public static func decode(_ bytes: [UInt8], path: String = "<memory>", extractor: PatchFeatureExtractor,
+                              backboneSHA256: String) throws -> Detector {
+        let file: SafeTensors
+        do {
+            file = try SafeTensors.decode(bytes, path: path)
+        } catch {
+            throw PipelineError.model("\(error)")
+        }
+        return try detector(from: file, path: path, extractor: extractor, backboneSHA256: backboneSHA256)
+    }
+
+    static func detector(from file: SafeTensors, path: String, extractor: PatchFeatureExtractor,
+                         backboneSHA256: String) throws -> Detector {
         func fail(_ reason: String) -> PipelineError { .model("\(path): \(reason)") }
         let meta = file.metadata
         guard let version = meta["anomap_format_version"] else {

@@ -142,15 +142,21 @@ public func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, wi
     }
 }
 
-/// C (M, N) = A (M, K) x B (K, N), row-major and densely packed, split across the compute
-/// threads: by column blocks when N is large (each worker packs only its share of B), by row
-/// blocks otherwise. `epilogue(rows, columns)` runs on each worker's finished block.
+/// How many blocks `parallelGEMM` cuts a product into, whatever the thread count: OpenBLAS
+/// may round a block differently from the whole (its kernels depend on the shape), so the cut
+/// must not depend on --threads for 1 and 2 threads to give the same bytes.
+public let gemmBlocks = 2
+
+/// C (M, N) = A (M, K) x B (K, N), row-major and densely packed, cut into up to `gemmBlocks`
+/// blocks: by columns when N is large (each worker packs only its share of B), by rows
+/// otherwise; the blocks run side by side when `threads` > 1, one after the other otherwise.
+/// `epilogue(rows, columns)` runs on each finished block.
 public func parallelGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                         c: UnsafeMutablePointer<Float>, epilogue: (Range<Int>, Range<Int>) -> Void) {
-    let workers = computeThreads
+                         c: UnsafeMutablePointer<Float>, threads: Int = computeThreads,
+                         epilogue: (Range<Int>, Range<Int>) -> Void) {
     let byColumns = n >= 1024
     let extent = byColumns ? n : m
-    let chunks = min(workers, max(1, extent / (byColumns ? 256 : 8)))
+    let chunks = min(gemmBlocks, max(1, extent / (byColumns ? 256 : 8)))
     let (ap, bp, cp) = (UnsafeSendable(a), UnsafeSendable(b), UnsafeSendable(c))
     func work(_ chunk: Int) {
         // Column blocks start on multiples of 16 floats so each worker's rows stay aligned.
@@ -168,15 +174,20 @@ public func parallelGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: Uns
             epilogue(lo..<hi, 0..<n)
         }
     }
-    if chunks <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: chunks) { work($0) } }
+    if chunks <= 1 || threads <= 1 {
+        for chunk in 0..<chunks { work(chunk) }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: chunks) { work($0) }
+    }
 }
 
 /// 2-D convolution as im2col + `cblas_sgemm`, with bias and activation fused.
 ///
 /// input (N, C, H, W), weight (O, C / groups, kh, kw), bias (O) or empty; returns (N, O, OH, OW).
-/// Depthwise geometries are routed to `depthwiseConv2d`, which is faster for them.
+/// Depthwise geometries are routed to `depthwiseConv2d`, which is faster for them. `threads`
+/// 1 keeps the work on the calling thread (same numbers as any other count).
 public func conv2d(_ input: Tensor, weight: Tensor, bias: [Float] = [], geometry g: ConvGeometry,
-                   activation: Activation = .none) -> Tensor {
+                   activation: Activation = .none, threads: Int = computeThreads) -> Tensor {
     precondition(input.shape.count == 4 && input.channels == g.inChannels, "input \(input.shape) vs \(g)")
     precondition(weight.shape == g.weightShape, "weight \(weight.shape) vs \(g.weightShape)")
     precondition(bias.isEmpty || bias.count == g.outChannels)
@@ -209,7 +220,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: [Float] = [], geometry
                                 } else { continue }
                                 let a = wp + group * og * k
                                 let groupBias = bs.baseAddress.map { $0 + group * og }
-                                parallelGEMM(m: og, n: spatial, k: k, a: a, b: rhs, c: yout) { rows, cols in
+                                parallelGEMM(m: og, n: spatial, k: k, a: a, b: rhs, c: yout, threads: threads) { rows, cols in
                                     // Bias and activation on the block this worker just wrote, while it is in cache.
                                     for r in rows {
                                         let line = yout + r * spatial
