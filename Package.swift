@@ -43,8 +43,9 @@ let package = Package(
 // libFuzzer targets (Fuzz/Targets), declared only for `make fuzz`, which builds them with
 // -sanitize=fuzzer,address into their own build folder: they have no main of their own.
 if Context.environment["ANOMAP_FUZZ"] == "1" {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Targets/FuzzSupport"))
     for name in ["FuzzPNG", "FuzzJPEG", "FuzzModelBundle", "FuzzRecords"] {
-        package.targets.append(.executableTarget(name: name, dependencies: ["Imaging", "Pipeline", "Models", "NeuralNet", "SafeFiles"],
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Imaging", "Pipeline", "Models", "NeuralNet", "SafeFiles"],
                                                  path: "Fuzz/Targets/\(name)"))
     }
 }

@@ -1,10 +1,16 @@
+import FuzzSupport
 import Imaging
 
 /// libFuzzer entry: JPEG (and anything else) through the image decoder. Decoding must end in an
 /// image or an `ImageError`, never a crash, a trap or an oversized allocation.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzJPEG(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
-    let bytes = Array(UnsafeRawBufferPointer(start: start, count: count))
+let fuzzJPEG: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt = { data, count in
+    let bytes = fuzzBytes(data, count)
     _ = try? ImageCodec.decode(bytes, path: "fuzz.jpg", options: DecodeOptions(maxPixels: 4_000_000))
     return 0
+}
+
+/// The executable's entry point (see FuzzSupport).
+@_cdecl("FuzzJPEG_main")
+public func entry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runFuzzer(argc, argv, fuzzJPEG)
 }

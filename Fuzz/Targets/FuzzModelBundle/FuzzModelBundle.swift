@@ -1,7 +1,9 @@
+import FuzzSupport
 import Foundation
 import Models
 import NeuralNet
 import Pipeline
+import SafeFiles
 
 /// The real backbone, loaded once: the loader checks a bundle against its checksum.
 let backbone: (extractor: PatchFeatureExtractor, sha256: String)? = {
@@ -14,10 +16,9 @@ let backbone: (extractor: PatchFeatureExtractor, sha256: String)? = {
 
 /// libFuzzer entry: bytes through the model-bundle loader (safetensors header, metadata JSON,
 /// settings, tensor shapes). Loading must end in a detector or a `PipelineError`.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzModelBundle(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+let fuzzModelBundle: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt = { data, count in
     guard let backbone else { fatalError("set ANOMAP_BACKBONE to the EfficientNet-Lite0 weights (make setup)") }
-    let bytes = Array(UnsafeRawBufferPointer(start: start, count: count))
+    let bytes = fuzzBytes(data, count)
     _ = try? ModelBundle.decode(bytes, path: "fuzz.safetensors", extractor: backbone.extractor, backboneSHA256: backbone.sha256)
     // A mutated file almost never keeps a valid content checksum, so also load it with its
     // checksum recomputed: that reaches the metadata, settings and shape checks behind it.
@@ -28,4 +29,10 @@ public func fuzzModelBundle(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         }
     }
     return 0
+}
+
+/// The executable's entry point (see FuzzSupport).
+@_cdecl("FuzzModelBundle_main")
+public func entry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runFuzzer(argc, argv, fuzzModelBundle)
 }
