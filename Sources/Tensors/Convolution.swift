@@ -200,7 +200,9 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: [Float] = [], geometry
     let k = cg * g.kernel.h * g.kernel.w
     let spatial = oh * ow
     let scratchCount = g.isPointwise ? 0 : k * spatial
-    var columns = [Float](unsafeUninitializedCapacity: scratchCount) { _, done in done = scratchCount }
+    // No scratch for 1x1 convolutions: an empty array, not `unsafeUninitializedCapacity: 0`,
+    // which writes its count into the shared empty-array storage (a race ThreadSanitizer sees).
+    var columns = scratchCount == 0 ? [] : [Float](unsafeUninitializedCapacity: scratchCount) { _, done in done = scratchCount }
     return Tensor(shape: [n, g.outChannels, oh, ow]) { out in
         input.storage.withUnsafeBufferPointer { src in
             weight.storage.withUnsafeBufferPointer { wt in

@@ -23,6 +23,13 @@ public struct Tensor: Equatable, Sendable {
     @inlinable
     public init(shape: [Int], initializingWith initializer: (UnsafeMutableBufferPointer<Float>) -> Void) {
         let count = shape.reduce(1, *)
+        guard count > 0 else {
+            // See conv2d: never `unsafeUninitializedCapacity: 0` (it writes to shared storage).
+            var empty = [Float]()
+            empty.withUnsafeMutableBufferPointer { initializer($0) }
+            self.init(shape: shape, storage: empty)
+            return
+        }
         self.init(shape: shape, storage: [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             initializer(buffer)
             initialized = count

@@ -17,10 +17,10 @@ struct BackboneOptions: ParsableArguments {
         var list = [String]()
         if let env = ProcessInfo.processInfo.environment["ANOMAP_BACKBONE"], !env.isEmpty { list.append(env) }
         list.append("models/efficientnet-lite0.safetensors")
-        // .build/<config>/anomap -> checkout root
+        // .build/<config>/anomap, .build/<triple>/<config>/anomap or .build/<sanitizer>/<triple>/<config>/anomap -> checkout root
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
-        for _ in 0..<4 {
+        for _ in 0..<5 {
             list.append(dir.appendingPathComponent("models/efficientnet-lite0.safetensors").path)
             dir = dir.deletingLastPathComponent()
         }
