@@ -19,10 +19,16 @@ struct CLIRunner {
     }
 
     func run(_ arguments: [String], cwd: URL? = nil) throws -> Result {
+        try launch(binary, arguments, cwd: cwd, environment: nil)
+    }
+
+    /// Runs `executable` and collects its status and output.
+    func launch(_ executable: URL, _ arguments: [String], cwd: URL?, environment: [String: String]?) throws -> Result {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = cwd ?? root
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -32,7 +38,6 @@ struct CLIRunner {
         return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                       stderr: String(decoding: e, as: UTF8.self))
     }
-
 
     /// Installs the programs a test drives (`command:debian-package`) when missing; skips the
     /// calling test with the installer's one-line reason when that cannot be done.
@@ -53,21 +58,9 @@ struct CLIRunner {
 
     /// Runs any program (by name on PATH) and returns its status and output.
     func runTool(_ arguments: [String], cwd: URL? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.currentDirectoryURL = cwd ?? root
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = binary.deletingLastPathComponent().path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        return try launch(URL(fileURLWithPath: "/usr/bin/env"), arguments, cwd: cwd, environment: environment)
     }
 
     /// Skips the calling test, with the fix, when the pretrained weights are not installed.
