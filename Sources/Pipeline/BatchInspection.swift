@@ -72,8 +72,12 @@ public struct BatchInspection {
     public var report: ReportWriter?
     /// Skip images already in the output folder's results.json.
     public var resume = false
-    /// Results files are rewritten after this many images, so even SIGKILL loses little.
+    /// Results files are rewritten after this many images and at least `saveSeconds` apart,
+    /// so even SIGKILL loses little, while rewriting a long batch's growing files stays a small
+    /// share of the time (every 25 images alone made 10,000 images 14% slower than 1,000).
     public var saveInterval = 25
+    /// Minimum seconds between two rewrites of the results files.
+    public var saveSeconds = 2.0
 
     /// Creates a batch.
     public init(detector: Detector, writer: InspectionWriter) {
@@ -95,9 +99,11 @@ public struct BatchInspection {
         let writeSlots = DispatchSemaphore(value: 2)
         let (writer, report, writesImages, saveInterval) = (self.writer, self.report, self.writesImages, self.saveInterval)
         let order = inputs.map(\.path)
+        let saveSeconds = self.saveSeconds
         let save: @Sendable () throws -> Void = {
             try writer.writeResults(order.compactMap { state.done[$0] })
             state.sinceSave = 0
+            state.lastSave = Date()
         }
 
         // Decodes the inputs still to do, one ahead of the detector.
@@ -163,7 +169,7 @@ public struct BatchInspection {
                     }
                     state.done[input.path] = record
                     state.sinceSave += 1
-                    if state.sinceSave >= saveInterval { try save() }
+                    if state.sinceSave >= saveInterval && Date().timeIntervalSince(state.lastSave) >= saveSeconds { try save() }
                 } catch {
                     state.failure = error as? PipelineError ?? PipelineError.output("\(error)")
                 }
@@ -209,6 +215,7 @@ public struct BatchInspection {
     private final class WriteState: @unchecked Sendable {
         var done = [String: InspectionRecord]()
         var sinceSave = 0
+        var lastSave = Date()
         private let lock = NSLock()
         private var firstFailure: PipelineError?
         var failure: PipelineError? {
