@@ -27,8 +27,8 @@ public enum MarksFile {
         let bytes: [UInt8]
         do {
             bytes = try readFile(path, maxBytes: 64 << 20)
-        } catch {
-            throw PipelineError.input("\(path): cannot read marks (\(error))")
+        } catch let error as FileError {
+            throw PipelineError.input("\(path): cannot read marks (\(error.reason))")
         }
         do {
             return try parse(bytes)
@@ -39,7 +39,9 @@ public enum MarksFile {
 
     /// Parses marks from CSV or JSON bytes.
     public static func parse(_ bytes: [UInt8]) throws -> [Mark] {
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw PipelineError.input("not UTF-8 text") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw PipelineError.input("not a marks file (not UTF-8 text; export marks.csv or marks.json from a report)")
+        }
         let trimmed = text.drop { $0.isWhitespace }
         let marks: [Mark]
         if trimmed.first == "[" {
