@@ -150,19 +150,17 @@ public struct BatchInspection {
                 do {
                     let record: InspectionRecord
                     if let (image, inspection) = inspected {
-                        var outputs = [String]()
+                        var outputs = [String](), rendered: RenderedInspection?
                         if writesImages || report != nil {
-                            let rendered: RenderedInspection
                             do {
                                 rendered = try writer.render(inspection, photo: image)
                             } catch {
                                 throw PipelineError.output("cannot draw outputs for \(input.stem): \(error)")
                             }
-                            if writesImages { outputs = try writer.write(rendered, stem: input.stem) }
-                            let r = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
-                            try report?.add(r, rendered: rendered, photo: image)
                         }
+                        if writesImages, let rendered { outputs = try writer.write(rendered, stem: input.stem) }
                         record = InspectionRecord(path: input.path, inspection: inspection, outputs: outputs)
+                        if let rendered { try report?.add(record, rendered: rendered, photo: image) }
                     } else {
                         record = InspectionRecord(path: input.path, error: failedWith)
                         report?.add(record)

@@ -101,13 +101,19 @@ public struct InspectionWriter {
     /// Creates the output folder if needed.
     public init(root: String) throws {
         self.root = root
+        try Self.prepareFolder(root, holding: root, kind: "output")
+    }
+
+    /// Creates `folder` (and its parents) and checks that `root` can be written: one clear
+    /// `PipelineError.output` naming the `kind` of folder otherwise.
+    static func prepareFolder(_ folder: String, holding root: String, kind: String) throws {
         do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
-            throw PipelineError.output("\(root): cannot create output folder (\(error.localizedDescription))")
+            throw PipelineError.output("\(root): cannot create \(kind) folder (\(error.localizedDescription))")
         }
         guard FileManager.default.isWritableFile(atPath: root) else {
-            throw PipelineError.output("\(root): output folder is not writable")
+            throw PipelineError.output("\(root): \(kind) folder is not writable")
         }
     }
 
@@ -133,25 +139,14 @@ public struct InspectionWriter {
         return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
-    /// Writes heatmap, overlay and mask PNGs for one inspected image; returns their relative paths.
-    /// Any failure to write is a `PipelineError.output`: it ends the run (disk full, folder gone).
-    public func writeImages(_ inspection: Inspection, photo: Image, stem: String) throws -> [String] {
-        let rendered: RenderedInspection
-        do {
-            rendered = try render(inspection, photo: photo)
-        } catch {
-            throw PipelineError.output("cannot draw outputs for \(stem): \(error)")
-        }
-        return try write(rendered, stem: stem)
-    }
-
     /// The heatmap, overlay and mask images of an inspection, in this writer's colours.
     public func render(_ inspection: Inspection, photo: Image) throws -> RenderedInspection {
         try RenderedInspection(inspection, photo: photo, colormap: colormap, heatmapTop: heatmapTop)
     }
 
     /// Writes rendered images as `<stem>_heatmap.png`, `_overlay.png` and `_mask.png`; returns
-    /// their paths relative to the output folder.
+    /// their paths relative to the output folder. Any failure is a `PipelineError.output`: it
+    /// ends the run (disk full, folder gone).
     public func write(_ rendered: RenderedInspection, stem: String) throws -> [String] {
         let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
         do {

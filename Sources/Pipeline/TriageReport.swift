@@ -69,15 +69,7 @@ public final class ReportWriter: @unchecked Sendable {
     /// Creates the report folder; with `resume`, keeps the items of the `report.json` already there.
     public init(root: String, resume: Bool = false) throws {
         self.root = root
-        do {
-            try FileManager.default.createDirectory(atPath: (root as NSString).appendingPathComponent("img"),
-                                                    withIntermediateDirectories: true)
-        } catch {
-            throw PipelineError.output("\(root): cannot create report folder (\(error.localizedDescription))")
-        }
-        guard FileManager.default.isWritableFile(atPath: root) else {
-            throw PipelineError.output("\(root): report folder is not writable")
-        }
+        try InspectionWriter.prepareFolder((root as NSString).appendingPathComponent("img"), holding: root, kind: "report")
         let existing = (root as NSString).appendingPathComponent("report.json")
         if resume, FileManager.default.fileExists(atPath: existing) {
             let earlier = try Self.read(existing)
@@ -100,13 +92,6 @@ public final class ReportWriter: @unchecked Sendable {
         Int(((file as NSString).lastPathComponent).prefix { $0.isNumber })
     }
 
-    /// Whether the report already holds an image.
-    public func contains(_ path: String) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return items[Self.absolute(path)] != nil
-    }
-
     static func absolute(_ path: String) -> String {
         let full = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
         return (full as NSString).standardizingPath
@@ -123,7 +108,7 @@ public final class ReportWriter: @unchecked Sendable {
         var images = [String: String]()
         func save(_ kind: String, _ image: Image, jpeg: Bool) throws {
             let name = "img/\(n)_\(kind).\(jpeg ? "jpg" : "png")"
-            let bytes = jpeg ? try ImageCodec.encodeJPEG(image.channels == 4 || image.channels == 2 ? image.rgb() : image, quality: 88)
+            let bytes = jpeg ? try ImageCodec.encodeJPEG(image, quality: 88)
                 : try ImageCodec.encodePNG(image, compressionLevel: 1)
             try writeFileAtomically(bytes, to: (root as NSString).appendingPathComponent(name))
             images[kind] = name
