@@ -38,9 +38,14 @@ public enum Component: String, Codable, CaseIterable, Sendable {
 public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Scoring components; their calibrated maps are averaged. The default is what measured
     /// best on magnetic_tile (see the README's accuracy table).
-    public var components: [Component] = [.gaussian, .st, .ae]
+    public var components: [Component] = [.gaussian, .st, .ae] {
+        // Weights are positional: other components must not inherit another list's weights.
+        didSet { if components != oldValue { componentWeights = [] } }
+    }
     /// Weight of each component in the fused map (same order as `components`; empty = equal).
-    public var componentWeights: [Float] = []
+    /// The default counts the students twice: measured best for AUPRO on magnetic_tile
+    /// (weights 1-2-1 to 1-3-1 form a plateau; see the README).
+    public var componentWeights: [Float] = [1, 2, 1]
     /// Components whose fused map gives the image score (empty = all of `components`). The
     /// map (heatmap, mask, pixel metrics) always fuses every component; a subset here lets
     /// the image-level decision rest on the components that measure best for it. Training
@@ -60,8 +65,14 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     public var maxCandidates = 120_000
     /// Dimension of the random projection used for coreset selection.
     public var projectionDimension = 64
-    /// Gaussian smoothing of the map, in pixels at `inputSize` (PatchCore uses 4 at 256).
-    public var blurSigma: Float = 4
+    /// Gaussian smoothing of the map, in pixels at `inputSize` (PatchCore uses 4 at 256;
+    /// 2 measured slightly better for AUPRO here, with the wide map covering large defects).
+    public var blurSigma: Float = 2
+    /// Smoothing, in pixels at `inputSize`, of a second, wide-scale copy of the fused map; the
+    /// heatmap is the pixelwise maximum of the two (0: off). Small defects keep their sharp
+    /// peaks from the `blurSigma` map, large smooth ones (magnetic_tile's `uneven`) are covered
+    /// whole by the wide map. The image score always comes from the `blurSigma` map.
+    public var wideBlurSigma: Float = 0
     /// Weight of two extra embedding channels holding the patch's (x, y) position in 0...1:
     /// 0 ignores position; larger values make a patch match normal patches from nearby
     /// positions only (products photographed in a fixed pose).
@@ -100,13 +111,37 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Defaults.
     public init() {}
 
+    /// Training presets: named starting points that explicit options refine.
+    public enum Preset: String, CaseIterable, Sendable {
+        /// The defaults: gaussian + students + autoencoder, best at outlining each defect
+        /// region (AUPRO); trains in about 4 minutes on 762 images.
+        case learned
+        /// Gaussian + a 1024-entry memory bank, with the wide-scale map: no gradient training
+        /// (about 30 s on 762 images), under 20 ms per image, and the best pixel AUROC measured
+        /// on magnetic_tile, at a lower AUPRO than `learned`.
+        case fast
+
+        /// The settings the preset starts from.
+        public var settings: DetectorSettings {
+            var s = DetectorSettings()
+            if self == .fast {
+                s.components = [.gaussian, .knn]
+                s.scoreComponents = [.gaussian]
+                s.bankSize = 1024
+                s.wideBlurSigma = 24
+            }
+            return s
+        }
+    }
+
     /// Decodes settings; a field missing from an older bundle of the same format version
     /// takes its default, so adding an option does not orphan existing models.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = DetectorSettings()
         components = try c.decodeIfPresent([Component].self, forKey: .components) ?? [.knn]
-        componentWeights = try c.decodeIfPresent([Float].self, forKey: .componentWeights) ?? d.componentWeights
+        // Bundles written before these fields existed fused with equal weights and smoothed by 4.
+        componentWeights = try c.decodeIfPresent([Float].self, forKey: .componentWeights) ?? []
         scoreComponents = try c.decodeIfPresent([Component].self, forKey: .scoreComponents) ?? []
         gaussianChannels = try c.decodeIfPresent(Int.self, forKey: .gaussianChannels) ?? d.gaussianChannels
         inputSize = try c.decodeIfPresent(Int.self, forKey: .inputSize) ?? d.inputSize
@@ -115,7 +150,8 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         maxCandidates = try c.decodeIfPresent(Int.self, forKey: .maxCandidates) ?? d.maxCandidates
         projectionDimension = try c.decodeIfPresent(Int.self, forKey: .projectionDimension) ?? d.projectionDimension
-        blurSigma = try c.decodeIfPresent(Float.self, forKey: .blurSigma) ?? d.blurSigma
+        blurSigma = try c.decodeIfPresent(Float.self, forKey: .blurSigma) ?? 4
+        wideBlurSigma = try c.decodeIfPresent(Float.self, forKey: .wideBlurSigma) ?? d.wideBlurSigma
         positionWeight = try c.decodeIfPresent(Float.self, forKey: .positionWeight) ?? d.positionWeight
         keepsAspectRatio = try c.decodeIfPresent(Bool.self, forKey: .keepsAspectRatio) ?? d.keepsAspectRatio
         learning = try c.decodeIfPresent(LearningSettings.self, forKey: .learning) ?? d.learning
@@ -310,6 +346,15 @@ public struct Detector: Sendable {
         !settings.scoreComponents.isEmpty && settings.scoreComponents != settings.components
     }
 
+    /// Whether the image score comes from another map than the heatmap (a subset of the
+    /// components, or the heatmap before its wide-scale maximum), with its own calibration.
+    public var hasScoreMap: Bool { scoresSeparately || settings.wideBlurSigma > 0 }
+
+    /// Indices of the components that give the image score.
+    var scoreIndices: [Int] {
+        scoresSeparately ? settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) } : Array(settings.components.indices)
+    }
+
     /// Fuses the maps of the components at `indices`: one component's raw map, or the
     /// weighted mean of several calibrated maps.
     func fuse(_ maps: [AnomalyResult], indices: [Int]) -> AnomalyResult {
@@ -325,13 +370,41 @@ public struct Detector: Sendable {
         return AnomalyResult(map: fused, width: maps[first].width, height: maps[first].height)
     }
 
-    /// The fused map of all components and, when the score comes from a subset, that subset's fused map.
+    /// The fused map of all components and, when the score has a map of its own (`hasScoreMap`), that map.
     public func fusedMaps(_ image: Image) -> (map: AnomalyResult, scoreMap: AnomalyResult?) {
-        let maps = componentMaps(image)
-        let map = fuse(maps, indices: Array(maps.indices))
-        guard scoresSeparately else { return (map, nil) }
-        let indices = settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }
-        return (map, fuse(maps, indices: indices))
+        let (coarse, geometry) = coarseMaps(image)
+        return fusedMaps(coarse: coarse, geometry: geometry)
+    }
+
+    /// `fusedMaps` from the components' coarse maps.
+    public func fusedMaps(coarse: [[Float]], geometry: MapGeometry) -> (map: AnomalyResult, scoreMap: AnomalyResult?) {
+        let maps = coarse.map { refine($0, geometry: geometry) }
+        let all = Array(maps.indices)
+        let fine = fuse(maps, indices: all)
+        let scoreMap = scoresSeparately ? fuse(maps, indices: scoreIndices) : fine
+        guard settings.wideBlurSigma > 0 else { return (fine, scoresSeparately ? scoreMap : nil) }
+        // Fused on the coarse grid, then refined once: upsampling and blurring are linear and
+        // keep constants, so this equals fusing the refined maps, at a component's cost.
+        var wideCoarse = [Float](repeating: 0, count: coarse[0].count)
+        if all.count == 1 {
+            wideCoarse = coarse[0]
+        } else {
+            let weights = all.map { settings.componentWeights.count == all.count ? settings.componentWeights[$0] : 1 }
+            let total = max(weights.reduce(0, +), 1e-6)
+            for (index, weight) in zip(all, weights) where weight > 0 {
+                let norm = componentNormalizations[index]
+                for i in 0..<wideCoarse.count { wideCoarse[i] += weight / total * norm.apply(coarse[index][i]) }
+            }
+        }
+        // Smoothed at a quarter of the model resolution (a wide blur leaves nothing finer to
+        // keep; 8x less work than at half resolution), then brought to the fine map's size.
+        let (w, h) = (max(1, geometry.inputWidth / 4), max(1, geometry.inputHeight / 4))
+        let grid = Tensor(shape: [1, 1, geometry.gridHeight, geometry.gridWidth], storage: wideCoarse)
+        let quarter = gaussianBlur(upsampleBilinear(grid, height: h, width: w).storage, width: w, height: h,
+                                   sigma: settings.wideBlurSigma / 4)
+        let wide = upsampleBilinear(Tensor(shape: [1, 1, h, w], storage: quarter), height: fine.height, width: fine.width)
+        let map = zip(fine.map, wide.storage).map { max($0, $1) }
+        return (AnomalyResult(map: map, width: fine.width, height: fine.height), scoreMap)
     }
 
     /// The fused map at model resolution (for a single component, its raw map); its score is
@@ -358,7 +431,7 @@ public struct Detector: Sendable {
         guard !indices.isEmpty else { throw PipelineError.input("no components selected") }
         var subset = settings
         subset.components = components
-        subset.componentWeights = weights
+        subset.componentWeights = weights.isEmpty && components == settings.components ? settings.componentWeights : weights
         subset.scoreComponents = scoreComponents ?? (settings.scoreComponents.allSatisfy(components.contains) ? settings.scoreComponents : [])
         guard subset.scoreComponents.allSatisfy(components.contains) else {
             throw PipelineError.input("score components must be among the selected components")
@@ -403,7 +476,7 @@ public struct Detector: Sendable {
         let resized = resizePlanes(raw.map, channels: 1, width: raw.width, height: raw.height,
                                    toWidth: image.width, toHeight: image.height, method: .bilinear)
         let map = resized.map { normalization.apply($0) }
-        let score = (scoresSeparately ? scoreNormalization : normalization).apply(raw.score)
+        let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         return Inspection(rawScore: raw.score, score: score, map: map,
                           width: image.width, height: image.height, threshold: threshold)
     }

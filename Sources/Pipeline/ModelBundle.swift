@@ -139,7 +139,8 @@ public enum ModelBundle {
         if settings.components.contains(.gaussian) && settings.keepsAspectRatio {
             throw fail("settings combine the gaussian component with aspect-preserving input, which cannot work")
         }
-        guard settings.blurSigma.isFinite, (0...64).contains(settings.blurSigma), settings.positionWeight.isFinite,
+        guard settings.blurSigma.isFinite, (0...64).contains(settings.blurSigma), settings.wideBlurSigma.isFinite,
+              (0...64).contains(settings.wideBlurSigma), settings.positionWeight.isFinite,
               settings.positionWeight >= 0 else {
             throw fail("settings are out of range")
         }

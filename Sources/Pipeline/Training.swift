@@ -184,27 +184,27 @@ public enum Trainer {
         let perComponent = zip(components, componentScores).map {
             Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
         }
-        // The fused map (and the score subset's) from the same coarse maps, refined once more
+        // The fused map (and the score's own map) from the same coarse maps, refined once more
         // (keeping every refined map instead would make memory grow with the calibration set).
         detector = Detector(extractor: extractor, bank: bank, gaussian: gaussian, students: students, autoencoder: autoencoder,
                             positional: positional, componentNormalizations: perComponent,
                             settings: settings, normalization: identity, threshold: threshold, backboneSHA256: backboneSHA256)
-        let groups = [Array(settings.components.indices)]
-            + (detector.scoresSeparately ? [settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }] : [])
+        // A single component's fine map is its raw map: its own calibration applies.
+        let groups = [(Array(settings.components.indices), settings.wideBlurSigma > 0)]
+            + (detector.hasScoreMap ? [(detector.scoreIndices, false)] : [])
+        let ownCalibration = groups.map { indices, widened in indices.count == 1 && !widened }
         var pixels = groups.map { _ in [Float]() }, scores = groups.map { _ in [Float]() }
-        if groups.contains(where: { $0.count > 1 }) {
+        if ownCalibration.contains(false) {
             for image in first.indices {
-                let maps = refined(image)
-                for (g, indices) in groups.enumerated() where indices.count > 1 {
-                    let fused = detector.fuse(maps, indices: indices)
-                    scores[g].append(fused.score)
-                    pixels[g] += stride(from: 0, to: fused.map.count, by: 7).map { fused.map[$0] }
+                let (map, scoreMap) = detector.fusedMaps(coarse: coarse.map { $0[image] }, geometry: geometry)
+                for (g, result) in [map, scoreMap ?? map].prefix(groups.count).enumerated() where !ownCalibration[g] {
+                    scores[g].append(result.score)
+                    pixels[g] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
                 }
             }
         }
-        // A single component's map is its raw map: its own calibration applies.
-        let calibrated = groups.enumerated().map { g, indices in
-            indices.count == 1 ? perComponent[indices[0]]
+        let calibrated = groups.indices.map { g in
+            ownCalibration[g] ? perComponent[groups[g].0[0]]
                 : Normalization(normalLevel: quantile(pixels[g], 0.5), peakLevel: quantile(scores[g], 0.99))
         }
         let final = calibrated[0], scoreNormalization = calibrated.count > 1 ? calibrated[1] : final

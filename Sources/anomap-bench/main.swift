@@ -134,15 +134,20 @@ if let set = dataset {
     let scratch = NSTemporaryDirectory() + "anomap-bench-\(getpid())"
     try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let model = scratch + "/model.safetensors"
     let trainCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/train/good").count) ?? 0
-    let train = runChild([exe, "train", data + "/train/good", "-o", model, "--quiet", "--threads", String(threads)])
-    row("train on magnetic_tile train/good (\(trainCount) images)", String(format: "%.1f s", train.seconds),
-        String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
-    // The default model's per-image time as `eval` reports it (decode to map, median), in this
-    // process: it has loaded only the backbone so far (training ran in a child).
-    if let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
-                                            backboneSHA256: weightsSHA256) {
+    let testCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/test/good").count) ?? 1
+    // Each preset: trained by the tool in a child process (time, peak memory), timed decode to
+    // map in this process, whole `inspect` commands, and (fast preset) its accuracy by `eval`'s code.
+    for preset in DetectorSettings.Preset.allCases {
+        let model = scratch + "/\(preset.rawValue).safetensors"
+        let train = runChild([exe, "train", data + "/train/good", "-o", model, "--preset", preset.rawValue, "--quiet",
+                              "--threads", String(threads)])
+        row("\(preset.rawValue) preset: train on magnetic_tile train/good (\(trainCount) images)", String(format: "%.1f s", train.seconds),
+            String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
+        // Per-image time as `eval` reports it (decode to map, median), in this process: it has
+        // loaded only the backbone so far (training ran in a child).
+        guard let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
+                                                   backboneSHA256: weightsSHA256) else { continue }
         var times = [Double]()
         for item in set.items {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -151,22 +156,28 @@ if let set = dataset {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
         times.sort()
-        row("default model (\(detector.settings.components.map(\.rawValue).joined(separator: "+"))), decode to map", String(format: "%.1f ms/image", times.isEmpty ? 0 : times[times.count / 2]),
-            "(median over \(times.count) test images, as `eval` reports it)")
+        row("\(preset.rawValue) preset (\(detector.settings.components.map(\.rawValue).joined(separator: "+"))), decode to map",
+            String(format: "%.1f ms/image", times.isEmpty ? 0 : times[times.count / 2]), "(median over \(times.count) test images, as `eval` reports it)")
+        if preset == .fast {
+            let r = Evaluator.evaluate(detector, on: set)
+            row("fast preset accuracy (image AUROC / pixel AUROC / AUPRO@0.3 / F1-max)",
+                String(format: "%.3f / %.3f / %.3f / %.3f", r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0,
+                       r.overall.aupro ?? 0, r.overall.f1_max ?? 0), "(`anomap eval DATA --train --preset fast`)")
+        }
+        let bare = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a-\(preset.rawValue)",
+                             "--no-images", "--quiet", "--threads", String(threads)])
+        row("\(preset.rawValue) preset: inspect \(testCount) images, results only", String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
+            String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
+        guard preset == .learned else { continue }
+        let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b", "--quiet",
+                             "--threads", String(threads)])
+        row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
+            String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount), full.peakMiB))
+        let report = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
+                               "--report", scratch + "/report", "--threads", String(threads)])
+        row("inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
+            String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount), report.peakMiB))
     }
-    let testCount = (try? FileManager.default.contentsOfDirectory(atPath: data + "/test/good").count) ?? 1
-    let bare = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a", "--no-images",
-                         "--quiet", "--threads", String(threads)])
-    row("inspect \(testCount) images, results only", String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
-        String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
-    let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b", "--quiet",
-                         "--threads", String(threads)])
-    row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
-        String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount), full.peakMiB))
-    let report = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
-                           "--report", scratch + "/report", "--threads", String(threads)])
-    row("inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
-        String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount), report.peakMiB))
 } else {
     print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
 }
@@ -193,13 +204,14 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
         ablation.append("| components | image score | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
         ablation.append("|---|---|---|---|---|---|---|---|")
         for (combo, score) in combos {
-            guard let detector = try? all.selecting(combo, scoreComponents: score) else { continue }
+            let isDefault = combo == DetectorSettings().components && score == DetectorSettings().scoreComponents
+            let weights = isDefault ? DetectorSettings().componentWeights : []
+            guard let detector = try? all.selecting(combo, weights: weights, scoreComponents: score) else { continue }
             let r = Evaluator.evaluate(detector, on: set)
             var train = shared
             if combo.contains(.knn) { train += phases["coreset"] ?? 0 }
             if combo.contains(where: \.usesStudents) { train += phases["students"] ?? 0 }
             if combo.contains(.ae) { train += phases["autoencoder"] ?? 0 }
-            let isDefault = combo == DetectorSettings().components && score == DetectorSettings().scoreComponents
             let name = combo.map(\.rawValue).joined(separator: "+") + (isDefault ? " (default)" : "")
             let scoreName = score.isEmpty ? "max of map" : score.map(\.rawValue).joined(separator: "+")
             let line = String(format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,

@@ -4,13 +4,18 @@ import Models
 import Pipeline
 import Tensors
 
+extension DetectorSettings.Preset: ExpressibleByArgument {}
+
 /// Options that shape training, shared by `train` and `eval --train`.
 struct TrainingOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Starting settings: learned (gaussian+st+ae, the default: best region outlines, minutes to train) or fast (gaussian+knn with --wide-blur-sigma 24 and --bank-size 1024: seconds to train, under 20 ms per image); the options below override it.", valueName: "learned|fast"))
+    var preset = DetectorSettings.Preset.learned
+
     @Option(name: .long, help: "Side of the square the images are resized to for the backbone (multiple of 8).")
     var inputSize = 256
 
-    @Option(name: .long, help: "Patch embeddings kept in the memory bank.")
-    var bankSize = 4096
+    @Option(name: .long, help: "Patch embeddings kept in the memory bank (default 4096; 1024 with --preset fast).")
+    var bankSize: Int?
 
     @Option(name: .long, help: "Share of the good images held out to calibrate normalization and threshold.")
     var calibrationShare = 0.15
@@ -18,20 +23,23 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual).")
-    var components = DetectorSettings().components.map(\.rawValue).joined(separator: ",")
+    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual). Default: gaussian,st,ae (gaussian,knn with --preset fast).")
+    var components: String?
 
-    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: gaussian with the default --components, else all of them); the heatmap always fuses all.", valueName: "components"))
+    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: gaussian with a preset's own --components, else all of them); the heatmap always fuses all.", valueName: "components"))
     var scoreComponents: String?
 
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
     var gaussianChannels = 152
 
-    @Option(name: .long, help: "Comma-separated weights of the components in the fused map (default: equal).")
+    @Option(name: .long, help: "Comma-separated weights of the components in the fused map (default: 1,2,1 with the default --components, else equal).")
     var componentWeights: String?
 
     @Option(name: .long, help: "Gaussian smoothing of the anomaly map, in pixels at the model resolution.")
-    var blurSigma: Float = 4
+    var blurSigma = DetectorSettings().blurSigma
+
+    @Option(name: .long, help: "Wide smoothing, in pixels at the model resolution: the heatmap becomes the pixelwise maximum of the map smoothed by --blur-sigma and by this (covers large, smooth defects whole; 0, the default: off; 24 with --preset fast). The image score stays on the --blur-sigma map.")
+    var wideBlurSigma: Float?
 
     @Flag(name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
     var keepAspect = false
@@ -58,7 +66,7 @@ struct TrainingOptions: ParsableArguments {
         guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
-        guard (try? Component.list(components)) != nil else {
+        guard components.map({ (try? Component.list($0)) != nil }) ?? true else {
             throw ValidationError("--components takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let scoreComponents {
@@ -77,8 +85,9 @@ struct TrainingOptions: ParsableArguments {
             }
         }
         guard blurSigma >= 0, blurSigma <= 64 else { throw ValidationError("--blur-sigma must be in 0...64") }
+        guard (0...64).contains(wideBlurSigma ?? 0) else { throw ValidationError("--wide-blur-sigma must be in 0...64") }
         guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
-        guard bankSize >= 1 else { throw ValidationError("--bank-size must be positive") }
+        guard (bankSize ?? 1) >= 1 else { throw ValidationError("--bank-size must be positive") }
         guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
         guard (0...1).contains(sensitivity) else { throw ValidationError("--sensitivity must be in 0...1") }
         if let threshold {
@@ -110,21 +119,23 @@ struct TrainingOptions: ParsableArguments {
         componentWeights?.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) } ?? []
     }
 
-    var parsedComponents: [Component] { (try? Component.list(components)) ?? [] }
+    /// The components trained: the preset's unless --components names others.
+    var parsedComponents: [Component] { components.flatMap { try? Component.list($0) } ?? preset.settings.components }
 
     var settings: DetectorSettings {
-        var s = DetectorSettings()
+        var s = preset.settings
         s.components = parsedComponents
         s.gaussianChannels = gaussianChannels
         s.blurSigma = blurSigma
-        s.componentWeights = parsedWeights
+        if let wideBlurSigma { s.wideBlurSigma = wideBlurSigma }
+        if componentWeights != nil { s.componentWeights = parsedWeights }
         if let scoreComponents {
             s.scoreComponents = (try? Component.list(scoreComponents)) ?? []
-        } else if parsedComponents != DetectorSettings().components {
+        } else if parsedComponents != preset.settings.components {
             s.scoreComponents = []
         }
         s.inputSize = inputSize
-        s.bankSize = bankSize
+        if let bankSize { s.bankSize = bankSize }
         s.calibrationShare = calibrationShare
         s.seed = seed
         s.positionWeight = positionWeight

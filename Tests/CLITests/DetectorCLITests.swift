@@ -4,6 +4,41 @@ import XCTest
 
 /// train / inspect / eval as a user runs them, on a small synthetic dataset.
 final class DetectorCLITests: XCTestCase {
+    func testFastPresetTrainsTheMemoryBankWithTheWideMapAndOptionsOverrideIt() throws {
+        let cli = CLIRunner()
+        try cli.requireWeights()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-preset-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data").path
+        try SyntheticParts.write(to: data, train: 12, testGood: 4, testPerDefect: 2, size: 96, seed: 5)
+        let model = dir.appendingPathComponent("fast.safetensors").path
+        let train = try cli.run(["train", data + "/train/good", "-o", model, "--preset", "fast", "--input-size", "96", "--json", "--quiet"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(summary["components"] as? [String], ["gaussian", "knn"])
+        // The bundle's settings: the preset's bank size, score components and wide map.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: model))
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        let metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
+        let settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((metadata["settings"] ?? "").utf8)) as? [String: Any])
+        XCTAssertEqual(settings["bankSize"] as? Int, 1024)
+        XCTAssertEqual(settings["wideBlurSigma"] as? Double, 24)
+        XCTAssertEqual(settings["scoreComponents"] as? [String], ["gaussian"])
+        let eval = try cli.run(["eval", data, "--model", model, "--out", dir.appendingPathComponent("eval").path, "--quiet"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        // Explicit options win over the preset.
+        let plain = dir.appendingPathComponent("plain.safetensors").path
+        let override = try cli.run(["train", data + "/train/good", "-o", plain, "--preset", "fast", "--components", "gaussian",
+                                    "--wide-blur-sigma", "0", "--input-size", "96", "--json", "--quiet"])
+        XCTAssertEqual(override.status, 0, override.stderr)
+        let overridden = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(override.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(overridden["components"] as? [String], ["gaussian"])
+        let unknown = try cli.run(["train", data + "/train/good", "-o", plain, "--preset", "quick"])
+        XCTAssertEqual(unknown.status, 2, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("preset"), unknown.stderr)
+    }
+
     func testTrainInspectEvalWithACorruptFileInTheFolder() throws {
         let cli = CLIRunner()
         try cli.requireWeights()

@@ -186,6 +186,50 @@ final class DetectorTests: XCTestCase {
         XCTAssertFalse(plain.scoresSeparately)
     }
 
+    func testWideMapIsTheMaximumOfBothScalesAndLeavesTheScoreAlone() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        var settings = smallSettings()
+        settings.components = [.gaussian, .knn]
+        settings.componentWeights = [2, 1]
+        settings.gaussianChannels = 24
+        settings.wideBlurSigma = 16
+        let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
+        XCTAssertTrue(detector.hasScoreMap)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelBundle.write(detector, to: path)
+        let loaded = try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+        XCTAssertEqual(loaded.settings.wideBlurSigma, 16)
+        var widened = 0
+        for item in set.items.prefix(5) {
+            let image = try ImageCodec.read(contentsOf: item.path)
+            let (coarse, g) = loaded.coarseMaps(image)
+            let norms = loaded.componentNormalizations
+            // Fine map: the weighted mean of the calibrated component maps at --blur-sigma.
+            let refined = coarse.map { loaded.refine($0, geometry: g) }
+            let fine = zip(refined[0].map, refined[1].map).map { (2 * norms[0].apply($0.0) + norms[1].apply($0.1)) / 3 }
+            // Wide map: the same mean on the feature grid, upsampled to a quarter of the input,
+            // blurred by sigma / 4, brought to the fine map's size.
+            let mean = zip(coarse[0], coarse[1]).map { (2 * norms[0].apply($0.0) + norms[1].apply($0.1)) / 3 }
+            let (qw, qh) = (g.inputWidth / 4, g.inputHeight / 4)
+            let quarter = upsampleBilinear(Tensor(shape: [1, 1, g.gridHeight, g.gridWidth], storage: mean), height: qh, width: qw)
+            let blurred = gaussianBlur(quarter.storage, width: qw, height: qh, sigma: 4)
+            let wide = upsampleBilinear(Tensor(shape: [1, 1, qh, qw], storage: blurred), height: refined[0].height, width: refined[0].width)
+            let analyzed = loaded.analyze(image)
+            XCTAssertEqual(analyzed.map.count, fine.count)
+            for i in fine.indices {
+                XCTAssertEqual(analyzed.map[i], max(fine[i], wide.storage[i]), accuracy: 1e-4)
+                if wide.storage[i] > fine[i] + 1e-3 { widened += 1 }
+            }
+            // The score: the fine map's maximum, on the fine map's own calibration.
+            XCTAssertEqual(analyzed.score, fine.max() ?? 0, accuracy: 1e-4)
+            XCTAssertEqual(loaded.inspect(image).score, loaded.scoreNormalization.apply(fine.max() ?? 0), accuracy: 1e-4)
+        }
+        XCTAssertGreaterThan(widened, 0, "the wide map never rose above the fine one: the maximum is untested")
+        XCTAssertNotEqual(loaded.normalization, loaded.scoreNormalization, "the heatmap is calibrated on its own maps")
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)
@@ -268,7 +312,7 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(settings.bankSize, 100)
         XCTAssertEqual(settings.inputSize, 128)
         XCTAssertEqual(settings.seed, 4)
-        XCTAssertEqual(settings.blurSigma, DetectorSettings().blurSigma)
+        XCTAssertEqual(settings.blurSigma, 4, "bundles from before --blur-sigma were smoothed by 4")
         XCTAssertEqual(settings.componentWeights, [])
         let roundTrip = try JSONDecoder().decode(DetectorSettings.self, from: JSONEncoder().encode(smallSettings()))
         XCTAssertEqual(roundTrip, smallSettings())
