@@ -19,7 +19,8 @@ struct Merge: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON summary on stdout.")
     var json = false
 
-    @OptionGroup var runOptions: RunOptions
+    @Flag(name: .long, help: "No progress output.")
+    var quiet = false
 
     func validate() throws {
         if shards.isEmpty { throw ValidationError("give the output folders of the shards") }
@@ -30,7 +31,7 @@ struct Merge: ParsableCommand {
         try exitOnFailure {
             let reportWriter = try report.map { try ReportWriter(root: $0) }
             records = try ResultsMerge.merge(shards, into: out, report: reportWriter,
-                                             progress: ProgressReporter(quiet: runOptions.quiet).handler)
+                                             progress: ProgressReporter(quiet: quiet).handler)
             let threshold = records.compactMap(\.threshold).first ?? 1
             try reportWriter?.write(title: "anomap inspect: \(shards.count) shards merged", threshold: threshold)
         }
@@ -42,7 +43,7 @@ struct Merge: ParsableCommand {
             if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
             printJSON(fields)
         }
-        if !runOptions.quiet {
+        if !quiet {
             var parts = [Summary.part("\(records.count) images from \(shards.count) shards"),
                          Summary.part("\(anomalous) anomalous", anomalous > 0 ? .red : .green),
                          Summary.part("\(errors) errors", errors > 0 ? .yellow : nil),

@@ -29,6 +29,11 @@ final class CLITests: XCTestCase {
         let f1WithoutValidation = try run(["train", "x", "-o", "m.safetensors", "--threshold", "f1"])
         XCTAssertEqual(f1WithoutValidation.status, 2)
         XCTAssertTrue(f1WithoutValidation.stderr.contains("--validation-good"), f1WithoutValidation.stderr)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("cli-eval-\(getpid())").path
+        let missingData = try run(["eval", "/nonexistent/data", "--model", "m.safetensors", "--out", out])
+        XCTAssertEqual(missingData.status, 2)
+        XCTAssertTrue(missingData.stderr.contains("/nonexistent/data: no such folder"), missingData.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing is written when the dataset is missing")
         let missingBackbone = try run(["classify", "--backbone", "/nonexistent/w.safetensors", "x.jpg"])
         XCTAssertNotEqual(missingBackbone.status, 0)
         XCTAssertTrue(missingBackbone.stderr.contains("/nonexistent/w.safetensors"), missingBackbone.stderr)
