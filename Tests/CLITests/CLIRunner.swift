@@ -1,4 +1,5 @@
 import Foundation
+import SyntheticData
 import XCTest
 
 /// Runs the built `anomap` executable as a user would.
@@ -68,5 +69,16 @@ struct CLIRunner {
         guard FileManager.default.fileExists(atPath: root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
             throw XCTSkip("weights missing: run `make setup` (make test does this)")
         }
+    }
+
+    /// A fresh temporary folder `name-<pid>` with a synthetic dataset in `data/` (the caller
+    /// removes `dir`); skips the test when the weights are missing.
+    func syntheticWorkspace(_ name: String, train: Int, testGood: Int, testPerDefect: Int,
+                            seed: UInt64) throws -> (dir: URL, data: String) {
+        try requireWeights()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
+        let data = dir.appendingPathComponent("data").path
+        try SyntheticParts.write(to: data, train: train, testGood: testGood, testPerDefect: testPerDefect, size: 96, seed: seed)
+        return (dir, data)
     }
 }

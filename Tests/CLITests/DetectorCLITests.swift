@@ -1,16 +1,12 @@
 import Foundation
-import SyntheticData
 import XCTest
 
 /// train / inspect / eval as a user runs them, on a small synthetic dataset.
 final class DetectorCLITests: XCTestCase {
     func testFastPresetTrainsTheMemoryBankWithTheWideMapAndOptionsOverrideIt() throws {
         let cli = CLIRunner()
-        try cli.requireWeights()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-preset-\(getpid())")
+        let (dir, data) = try cli.syntheticWorkspace("cli-preset", train: 12, testGood: 4, testPerDefect: 2, seed: 5)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let data = dir.appendingPathComponent("data").path
-        try SyntheticParts.write(to: data, train: 12, testGood: 4, testPerDefect: 2, size: 96, seed: 5)
         let model = dir.appendingPathComponent("fast.safetensors").path
         let train = try cli.run(["train", data + "/train/good", "-o", model, "--preset", "fast", "--input-size", "96", "--json", "--quiet"])
         XCTAssertEqual(train.status, 0, train.stderr)
@@ -41,11 +37,8 @@ final class DetectorCLITests: XCTestCase {
 
     func testTrainInspectEvalWithACorruptFileInTheFolder() throws {
         let cli = CLIRunner()
-        try cli.requireWeights()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-detector-\(getpid())")
+        let (dir, data) = try cli.syntheticWorkspace("cli-detector", train: 12, testGood: 4, testPerDefect: 2, seed: 11)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let data = dir.appendingPathComponent("data").path
-        try SyntheticParts.write(to: data, train: 12, testGood: 4, testPerDefect: 2, size: 96, seed: 11)
         let model = dir.appendingPathComponent("model.safetensors").path
 
         let train = try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--bank-size", "200"])

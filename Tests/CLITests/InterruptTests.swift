@@ -7,11 +7,8 @@ import XCTest
 final class InterruptTests: XCTestCase {
     func testInterruptedInspectResumesToTheSameResults() throws {
         let cli = CLIRunner()
-        try cli.requireWeights()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("interrupt-\(getpid())")
+        let (dir, data) = try cli.syntheticWorkspace("interrupt", train: 10, testGood: 60, testPerDefect: 10, seed: 21)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let data = dir.appendingPathComponent("data").path
-        try SyntheticParts.write(to: data, train: 10, testGood: 60, testPerDefect: 10, size: 96, seed: 21)
         let model = dir.appendingPathComponent("m.safetensors").path
         XCTAssertEqual(try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--quiet"]).status, 0)
         let reference = dir.appendingPathComponent("reference").path

@@ -44,6 +44,15 @@ final class DetectorTests: XCTestCase {
         return s
     }
 
+    /// The detector written to a bundle and read back.
+    func roundTrip(_ detector: Detector) throws -> Detector {
+        let (extractor, sha) = try requireBackbone()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rt-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelBundle.write(detector, to: path)
+        return try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+    }
+
     func testSyntheticDefectsAreFoundWhereTheyAre() throws {
         let (extractor, sha) = try requireBackbone()
         let set = try EvaluationSet.mvtec(Self.dataset)
@@ -153,10 +162,7 @@ final class DetectorTests: XCTestCase {
         settings.gaussianChannels = 24
         let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
         XCTAssertTrue(detector.scoresSeparately)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("s-\(getpid()).safetensors").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try ModelBundle.write(detector, to: path)
-        let loaded = try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+        let loaded = try roundTrip(detector)
         XCTAssertEqual(loaded.scoreNormalization, detector.scoreNormalization)
         for item in set.items.prefix(4) {
             let image = try ImageCodec.read(contentsOf: item.path)
@@ -196,10 +202,7 @@ final class DetectorTests: XCTestCase {
         settings.wideBlurSigma = 16
         let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
         XCTAssertTrue(detector.hasScoreMap)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(getpid()).safetensors").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try ModelBundle.write(detector, to: path)
-        let loaded = try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)
+        let loaded = try roundTrip(detector)
         XCTAssertEqual(loaded.settings.wideBlurSigma, 16)
         var widened = 0
         for item in set.items.prefix(5) {
