@@ -168,14 +168,14 @@ if let set = dataset {
                              "--no-images", "--quiet", "--threads", String(threads)])
         row("\(preset.rawValue) preset: inspect \(testCount) images, results only", String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
             String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
-        guard preset == .learned else { continue }
-        let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b", "--quiet",
-                             "--threads", String(threads)])
-        row("inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
+        let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b-\(preset.rawValue)",
+                             "--quiet", "--threads", String(threads)])
+        row("\(preset.rawValue) preset: inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
             String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount), full.peakMiB))
+        guard preset == .learned else { continue }
         let report = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
                                "--report", scratch + "/report", "--threads", String(threads)])
-        row("inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
+        row("\(preset.rawValue) preset: inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
             String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount), report.peakMiB))
     }
 } else {
