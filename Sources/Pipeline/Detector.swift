@@ -359,15 +359,21 @@ public struct Detector: Sendable {
     /// weighted mean of several calibrated maps.
     func fuse(_ maps: [AnomalyResult], indices: [Int]) -> AnomalyResult {
         guard let first = indices.first else { return AnomalyResult(map: [0], width: 1, height: 1) }
-        guard indices.count > 1 else { return maps[first] }
-        var fused = [Float](repeating: 0, count: maps[first].map.count)
-        let weights = indices.map { settings.componentWeights.count == maps.count ? settings.componentWeights[$0] : 1 }
+        return AnomalyResult(map: fuse(maps.map(\.map), indices: indices), width: maps[first].width, height: maps[first].height)
+    }
+
+    /// `fuse` on equally sized planes (refined maps, or coarse maps on the feature grid).
+    func fuse(_ planes: [[Float]], indices: [Int]) -> [Float] {
+        guard let first = indices.first else { return [0] }
+        guard indices.count > 1 else { return planes[first] }
+        var fused = [Float](repeating: 0, count: planes[first].count)
+        let weights = indices.map { settings.componentWeights.count == planes.count ? settings.componentWeights[$0] : 1 }
         let total = max(weights.reduce(0, +), 1e-6)
         for (index, weight) in zip(indices, weights) where weight > 0 {
-            let norm = componentNormalizations[index], map = maps[index].map
-            for i in 0..<fused.count { fused[i] += weight / total * norm.apply(map[i]) }
+            let norm = componentNormalizations[index], plane = planes[index]
+            for i in 0..<fused.count { fused[i] += weight / total * norm.apply(plane[i]) }
         }
-        return AnomalyResult(map: fused, width: maps[first].width, height: maps[first].height)
+        return fused
     }
 
     /// The fused map of all components and, when the score has a map of its own (`hasScoreMap`), that map.
@@ -385,17 +391,7 @@ public struct Detector: Sendable {
         guard settings.wideBlurSigma > 0 else { return (fine, scoresSeparately ? scoreMap : nil) }
         // Fused on the coarse grid, then refined once: upsampling and blurring are linear and
         // keep constants, so this equals fusing the refined maps, at a component's cost.
-        var wideCoarse = [Float](repeating: 0, count: coarse[0].count)
-        if all.count == 1 {
-            wideCoarse = coarse[0]
-        } else {
-            let weights = all.map { settings.componentWeights.count == all.count ? settings.componentWeights[$0] : 1 }
-            let total = max(weights.reduce(0, +), 1e-6)
-            for (index, weight) in zip(all, weights) where weight > 0 {
-                let norm = componentNormalizations[index]
-                for i in 0..<wideCoarse.count { wideCoarse[i] += weight / total * norm.apply(coarse[index][i]) }
-            }
-        }
+        let wideCoarse = fuse(coarse, indices: all)
         // Smoothed at a quarter of the model resolution (a wide blur leaves nothing finer to
         // keep; 8x less work than at half resolution), then brought to the fine map's size.
         let (w, h) = (max(1, geometry.inputWidth / 4), max(1, geometry.inputHeight / 4))
