@@ -6,36 +6,41 @@ let package = Package(
     name: "anomap",
     products: [
         .executable(name: "anomap", targets: ["anomap"]),
-        .library(name: "AnomapKit", targets: ["SafeFiles", "Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "Pipeline"]),
+        .library(name: "AnomapKit", targets: ["SafeFiles", "Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "Detection", "Batch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
-        .target(name: "SafeFiles"),
+        .target(name: "SafeFiles", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Imaging", dependencies: ["CImageCodecs", "SafeFiles"]),
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"]),
         .target(name: "Models", dependencies: ["NeuralNet", "Tensors"]),
         .target(name: "Metrics"),
-        .target(name: "Pipeline", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
+        // The detection core: settings, scoring components, fusion, calibration, training, bundles.
+        .target(name: "Detection", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
+        // The user-facing batch side: image folders, batch inspection, outputs, evaluation, report, marks, merging.
+        .target(name: "Batch", dependencies: ["Detection", "Imaging", "Tensors", "Models", "Metrics", "SafeFiles"]),
         .executableTarget(name: "anomap", dependencies: [
-            "Pipeline", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
+            "Detection", "Batch", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
-        .executableTarget(name: "anomap-bench", dependencies: ["Pipeline", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
+        .executableTarget(name: "anomap-bench", dependencies: ["Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Models", "SyntheticData", "NeuralNet", "Tensors",
+        .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),
+        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Batch", "Models", "SyntheticData", "NeuralNet", "Tensors",
                                                          "Imaging", "SafeFiles"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs", "Tensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Pipeline"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Detection"]),
         .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData"]),
     ]
 )
@@ -45,7 +50,7 @@ let package = Package(
 if Context.environment["ANOMAP_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Targets/FuzzSupport"))
     for name in ["FuzzPNG", "FuzzJPEG", "FuzzModelBundle", "FuzzRecords"] {
-        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Imaging", "Pipeline", "Models", "NeuralNet", "SafeFiles"],
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Imaging", "Detection", "Batch", "Models", "NeuralNet", "SafeFiles"],
                                                  path: "Fuzz/Targets/\(name)"))
     }
 }

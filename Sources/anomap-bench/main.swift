@@ -4,7 +4,8 @@ import Foundation
 import Imaging
 import Models
 import NeuralNet
-import Pipeline
+import Batch
+import Detection
 import SafeFiles
 import Tensors
 
@@ -209,9 +210,7 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
             guard let detector = try? all.selecting(combo, weights: weights, scoreComponents: score) else { continue }
             let r = Evaluator.evaluate(detector, on: set)
             var train = shared
-            if combo.contains(.knn) { train += phases["coreset"] ?? 0 }
-            if combo.contains(where: \.usesStudents) { train += phases["students"] ?? 0 }
-            if combo.contains(.ae) { train += phases["autoencoder"] ?? 0 }
+            for phase in Set(combo.compactMap { report.componentPhases[$0] }) { train += phases[phase] ?? 0 }
             let name = combo.map(\.rawValue).joined(separator: "+") + (isDefault ? " (default)" : "")
             let scoreName = score.isEmpty ? "max of map" : score.map(\.rawValue).joined(separator: "+")
             let line = String(format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,

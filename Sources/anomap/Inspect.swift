@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Imaging
 import Models
-import Pipeline
+import Batch
+import Detection
 import Tensors
 
 /// `anomap inspect`: score images and write heatmaps, overlays, masks and results files.

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Imaging
 import Models
-import Pipeline
+import Batch
+import Detection
 import Tensors
 
 /// `anomap label`: teach a model the images a person marked "false alarm" in a report.
@@ -55,12 +56,13 @@ struct Label: ParsableCommand {
             }
             guard !images.isEmpty else { throw PipelineError.input("\(marks): none of the false-alarm images could be read") }
             let (updated, added) = try detector.learningNormal(from: images)
+            let bankSize = updated.component(MemoryBankComponent.self)?.bank.count ?? 0
             try ModelBundle.write(updated, to: target)
             summary = ["false_alarms": images.count, "defects": all.count - falseAlarms.count, "errors": failed,
-                       "patches_added": added, "bank_size": updated.bank?.count ?? 0, "model": target]
+                       "patches_added": added, "bank_size": bankSize, "model": target]
             if !runOptions.quiet {
                 Summary.print([Summary.part("learned \(images.count) false alarms as normal", .green),
-                               Summary.part("\(added) patches added (bank \(updated.bank?.count ?? 0))"),
+                               Summary.part("\(added) patches added (bank \(bankSize))"),
                                Summary.part("\(failed) errors", failed > 0 ? .yellow : nil),
                                Summary.part("\(all.count - falseAlarms.count) defect marks left as they are"),
                                Summary.part("-> \(target)")])

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Pipeline
+import Batch
+import Detection
 
 /// Hyper-parameters of the learned components (st, variance, ae), shared by `train` and `eval --train`.
 struct LearningOptions: ParsableArguments {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Pipeline
+import Batch
+import Detection
 
 /// `anomap merge`: join the output folders of sharded inspect runs.
 struct Merge: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
-import Pipeline
+import Batch
+import Detection
 
 /// Progress on stderr: a redrawn bar with rate and ETA on a terminal, a plain line every few
 /// seconds otherwise (logs, CI), nothing with --quiet.

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Models
-import Pipeline
+import Batch
+import Detection
 import Tensors
 
 extension DetectorSettings.Preset: ExpressibleByArgument {}
@@ -67,7 +68,7 @@ struct TrainingOptions: ParsableArguments {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
         guard components.map({ (try? Component.list($0)) != nil }) ?? true else {
-            throw ValidationError("--components takes a comma-separated list of: \(Component.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("--components takes a comma-separated list of: \(ComponentRegistry.namesList)")
         }
         if let scoreComponents {
             guard let parsed = try? Component.list(scoreComponents), parsed.allSatisfy(parsedComponents.contains) else {
@@ -197,8 +198,7 @@ struct Train: ParsableCommand {
                            "model": output])
             }
             if !runOptions.quiet {
-                let order = ["features", "coreset", "students", "autoencoder", "calibration"]
-                let phases = order.compactMap { name in report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) } }
+                let phases = report.phases.compactMap { name in report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) } }
                 Summary.print([Summary.part(String(format: "trained on %d images, calibrated on %d (%@)", report.trainingImages,
                                                    report.calibrationImages,
                                                    training.parsedComponents.map(\.rawValue).joined(separator: "+")), .green),

@@ -1,7 +1,7 @@
 import Imaging
 import Models
 import NeuralNet
-import Pipeline
+import Detection
 import Tensors
 import XCTest
 

@@ -2,7 +2,8 @@ import FuzzSupport
 import Foundation
 import Models
 import NeuralNet
-import Pipeline
+import Batch
+import Detection
 import SafeFiles
 
 /// The real backbone, loaded once: the loader checks a bundle against its checksum.

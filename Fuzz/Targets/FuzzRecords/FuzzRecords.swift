@@ -1,6 +1,7 @@
 import FuzzSupport
 import Foundation
-import Pipeline
+import Batch
+import Detection
 
 /// libFuzzer entry: bytes through the readers of files anomap reads back — results.json
 /// (`--resume`, `merge`), report.json and the marks exported from a report (`label`).

@@ -1,0 +1,20 @@
+/// Every scoring component this build knows, in the order `--help` lists them. Adding a
+/// component is one type in `Components/` and one line here.
+public enum ComponentRegistry {
+    /// The component types.
+    public static let types: [any ScoringComponent.Type] = [
+        MemoryBankComponent.self,
+        GaussianComponent.self,
+        StudentDiscrepancyComponent.self,
+        StudentVarianceComponent.self,
+        AutoencoderComponent.self,
+    ]
+
+    /// The type registered under `name`.
+    public static func type(named name: String) -> (any ScoringComponent.Type)? {
+        types.first { $0.name.rawValue == name }
+    }
+
+    /// The registered names, comma-separated ("knn, gaussian, ...").
+    public static var namesList: String { types.map { $0.name.rawValue }.joined(separator: ", ") }
+}

@@ -1,0 +1,189 @@
+import Dispatch
+import Foundation
+import Imaging
+import Models
+import Tensors
+
+/// A trained detector: teacher features, an ordered list of scoring components, their
+/// calibration, the fused map's normalization and the threshold.
+public struct Detector: Sendable {
+    /// The frozen feature extractor.
+    public let extractor: PatchFeatureExtractor
+    /// The scoring components, in `settings.components` order.
+    public let components: [any ScoringComponent]
+    /// Per-position standardization of learned components' maps, by component.
+    public var positional: [Component: PositionalStandardization]
+    /// Calibration of each component's map, in `settings.components` order.
+    public let componentNormalizations: [Normalization]
+    /// Training settings.
+    public let settings: DetectorSettings
+    /// Calibration of the heatmap (the fused map).
+    public let normalization: Normalization
+    /// Calibration of the image score when it comes from its own map (`hasScoreMap`); otherwise
+    /// the same as `normalization`.
+    public let scoreNormalization: Normalization
+    /// Normalized image score at or above which an image is anomalous; also the pixel
+    /// threshold of the predicted defect mask.
+    public var threshold: Float
+    /// sha256 of the backbone weights file it was trained with.
+    public let backboneSHA256: String
+
+    /// Assembles a detector from its parts; `components` follow `settings.components`.
+    public init(extractor: PatchFeatureExtractor, components: [any ScoringComponent],
+                positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization],
+                settings: DetectorSettings, normalization: Normalization, scoreNormalization: Normalization? = nil,
+                threshold: Float, backboneSHA256: String) {
+        precondition(components.map(\.name) == settings.components, "components do not follow the settings")
+        precondition(componentNormalizations.count == settings.components.count)
+        self.extractor = extractor
+        self.components = components
+        self.positional = positional
+        self.componentNormalizations = componentNormalizations
+        self.settings = settings
+        self.normalization = normalization
+        self.scoreNormalization = scoreNormalization ?? normalization
+        self.threshold = threshold
+        self.backboneSHA256 = backboneSHA256
+    }
+
+    /// The first component of type `type`, if the detector has one.
+    public func component<C: ScoringComponent>(_ type: C.Type) -> C? {
+        components.lazy.compactMap { $0 as? C }.first
+    }
+
+    /// The default threshold for a sensitivity in 0...1: 1.5 - sensitivity on the normalized
+    /// scale, so the default 0.5 flags an image whose peak exceeds the peak of 99% of the
+    /// held-out good images.
+    public static func threshold(sensitivity: Double) -> Float { Float(1.5 - sensitivity) }
+
+    /// Where coarse maps live: the feature grid and the model input it came from.
+    public struct MapGeometry: Sendable {
+        /// Feature grid height and width (one map value per patch).
+        public var gridHeight: Int, gridWidth: Int
+        /// Model input height and width.
+        public var inputHeight: Int, inputWidth: Int
+    }
+
+    /// What the components see of `image`: its model input and teacher features.
+    public func componentInput(_ image: Image) -> ComponentInput {
+        let input = settings.input(for: image)
+        let teacher = extractor.embed(input)
+        return ComponentInput(image: input, teacher: teacher,
+                              embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+    }
+
+    /// Each component's map on the feature grid (positionally standardized where the detector
+    /// has statistics), in settings order, and their geometry.
+    public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
+        let input = componentInput(image)
+        let maps = zip(components, rawCoarseMaps(input)).map { component, coarse -> [Float] in
+            guard let standardization = positional[component.name], standardization.mean.count == coarse.count else {
+                return coarse
+            }
+            return standardization.apply(coarse)
+        }
+        return (maps, MapGeometry(gridHeight: input.embeddings.height, gridWidth: input.embeddings.width,
+                                  inputHeight: input.image.height, inputWidth: input.image.width))
+    }
+
+    /// Each component's raw map on the feature grid, in settings order.
+    ///
+    /// Every network and scorer after the teacher is an independent job: the pieces of shared
+    /// work (one per student) and each component without shared work. With two or more threads
+    /// they run side by side, each on one core (measured faster than splitting each small layer
+    /// across cores); then the components with shared work read its outputs.
+    func rawCoarseMaps(_ input: ComponentInput) -> [[Float]] {
+        var shared = [any SharedWork](), sharedIndex = [Int?](repeating: nil, count: components.count)
+        for (i, component) in components.enumerated() {
+            guard let work = component.sharedWork else { continue }
+            if let k = shared.firstIndex(where: { $0.key == work.key }) {
+                sharedIndex[i] = k
+            } else {
+                sharedIndex[i] = shared.count
+                shared.append(work)
+            }
+        }
+        let offsets = shared.reduce(into: [0]) { $0.append(($0.last ?? 0) + $1.pieces) }
+        let pieceCount = offsets.last ?? 0
+        let pieceOwner = shared.indices.flatMap { k in (0..<shared[k].pieces).map { (k, $0) } }
+        let own = components.indices.filter { sharedIndex[$0] == nil }
+        var outputs = [Tensor](repeating: Tensor(shape: [0]), count: pieceCount)
+        var raw = [[Float]](repeating: [], count: components.count)
+        let parallel = computeThreads > 1
+        outputs.withUnsafeMutableBufferPointer { outputBuffer in
+            raw.withUnsafeMutableBufferPointer { rawBuffer in
+                let (out, maps) = (UnsafeSendable(outputBuffer.baseAddress), UnsafeSendable(rawBuffer.baseAddress))
+                func run(_ job: Int) {
+                    if job < pieceCount {
+                        let (k, piece) = pieceOwner[job]
+                        out.pointer?[job] = shared[k].piece(piece, of: input, singleThreaded: parallel)
+                    } else {
+                        let index = own[job - pieceCount]
+                        maps.pointer?[index] = components[index].coarseMap(input, shared: [], singleThreaded: parallel)
+                    }
+                }
+                let jobs = pieceCount + own.count
+                if parallel { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) } else { (0..<jobs).forEach(run) }
+            }
+        }
+        for (i, k) in sharedIndex.enumerated() {
+            guard let k else { continue }
+            raw[i] = components[i].coarseMap(input, shared: Array(outputs[offsets[k]..<offsets[k + 1]]), singleThreaded: parallel)
+        }
+        return raw
+    }
+
+    /// The same detector restricted to some of its trained components, each keeping its stored
+    /// calibration (for ablations and for trying a lighter model without retraining). The
+    /// fused scale keeps 0 at normal and about 1 at the good images' peak, but it is not
+    /// re-calibrated: set a threshold for it by hand or with validation images.
+    public func selecting(_ names: [Component], weights: [Float] = [], scoreComponents: [Component]? = nil) throws -> Detector {
+        var indices = [Int]()
+        for c in names {
+            guard let i = settings.components.firstIndex(of: c) else {
+                throw PipelineError.input("the model has no \(c) component (it has \(settings.components.map(\.rawValue).joined(separator: ", ")))")
+            }
+            indices.append(i)
+        }
+        guard !indices.isEmpty else { throw PipelineError.input("no components selected") }
+        var subset = settings
+        subset.components = names
+        subset.componentWeights = weights.isEmpty && names == settings.components ? settings.componentWeights : weights
+        subset.scoreComponents = scoreComponents ?? (settings.scoreComponents.allSatisfy(names.contains) ? settings.scoreComponents : [])
+        guard subset.scoreComponents.allSatisfy(names.contains) else {
+            throw PipelineError.input("score components must be among the selected components")
+        }
+        let norms = indices.map { componentNormalizations[$0] }
+        // One component: its raw map with its own calibration; several: calibrated maps averaged.
+        let identity = Normalization(normalLevel: 0, peakLevel: 1)
+        let fused = norms.count == 1 ? norms[0] : identity
+        var scoreNorm = fused
+        if subset.scoreComponents.count == 1, let i = settings.components.firstIndex(of: subset.scoreComponents[0]) {
+            scoreNorm = componentNormalizations[i]
+        } else if !subset.scoreComponents.isEmpty {
+            scoreNorm = subset.scoreComponents == settings.scoreComponents ? scoreNormalization : identity
+        }
+        return Detector(extractor: extractor, components: indices.map { components[$0] }, positional: positional,
+                        componentNormalizations: norms, settings: subset, normalization: fused,
+                        scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
+    }
+
+    /// Patch embeddings of normalized input, with position channels when configured.
+    public func embeddings(_ input: Tensor) -> Tensor {
+        Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
+    }
+
+    /// Appends (x, y) * weight channels to (1, D, h, w) features.
+    static func embeddings(_ features: Tensor, positionWeight: Float) -> Tensor {
+        guard positionWeight > 0 else { return features }
+        let h = features.height, w = features.width
+        var position = Tensor(shape: [1, 2, h, w])
+        for y in 0..<h {
+            for x in 0..<w {
+                position.storage[y * w + x] = positionWeight * (Float(x) + 0.5) / Float(w)
+                position.storage[h * w + y * w + x] = positionWeight * (Float(y) + 0.5) / Float(h)
+            }
+        }
+        return concatChannels([features, position])
+    }
+}

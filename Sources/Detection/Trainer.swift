@@ -1,0 +1,140 @@
+import Foundation
+import Imaging
+import Metrics
+import Models
+import Tensors
+
+/// What training saw.
+public struct TrainingReport: Sendable {
+    /// Images used to fit the components.
+    public var trainingImages: Int
+    /// Images held out for calibration.
+    public var calibrationImages: Int
+    /// Files that could not be read, with the reason.
+    public var failures: [String]
+    /// Wall-clock seconds.
+    public var seconds: Double
+    /// Wall-clock seconds of each phase: features (the teacher pass), each component's fitting
+    /// ("coreset", "gaussian", "students", "autoencoder"), calibration.
+    public var phaseSeconds: [String: Double] = [:]
+    /// The phases in the order they ran.
+    public var phases: [String] = []
+    /// The phase that fitted each component (components sharing a training share a phase).
+    public var componentPhases: [Component: String] = [:]
+}
+
+/// Builds a detector from good images.
+public enum Trainer {
+    /// Trains on the images at `paths`. Unreadable files are skipped and reported; it fails
+    /// only when too few readable images remain.
+    ///
+    /// Every random choice comes from one generator seeded by `settings.seed`, drawn in a fixed
+    /// order: the calibration split, the channel permutation, each fitter's draws per image
+    /// (in training order, fitters in settings order), then each fitter's own draws.
+    public static func train(paths: [String], extractor: PatchFeatureExtractor, backboneSHA256: String,
+                             settings: DetectorSettings, sensitivity: Double = 0.5,
+                             progress: ProgressHandler = { _, _, _ in }) throws -> (Detector, TrainingReport) {
+        var clock = PhaseClock()
+        guard paths.count >= 2 else {
+            throw PipelineError.input("training needs at least 2 good images, got \(paths.count)")
+        }
+        guard !settings.components.isEmpty else { throw PipelineError.input("no scoring components selected") }
+        var settings = settings
+        settings.scoreComponents = settings.scoreComponents.filter(settings.components.contains)
+        for component in settings.components {
+            if let reason = component.type.refusal(for: settings) { throw PipelineError.input(reason) }
+        }
+        var generator = SeededGenerator(seed: settings.seed)
+        var order = paths.sorted()
+        order.shuffle(using: &generator)
+        let holdOut = min(order.count - 1, max(1, Int((Double(order.count) * settings.calibrationShare).rounded())))
+        let calibration = Array(order.prefix(holdOut)), training = Array(order.dropFirst(holdOut))
+        var channelPermutation = Array(0..<PatchFeatureExtractor.dimension)
+        channelPermutation.shuffle(using: &generator)
+        let context = TrainingContext(trainingImages: training.count, channelPermutation: channelPermutation)
+        var fitters = settings.components.map { $0.type.fitter(settings: settings, context: context) }
+
+        // 1. One teacher pass over the training images; each fitter sees every image once, and
+        //    what fitters need for later passes (inputs, teacher features) is kept.
+        let needs = fitters.reduce(TrainingNeeds()) { $0.union($1.needs) }
+        let data = TrainingData()
+        var failures = [String]()
+        for (i, path) in training.enumerated() {
+            progress("features", i, training.count)
+            do {
+                let image = try ImageCodec.read(contentsOf: path)
+                let input = settings.input(for: image)
+                let teacher = extractor.embed(input)
+                let sample = ComponentInput(image: input, teacher: teacher,
+                                            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+                if needs.contains(.inputs) { data.inputs.append(input) }
+                if needs.contains(.teacherFeatures) { data.rawTeacher.append(teacher) }
+                for f in fitters.indices { fitters[f].observe(sample, generator: &generator) }
+            } catch {
+                failures.append(String(describing: error))
+            }
+        }
+        progress("features", training.count, training.count)
+        clock.end("features")
+        guard failures.count < training.count else { throw PipelineError.input("none of the training images could be read") }
+
+        // 2. Each component fitted, in settings order; kept tensors are dropped once no
+        //    remaining fitter needs them.
+        var components = [any ScoringComponent]()
+        for f in fitters.indices {
+            components.append(try fitters[f].fit(data, generator: &generator, progress: progress))
+            clock.end(fitters[f].phase)
+            data.release(keeping: fitters[(f + 1)...].reduce(TrainingNeeds()) { $0.union($1.needs) })
+        }
+
+        // 3. Calibration on the held-out good images.
+        let detector = try calibrate(components, extractor: extractor, settings: settings, on: calibration,
+                                     threshold: Detector.threshold(sensitivity: sensitivity),
+                                     backboneSHA256: backboneSHA256, failures: &failures, progress: progress)
+        clock.end("calibration")
+        let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,
+                                    failures: failures, seconds: clock.total, phaseSeconds: clock.seconds,
+                                    phases: clock.order,
+                                    componentPhases: Dictionary(uniqueKeysWithValues: zip(settings.components, fitters.map(\.phase))))
+        return (detector, report)
+    }
+
+    /// The threshold that maximizes image-level F1 on a labelled validation set (normalized
+    /// scale), and the F1 it reaches. Unreadable files are skipped and returned.
+    public static func f1Threshold(for detector: Detector, good: [String], defects: [String],
+                                   progress: ProgressHandler = { _, _, _ in }) throws -> (threshold: Float, f1: Double, failures: [String]) {
+        var scores = [Double](), labels = [Bool](), failures = [String]()
+        let all = good.map { ($0, false) } + defects.map { ($0, true) }
+        for (i, (path, label)) in all.enumerated() {
+            progress("validation", i, all.count)
+            do {
+                scores.append(Double(detector.inspect(try ImageCodec.read(contentsOf: path)).score))
+                labels.append(label)
+            } catch {
+                failures.append(String(describing: error))
+            }
+        }
+        progress("validation", all.count, all.count)
+        guard labels.contains(true), labels.contains(false), let best = bestF1(scores: scores, labels: labels) else {
+            throw PipelineError.input("--threshold f1 needs readable good and defect validation images")
+        }
+        return (Float(best.threshold), best.f1, failures)
+    }
+}
+
+/// Wall-clock time of named phases; a phase that runs twice (two components sharing one
+/// training) adds up.
+struct PhaseClock {
+    let start = Date()
+    var phaseStart = Date()
+    var seconds = [String: Double]()
+    var order = [String]()
+
+    mutating func end(_ phase: String) {
+        if seconds[phase] == nil { order.append(phase) }
+        seconds[phase, default: 0] += Date().timeIntervalSince(phaseStart)
+        phaseStart = Date()
+    }
+
+    var total: Double { Date().timeIntervalSince(start) }
+}
