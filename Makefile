@@ -6,7 +6,7 @@ THREADS ?= 2
 CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
 RELEASE := -c release $(CPU_FLAGS)
 
-.PHONY: setup samples build release test demo bench bench-memory fuzz test-sanitize clean
+.PHONY: setup samples build release test demo bench bench-memory fuzz test-sanitize format clean
 
 # Install apt packages and the pretrained weights when missing (idempotent, fast when done).
 setup:
@@ -21,8 +21,12 @@ build: setup
 release: setup
 	$(SWIFT) build $(RELEASE)
 
+FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Package.swift
+
 # All tests run on a release build (numeric tests are heavy; preconditions stay on with -O).
+# The code must be formatted (`make format`) and every public declaration documented.
 test: samples
+	$(SWIFT) format lint --strict -r $(FORMATTED)
 	$(SWIFT) build $(RELEASE) --build-tests
 	$(SWIFT) test $(RELEASE) --skip-build --disable-swift-testing
 
@@ -49,6 +53,10 @@ test-sanitize: samples
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test $(RELEASE) --build-path .build/asan --sanitize=address --skip-build --disable-swift-testing
 	$(SWIFT) build $(RELEASE) --build-path .build/tsan --sanitize=thread --build-tests
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(RELEASE) --build-path .build/tsan --sanitize=thread --skip-build --disable-swift-testing
+
+# Formats the Swift code in place with the toolchain's swift-format (settings in .swift-format).
+format:
+	$(SWIFT) format -i -r $(FORMATTED)
 
 clean:
 	rm -rf .build

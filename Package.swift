@@ -1,12 +1,13 @@
 // swift-tools-version:5.9
 import PackageDescription
 
-
 let package = Package(
     name: "anomap",
     products: [
         .executable(name: "anomap", targets: ["anomap"]),
-        .library(name: "AnomapKit", targets: ["SafeFiles", "Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "Detection", "Batch"]),
+        .library(
+            name: "AnomapKit",
+            targets: ["SafeFiles", "Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "Detection", "Batch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,20 +25,29 @@ let package = Package(
         .target(name: "Models", dependencies: ["NeuralNet", "Tensors"]),
         .target(name: "Metrics"),
         // The detection core: settings, scoring components, fusion, calibration, training, bundles.
-        .target(name: "Detection", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
+        .target(
+            name: "Detection", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
         // The user-facing batch side: image folders, batch inspection, outputs, evaluation, report, marks, merging.
         .target(name: "Batch", dependencies: ["Detection", "Imaging", "Tensors", "Models", "Metrics", "SafeFiles"]),
-        .executableTarget(name: "anomap", dependencies: [
-            "Detection", "Batch", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "anomap",
+            dependencies: [
+                "Detection", "Batch", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
-        .executableTarget(name: "anomap-bench", dependencies: ["Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
+        .executableTarget(
+            name: "anomap-bench",
+            dependencies: ["Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),
-        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Batch", "Models", "SyntheticData", "NeuralNet", "Tensors",
-                                                         "Imaging", "SafeFiles"]),
+        .testTarget(
+            name: "DetectionTests",
+            dependencies: [
+                "Detection", "Batch", "Models", "SyntheticData", "NeuralNet", "Tensors",
+                "Imaging", "SafeFiles",
+            ]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs", "Tensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Detection"]),
@@ -50,8 +60,10 @@ let package = Package(
 if Context.environment["ANOMAP_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Targets/FuzzSupport"))
     for name in ["FuzzPNG", "FuzzJPEG", "FuzzModelBundle", "FuzzRecords"] {
-        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Imaging", "Detection", "Batch", "Models", "NeuralNet", "SafeFiles"],
-                                                 path: "Fuzz/Targets/\(name)"))
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: ["FuzzSupport", "Imaging", "Detection", "Batch", "Models", "NeuralNet", "SafeFiles"],
+                path: "Fuzz/Targets/\(name)"))
     }
 }
-

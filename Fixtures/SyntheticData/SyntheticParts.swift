@@ -10,7 +10,9 @@ public enum SyntheticParts {
 
     /// One generated image and its mask (true = defect).
     public struct Sample {
+        /// The part.
         public var image: Image
+        /// Its defect pixels, (height * width).
         public var mask: [Bool]
     }
 
@@ -29,7 +31,8 @@ public enum SyntheticParts {
                 let gx = min(Float(coarse - 1) - 0.001, max(0, fx * Float(coarse - 1)))
                 let gy = min(Float(coarse - 1) - 0.001, max(0, fy * Float(coarse - 1)))
                 let ix = Int(gx), iy = Int(gy), tx = gx - Float(ix), ty = gy - Float(iy)
-                let n = noise[iy * coarse + ix] * (1 - tx) * (1 - ty) + noise[iy * coarse + ix + 1] * tx * (1 - ty)
+                let n =
+                    noise[iy * coarse + ix] * (1 - tx) * (1 - ty) + noise[iy * coarse + ix + 1] * tx * (1 - ty)
                     + noise[(iy + 1) * coarse + ix] * (1 - tx) * ty + noise[(iy + 1) * coarse + ix + 1] * tx * ty
                 let brushed = 10 * sinf(fy * 140 + phase) + 6 * sinf(fx * 23 + fy * 7)
                 let grain = Float.random(in: -6...6, using: &g)
@@ -60,7 +63,8 @@ public enum SyntheticParts {
             let r = Float.random(in: 0.035...0.07, using: &g) * s
             let delta: Float = Bool.random(using: &g) ? -70 : 60
             for y in Int(cy - r)...Int(cy + r) {
-                for x in Int(cx - r)...Int(cx + r) where (Float(x) - cx) * (Float(x) - cx) + (Float(y) - cy) * (Float(y) - cy) <= r * r {
+                for x in Int(cx - r)...Int(cx + r)
+                where (Float(x) - cx) * (Float(x) - cx) + (Float(y) - cy) * (Float(y) - cy) <= r * r {
                     paint(x, y, delta)
                 }
             }
@@ -73,7 +77,7 @@ public enum SyntheticParts {
                 x += cosf(angle)
                 y += sinf(angle)
             }
-        default: // crack: a dark jagged polyline
+        default:  // crack: a dark jagged polyline
             var x = Float.random(in: 0.25...0.75, using: &g) * s, y = Float.random(in: 0.2...0.4, using: &g) * s
             for _ in 0..<Int(0.4 * s) {
                 paint(Int(x), Int(y), -80)
@@ -87,14 +91,17 @@ public enum SyntheticParts {
 
     /// Writes a dataset in the MVTec layout under `root`; returns the number of files written.
     @discardableResult
-    public static func write(to root: String, train: Int = 40, testGood: Int = 10, testPerDefect: Int = 5,
-                             size: Int = 160, seed: UInt64 = 7) throws -> Int {
+    public static func write(
+        to root: String, train: Int = 40, testGood: Int = 10, testPerDefect: Int = 5,
+        size: Int = 160, seed: UInt64 = 7
+    ) throws -> Int {
         var g = SeededGenerator(seed: seed)
         let fm = FileManager.default
         var written = 0
         func save(_ image: Image, _ relative: String) throws {
             let path = (root as NSString).appendingPathComponent(relative)
-            try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try ImageCodec.writePNG(image, to: path)
             written += 1
         }
@@ -104,11 +111,11 @@ public enum SyntheticParts {
             for i in 0..<testPerDefect {
                 let sample = try defective(type, size: size, generator: &g)
                 try save(sample.image, String(format: "test/\(type)/%03d.png", i))
-                try save(try Image(width: size, height: size, channels: 1, pixels: sample.mask.map { $0 ? 255 : 0 }),
-                         String(format: "ground_truth/\(type)/%03d_mask.png", i))
+                try save(
+                    try Image(width: size, height: size, channels: 1, pixels: sample.mask.map { $0 ? 255 : 0 }),
+                    String(format: "ground_truth/\(type)/%03d_mask.png", i))
             }
         }
         return written
     }
 }
-

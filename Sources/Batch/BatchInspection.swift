@@ -49,8 +49,10 @@ public struct BatchInspection {
     /// Inspects `inputs` in order. `stopRequest` is polled between images (a signal number ends the
     /// batch after the current image, with everything written complete); `onError` gets one line per
     /// unreadable image. An output that cannot be written ends the batch with `PipelineError.output`.
-    public func run(_ inputs: [BatchInput], stopRequest: () -> Int32? = { nil }, progress: ProgressHandler = { _, _, _ in },
-                    onError: @escaping @Sendable (String) -> Void = { _ in }) throws -> BatchSummary {
+    public func run(
+        _ inputs: [BatchInput], stopRequest: () -> Int32? = { nil }, progress: ProgressHandler = { _, _, _ in },
+        onError: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws -> BatchSummary {
         try refuseOverwritingInputs(inputs)
         var summary = BatchSummary()
         let state = WriteState()
@@ -58,7 +60,9 @@ public struct BatchInspection {
         let writeQueue = DispatchQueue(label: "anomap.write")
         let decodeQueue = DispatchQueue(label: "anomap.decode")
         let writeSlots = DispatchSemaphore(value: 2)
-        let (writer, report, writesImages, saveInterval) = (self.writer, self.report, self.writesImages, self.saveInterval)
+        let (writer, report, writesImages, saveInterval) = (
+            self.writer, self.report, self.writesImages, self.saveInterval
+        )
         let order = inputs.map(\.path)
         let saveSeconds = self.saveSeconds
         let save: @Sendable () throws -> Void = {
@@ -128,7 +132,9 @@ public struct BatchInspection {
                     }
                     state.done[input.path] = record
                     state.sinceSave += 1
-                    if state.sinceSave >= saveInterval && Date().timeIntervalSince(state.lastSave) >= saveSeconds { try save() }
+                    if state.sinceSave >= saveInterval && Date().timeIntervalSince(state.lastSave) >= saveSeconds {
+                        try save()
+                    }
                 } catch {
                     state.failure = error as? PipelineError ?? PipelineError.output("\(error)")
                 }
@@ -150,11 +156,14 @@ public struct BatchInspection {
         func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
         let sources = Set(inputs.map { resolved($0.path) })
         var outputs = ["results.csv", "results.json"]
-        if writesImages { outputs += inputs.flatMap { input in ["heatmap", "overlay", "mask"].map { "\(input.stem)_\($0).png" } } }
+        if writesImages {
+            outputs += inputs.flatMap { input in ["heatmap", "overlay", "mask"].map { "\(input.stem)_\($0).png" } }
+        }
         for output in outputs {
             let path = (writer.root as NSString).appendingPathComponent(output)
             if FileManager.default.fileExists(atPath: path), sources.contains(resolved(path)) {
-                throw PipelineError.output("\(path) is one of the inputs and would be overwritten; choose an --out folder outside the inputs")
+                throw PipelineError.output(
+                    "\(path) is one of the inputs and would be overwritten; choose an --out folder outside the inputs")
             }
         }
     }

@@ -18,9 +18,11 @@ public enum EvaluationOutput {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = try encoder.encode(File(threshold: report.threshold, overall: report.overall, per_type: report.per_type,
-                                           ms_per_image: report.ms_per_image, train_seconds: trainSeconds,
-                                           errors: report.errors, scores: report.scores))
+        let json = try encoder.encode(
+            File(
+                threshold: report.threshold, overall: report.overall, per_type: report.per_type,
+                ms_per_image: report.ms_per_image, train_seconds: trainSeconds,
+                errors: report.errors, scores: report.scores))
         do {
             try writeFileAtomically(Array(json), to: (dir as NSString).appendingPathComponent("metrics.json"))
         } catch {
@@ -39,12 +41,22 @@ public enum EvaluationOutput {
             }
         }
         let scores = report.scores.map(\.score), labels = report.scores.map { $0.type != "good" }
-        try save("roc.svg", Array(curveSVG(title: "ROC (image level)", x: "false positive rate", y: "true positive rate",
-                                           points: rocCurve(scores: scores, labels: labels).map { ($0.fpr, $0.tpr) },
-                                           diagonal: true).utf8))
-        try save("pr.svg", Array(curveSVG(title: "Precision-recall (image level)", x: "recall", y: "precision",
-                                          points: precisionRecallCurve(scores: scores, labels: labels).map { ($0.recall, $0.precision) },
-                                          diagonal: false).utf8))
+        try save(
+            "roc.svg",
+            Array(
+                curveSVG(
+                    title: "ROC (image level)", x: "false positive rate", y: "true positive rate",
+                    points: rocCurve(scores: scores, labels: labels).map { ($0.fpr, $0.tpr) },
+                    diagonal: true
+                ).utf8))
+        try save(
+            "pr.svg",
+            Array(
+                curveSVG(
+                    title: "Precision-recall (image level)", x: "recall", y: "precision",
+                    points: precisionRecallCurve(scores: scores, labels: labels).map { ($0.recall, $0.precision) },
+                    diagonal: false
+                ).utf8))
         try save("scores.svg", Array(distributionSVG(report).utf8))
         return ["roc.svg", "pr.svg", "scores.svg"]
     }
@@ -54,17 +66,22 @@ public enum EvaluationOutput {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "  -  " }
         var lines = ["type          images  img-AUROC  px-AUROC  AUPRO@0.3  F1-max    AP"]
         func row(_ name: String, _ g: GroupMetrics) {
-            lines.append(name.padding(toLength: 13, withPad: " ", startingAt: 0) + String(format: " %6d", g.images)
-                         + "    " + f(g.image_auroc) + "     " + f(g.pixel_auroc) + "     " + f(g.aupro)
-                         + "     " + f(g.f1_max) + "  " + f(g.average_precision))
+            lines.append(
+                name.padding(toLength: 13, withPad: " ", startingAt: 0) + String(format: " %6d", g.images)
+                    + "    " + f(g.image_auroc) + "     " + f(g.pixel_auroc) + "     " + f(g.aupro)
+                    + "     " + f(g.f1_max) + "  " + f(g.average_precision))
         }
         for (name, g) in report.per_type.sorted(by: { $0.key < $1.key }) { row(name, g) }
         row("overall", report.overall)
-        lines.append("(a type's row scores its images together with the good ones; pixel metrics use the ground-truth masks)")
+        lines.append(
+            "(a type's row scores its images together with the good ones; pixel metrics use the ground-truth masks)")
         let o = report.overall
-        lines.append(String(format: "at threshold %.3f (normalized: 0 = median normal pixel, 1 = peak of held-out good images): precision %@, recall %@, F1 %@ (TP %d, FP %d, TN %d, FN %d)",
-                            report.threshold, f(o.precision), f(o.recall), f(o.f1), o.true_positives ?? 0,
-                            o.false_positives ?? 0, o.true_negatives ?? 0, o.false_negatives ?? 0))
+        lines.append(
+            String(
+                format:
+                    "at threshold %.3f (normalized: 0 = median normal pixel, 1 = peak of held-out good images): precision %@, recall %@, F1 %@ (TP %d, FP %d, TN %d, FN %d)",
+                report.threshold, f(o.precision), f(o.recall), f(o.f1), o.true_positives ?? 0,
+                o.false_positives ?? 0, o.true_negatives ?? 0, o.false_negatives ?? 0))
         var timing = String(format: "inference %.1f ms/image (decode to map, median)", report.ms_per_image)
         if let trainSeconds { timing += String(format: "; training %.1f s", trainSeconds) }
         lines.append(timing)
@@ -75,12 +92,15 @@ public enum EvaluationOutput {
 
     static func frame(_ title: String, x: String, y: String) -> String {
         let (w, h, m) = size
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">"
+        var s =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
         s += "<text x=\"\(w / 2)\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(escape(title))</text>"
-        s += "<rect x=\"\(m)\" y=\"\(m - 20)\" width=\"\(w - 1.5 * m)\" height=\"\(h - 1.5 * m - 10)\" fill=\"none\" stroke=\"#444\"/>"
+        s +=
+            "<rect x=\"\(m)\" y=\"\(m - 20)\" width=\"\(w - 1.5 * m)\" height=\"\(h - 1.5 * m - 10)\" fill=\"none\" stroke=\"#444\"/>"
         s += "<text x=\"\(w / 2)\" y=\"\(h - 8)\" text-anchor=\"middle\">\(escape(x))</text>"
-        s += "<text x=\"14\" y=\"\(h / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(h / 2))\">\(escape(y))</text>"
+        s +=
+            "<text x=\"14\" y=\"\(h / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(h / 2))\">\(escape(y))</text>"
         return s
     }
 
@@ -94,7 +114,10 @@ public enum EvaluationOutput {
             s += "<text x=\"\(px(t))\" y=\"\(py(0) + 14)\" text-anchor=\"middle\">\(t)</text>"
             s += "<text x=\"\(m - 6)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(t)</text>"
         }
-        if diagonal { s += "<line x1=\"\(px(0))\" y1=\"\(py(0))\" x2=\"\(px(1))\" y2=\"\(py(1))\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>" }
+        if diagonal {
+            s +=
+                "<line x1=\"\(px(0))\" y1=\"\(py(0))\" x2=\"\(px(1))\" y2=\"\(py(1))\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>"
+        }
         let path = points.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }.joined(separator: " ")
         s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\"/></svg>\n"
         return s
@@ -113,12 +136,15 @@ public enum EvaluationOutput {
             s += "<text x=\"\(cx)\" y=\"\(py(lo) + 14)\" text-anchor=\"middle\">\(escape(type))</text>"
             for (i, item) in report.scores.enumerated() where item.type == type {
                 let jitter = Double((i * 7919) % 100) / 100 - 0.5
-                s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%@\" fill-opacity=\"0.6\"/>",
-                            cx + jitter * pw / Double(types.count) * 0.6, py(item.score), type == "good" ? "#2e86c1" : "#c0392b")
+                s += String(
+                    format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%@\" fill-opacity=\"0.6\"/>",
+                    cx + jitter * pw / Double(types.count) * 0.6, py(item.score), type == "good" ? "#2e86c1" : "#c0392b"
+                )
             }
         }
-        s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\" stroke-dasharray=\"5\"/>",
-                    m, py(report.threshold), m + pw, py(report.threshold))
+        s += String(
+            format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\" stroke-dasharray=\"5\"/>",
+            m, py(report.threshold), m + pw, py(report.threshold))
         s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>", m - 6, py(lo) + 4, lo)
         s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>", m - 6, py(hi) + 4, hi)
         return s + "</svg>\n"

@@ -24,11 +24,17 @@ public struct EvaluationSet: Sendable {
     public static func mvtec(_ root: String) throws -> EvaluationSet {
         let fm = FileManager.default
         var isFolder: ObjCBool = false
-        guard fm.fileExists(atPath: root, isDirectory: &isFolder) else { throw PipelineError.input("\(root): no such folder") }
-        guard isFolder.boolValue else { throw PipelineError.input("\(root): not a folder (give the dataset's root folder)") }
+        guard fm.fileExists(atPath: root, isDirectory: &isFolder) else {
+            throw PipelineError.input("\(root): no such folder")
+        }
+        guard isFolder.boolValue else {
+            throw PipelineError.input("\(root): not a folder (give the dataset's root folder)")
+        }
         let test = (root as NSString).appendingPathComponent("test")
         guard let types = try? fm.contentsOfDirectory(atPath: test) else {
-            throw PipelineError.input("\(root): not an MVTec-style dataset (no test/ folder); use --good and --defects for a plain folder layout")
+            throw PipelineError.input(
+                "\(root): not an MVTec-style dataset (no test/ folder); use --good and --defects for a plain folder layout"
+            )
         }
         let trainDir = (root as NSString).appendingPathComponent("train/good")
         let training = fm.fileExists(atPath: trainDir) ? try ImageFolder.images(in: [trainDir]) : []

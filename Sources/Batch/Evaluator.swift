@@ -9,17 +9,21 @@ public enum Evaluator {
     static let pixelRange: ClosedRange<Double> = -2...30
 
     /// Evaluates `detector` on `set`.
-    public static func evaluate(_ detector: Detector, on set: EvaluationSet,
-                                progress: ProgressHandler = { _, _, _ in }) -> EvaluationReport {
+    public static func evaluate(
+        _ detector: Detector, on set: EvaluationSet,
+        progress: ProgressHandler = { _, _, _ in }
+    ) -> EvaluationReport {
         evaluate(detector, on: set, progress: progress) { _, _, _ in }
     }
 
     /// Evaluates `detector` on `set`; `visit` sees each inspected image with its ground-truth mask
     /// (all false for good images) and each unreadable one (nil), e.g. to fill a report; an error
     /// it throws ends the evaluation.
-    public static func evaluate(_ detector: Detector, on set: EvaluationSet,
-                                progress: ProgressHandler,
-                                visit: (EvaluationSet.Item, (image: Image, inspection: Inspection, truth: [Bool])?, Error?) throws -> Void) rethrows -> EvaluationReport {
+    public static func evaluate(
+        _ detector: Detector, on set: EvaluationSet,
+        progress: ProgressHandler,
+        visit: (EvaluationSet.Item, (image: Image, inspection: Inspection, truth: [Bool])?, Error?) throws -> Void
+    ) rethrows -> EvaluationReport {
         let types = Array(Set(set.items.map(\.type)).subtracting(["good"])).sorted()
         var byType = [String: PixelMetricAccumulator]()
         for t in types { byType[t] = PixelMetricAccumulator(range: pixelRange, binCount: 32_000) }
@@ -58,13 +62,14 @@ public enum Evaluator {
             let scores = images.map(\.score), labels = images.map { $0.type != "good" }
             let at = operatingPoint(scores: scores, labels: labels, threshold: Double(detector.threshold))
             let best = bestF1(scores: scores, labels: labels)
-            return GroupMetrics(images: images.count, image_auroc: areaUnderROC(scores: scores, labels: labels),
-                                pixel_auroc: pixels.pixelAUROC, pixel_auroc_error_bound: pixels.pixelAUROCErrorBound,
-                                aupro: pixels.aupro(maxFPR: 0.3), f1_max: best?.f1, f1_threshold: best?.threshold,
-                                average_precision: averagePrecision(scores: scores, labels: labels),
-                                precision: at.precision, recall: at.recall, f1: at.f1,
-                                true_positives: at.truePositives, false_positives: at.falsePositives,
-                                true_negatives: at.trueNegatives, false_negatives: at.falseNegatives)
+            return GroupMetrics(
+                images: images.count, image_auroc: areaUnderROC(scores: scores, labels: labels),
+                pixel_auroc: pixels.pixelAUROC, pixel_auroc_error_bound: pixels.pixelAUROCErrorBound,
+                aupro: pixels.aupro(maxFPR: 0.3), f1_max: best?.f1, f1_threshold: best?.threshold,
+                average_precision: averagePrecision(scores: scores, labels: labels),
+                precision: at.precision, recall: at.recall, f1: at.f1,
+                true_positives: at.truePositives, false_positives: at.falsePositives,
+                true_negatives: at.trueNegatives, false_negatives: at.falseNegatives)
         }
         // Each type is scored with the good images; overall is every group merged, so no image's
         // pixels and regions are binned twice.
@@ -78,8 +83,9 @@ public enum Evaluator {
             all.merge(typePixels)
         }
         let sortedTimes = times.sorted()
-        return EvaluationReport(threshold: Double(detector.threshold), overall: group(scored, all), per_type: perType,
-                                scores: scored, errors: errors,
-                                ms_per_image: sortedTimes.isEmpty ? 0 : sortedTimes[sortedTimes.count / 2])
+        return EvaluationReport(
+            threshold: Double(detector.threshold), overall: group(scored, all), per_type: perType,
+            scores: scored, errors: errors,
+            ms_per_image: sortedTimes.isEmpty ? 0 : sortedTimes[sortedTimes.count / 2])
     }
 }

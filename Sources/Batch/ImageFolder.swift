@@ -35,7 +35,8 @@ public enum ImageFolder {
             }
             if here.isEmpty {
                 var hint = ""
-                for sub in ["train/good", "good"] where fm.fileExists(atPath: (path as NSString).appendingPathComponent(sub)) {
+                for sub in ["train/good", "good"]
+                where fm.fileExists(atPath: (path as NSString).appendingPathComponent(sub)) {
                     hint = " — did you mean \((path as NSString).appendingPathComponent(sub))?"
                     break
                 }

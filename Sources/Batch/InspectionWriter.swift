@@ -36,7 +36,9 @@ public struct InspectionWriter {
     public static func relativeStem(for path: String, under inputRoot: String) -> String {
         let standardized = lexicallyNormalized(path)
         let base = lexicallyNormalized(inputRoot)
-        var relative = standardized.hasPrefix(base + "/") ? String(standardized.dropFirst(base.count + 1))
+        var relative =
+            standardized.hasPrefix(base + "/")
+            ? String(standardized.dropFirst(base.count + 1))
             : (standardized as NSString).lastPathComponent
         relative = relative.split(separator: "/").filter { $0 != ".." && $0 != "." }.joined(separator: "/")
         return (relative as NSString).deletingPathExtension
@@ -66,9 +68,12 @@ public struct InspectionWriter {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var written = [String]()
-            for (suffix, image) in [("heatmap", rendered.heatmap), ("overlay", rendered.overlay), ("mask", rendered.mask)] {
+            for (suffix, image) in [
+                ("heatmap", rendered.heatmap), ("overlay", rendered.overlay), ("mask", rendered.mask),
+            ] {
                 let relative = "\(stem)_\(suffix).png"
-                try ImageCodec.writePNG(image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 1)
+                try ImageCodec.writePNG(
+                    image, to: (root as NSString).appendingPathComponent(relative), compressionLevel: 1)
                 written.append(relative)
             }
             return written
@@ -102,16 +107,20 @@ public struct InspectionWriter {
         }
         for r in records {
             let boxes = r.boxes.map { "\($0.x) \($0.y) \($0.width) \($0.height)" }.joined(separator: ";")
-            csv += [field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
+            csv +=
+                [
+                    field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
                     r.normalized_score.map { String(format: "%.6g", $0) } ?? "", r.verdict,
-                    r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? "")]
+                    r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? ""),
+                ]
                 .joined(separator: ",") + "\n"
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
             try writeFileAtomically(Array(csv.utf8), to: (root as NSString).appendingPathComponent("results.csv"))
-            try writeFileAtomically(Array(try encoder.encode(records)), to: (root as NSString).appendingPathComponent("results.json"))
+            try writeFileAtomically(
+                Array(try encoder.encode(records)), to: (root as NSString).appendingPathComponent("results.json"))
         } catch {
             throw PipelineError.output("cannot write results: \(error)")
         }

@@ -1,6 +1,6 @@
+import Detection
 import Foundation
 import SafeFiles
-import Detection
 
 /// One verdict a person gave an image in the triage report.
 public struct Mark: Equatable, Sendable, Codable {

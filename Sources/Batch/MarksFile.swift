@@ -1,6 +1,6 @@
+import Detection
 import Foundation
 import SafeFiles
-import Detection
 
 /// Reads the marks exported from a report page (marks.csv or marks.json).
 public enum MarksFile {
@@ -37,17 +37,21 @@ public enum MarksFile {
             }
         } else {
             let rows = try csvRows(text)
-            guard let header = rows.first, let p = header.firstIndex(of: "path"), let m = header.firstIndex(of: "mark") else {
+            guard let header = rows.first, let p = header.firstIndex(of: "path"), let m = header.firstIndex(of: "mark")
+            else {
                 throw PipelineError.input("not a marks file: the first line must name the columns path and mark")
             }
             marks = try rows.dropFirst().enumerated().compactMap { n, row in
                 if row == [""] { return nil }
-                guard row.count > max(p, m) else { throw PipelineError.input("line \(n + 2): expected \(header.count) fields, found \(row.count)") }
+                guard row.count > max(p, m) else {
+                    throw PipelineError.input("line \(n + 2): expected \(header.count) fields, found \(row.count)")
+                }
                 return Mark(path: row[p], mark: row[m])
             }
         }
         for (n, mark) in marks.enumerated() where !kinds.contains(mark.mark) || mark.path.isEmpty {
-            throw PipelineError.input("mark \(n + 1): '\(mark.mark)' for '\(mark.path)' — expected a path and \"defect\" or \"false alarm\"")
+            throw PipelineError.input(
+                "mark \(n + 1): '\(mark.mark)' for '\(mark.path)' — expected a path and \"defect\" or \"false alarm\"")
         }
         return marks
     }

@@ -20,21 +20,24 @@ public struct RenderedInspection: Sendable {
     /// Draws the pictures of `inspection` over `photo`; `heatmapTop` is the normalized value
     /// drawn with the colormap's last colour.
     public init(_ inspection: Inspection, photo: Image, colormap: Colormap = .inferno, heatmapTop: Float = 2) throws {
-        heatmap = try colormap.colorize(inspection.map, width: inspection.width, height: inspection.height,
-                                        low: 0, high: heatmapTop)
+        heatmap = try colormap.colorize(
+            inspection.map, width: inspection.width, height: inspection.height,
+            low: 0, high: heatmapTop)
         let weights = inspection.map.map { min(1, max(0, $0 / max(inspection.threshold, 1e-6))) }
         overlay = try photo.overlaid(with: heatmap, alpha: 0.6, weights: weights)
         let mask = inspection.mask
         Self.outline(mask, width: inspection.width, height: inspection.height, on: &overlay)
-        self.mask = try Image(width: inspection.width, height: inspection.height, channels: 1,
-                              pixels: mask.map { $0 ? 255 : 0 })
+        self.mask = try Image(
+            width: inspection.width, height: inspection.height, channels: 1,
+            pixels: mask.map { $0 ? 255 : 0 })
     }
 
     /// Draws the boundary pixels of predicted regions in bright green.
     static func outline(_ mask: [Bool], width: Int, height: Int, on image: inout Image) {
         for y in 0..<height {
             for x in 0..<width where mask[y * width + x] {
-                let edge = x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
+                let edge =
+                    x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
                     || !mask[y * width + x + 1] || !mask[(y - 1) * width + x] || !mask[(y + 1) * width + x]
                 if edge {
                     image[x, y, 0] = 0

@@ -28,12 +28,19 @@ public struct ReportItem: Codable, Sendable, Equatable {
 
 /// One row of the metrics table shown in an evaluation report.
 public struct ReportMetricsRow: Codable, Sendable, Equatable {
+    /// Defect type, or "overall".
     public var name: String
+    /// Images in the group.
     public var images: Int
+    /// Image-level ROC AUC (nil without both classes).
     public var image_auroc: Double?
+    /// Pixel-level ROC AUC over the ground-truth masks.
     public var pixel_auroc: Double?
+    /// Area under the per-region overlap curve up to FPR 0.3, normalized.
     public var aupro: Double?
+    /// Best image-level F1 over all thresholds.
     public var f1_max: Double?
+    /// Image-level average precision.
     public var average_precision: Double?
 }
 

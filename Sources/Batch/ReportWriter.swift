@@ -18,12 +18,14 @@ public final class ReportWriter: @unchecked Sendable {
     /// Creates the report folder; with `resume`, keeps the items of the `report.json` already there.
     public init(root: String, resume: Bool = false) throws {
         self.root = root
-        try InspectionWriter.prepareFolder((root as NSString).appendingPathComponent("img"), holding: root, kind: "report")
+        try InspectionWriter.prepareFolder(
+            (root as NSString).appendingPathComponent("img"), holding: root, kind: "report")
         let existing = (root as NSString).appendingPathComponent("report.json")
         if resume, FileManager.default.fileExists(atPath: existing) {
             let earlier = try Self.read(existing)
             for item in earlier.items { items[item.path] = item }
-            nextNumber = earlier.items.compactMap { $0.images.values.compactMap(Self.number).max() }.max().map { $0 + 1 } ?? 0
+            nextNumber =
+                earlier.items.compactMap { $0.images.values.compactMap(Self.number).max() }.max().map { $0 + 1 } ?? 0
         }
     }
 
@@ -42,14 +44,18 @@ public final class ReportWriter: @unchecked Sendable {
     }
 
     static func absolute(_ path: String) -> String {
-        let full = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        let full =
+            path.hasPrefix("/")
+            ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
         return (full as NSString).standardizingPath
     }
 
     /// Adds an inspected image: writes its thumbnail, photo, heatmap, overlay, mask and (when
     /// given) ground-truth pictures. `group` defaults to the parent folder's name.
-    public func add(_ record: InspectionRecord, group: String? = nil, rendered: RenderedInspection, photo: Image?,
-                    truth: Image? = nil) throws {
+    public func add(
+        _ record: InspectionRecord, group: String? = nil, rendered: RenderedInspection, photo: Image?,
+        truth: Image? = nil
+    ) throws {
         lock.lock()
         let n = nextNumber
         nextNumber += 1
@@ -57,7 +63,9 @@ public final class ReportWriter: @unchecked Sendable {
         var images = [String: String]()
         func save(_ kind: String, _ image: Image, jpeg: Bool) throws {
             let name = "img/\(n)_\(kind).\(jpeg ? "jpg" : "png")"
-            let bytes = jpeg ? try ImageCodec.encodeJPEG(image, quality: 88)
+            let bytes =
+                jpeg
+                ? try ImageCodec.encodeJPEG(image, quality: 88)
                 : try ImageCodec.encodePNG(image, compressionLevel: 1)
             try writeFileAtomically(bytes, to: (root as NSString).appendingPathComponent(name))
             images[kind] = name
@@ -65,8 +73,11 @@ public final class ReportWriter: @unchecked Sendable {
         do {
             let overlay = rendered.overlay
             let scale = Double(thumbnailSide) / Double(max(overlay.width, overlay.height))
-            let thumb = scale < 1 ? overlay.resized(width: max(1, Int((Double(overlay.width) * scale).rounded())),
-                                                    height: max(1, Int((Double(overlay.height) * scale).rounded())), method: .area)
+            let thumb =
+                scale < 1
+                ? overlay.resized(
+                    width: max(1, Int((Double(overlay.width) * scale).rounded())),
+                    height: max(1, Int((Double(overlay.height) * scale).rounded())), method: .area)
                 : overlay
             try save("thumb", thumb, jpeg: true)
             if let photo { try save("photo", photo, jpeg: true) }
@@ -87,10 +98,11 @@ public final class ReportWriter: @unchecked Sendable {
 
     private func insert(_ record: InspectionRecord, group: String?, images: [String: String]) {
         let path = Self.absolute(record.path)
-        let item = ReportItem(path: path, name: (path as NSString).lastPathComponent,
-                              group: group ?? ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent,
-                              score: record.normalized_score, raw_score: record.score, verdict: record.verdict,
-                              defect_area: record.defect_area, error: record.error, images: images)
+        let item = ReportItem(
+            path: path, name: (path as NSString).lastPathComponent,
+            group: group ?? ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent,
+            score: record.normalized_score, raw_score: record.score, verdict: record.verdict,
+            defect_area: record.defect_area, error: record.error, images: images)
         lock.lock()
         items[path] = item
         lock.unlock()
@@ -113,16 +125,19 @@ public final class ReportWriter: @unchecked Sendable {
     /// Writes `report.json` and `index.html` (atomically), and for an evaluation its metrics
     /// table and ROC/PR plots. Call it again to refresh the page after more images.
     public func write(title: String, threshold: Double, evaluation: EvaluationReport? = nil) throws {
-        var data = ReportData(title: title, kind: evaluation == nil ? "inspect" : "eval",
-                              generated: ISO8601DateFormatter().string(from: Date()), threshold: threshold,
-                              items: sortedItems, metrics: nil, plots: nil)
+        var data = ReportData(
+            title: title, kind: evaluation == nil ? "inspect" : "eval",
+            generated: ISO8601DateFormatter().string(from: Date()), threshold: threshold,
+            items: sortedItems, metrics: nil, plots: nil)
         do {
             if let evaluation {
                 func row(_ name: String, _ g: GroupMetrics) -> ReportMetricsRow {
-                    ReportMetricsRow(name: name, images: g.images, image_auroc: g.image_auroc, pixel_auroc: g.pixel_auroc,
-                                     aupro: g.aupro, f1_max: g.f1_max, average_precision: g.average_precision)
+                    ReportMetricsRow(
+                        name: name, images: g.images, image_auroc: g.image_auroc, pixel_auroc: g.pixel_auroc,
+                        aupro: g.aupro, f1_max: g.f1_max, average_precision: g.average_precision)
                 }
-                data.metrics = [row("overall", evaluation.overall)]
+                data.metrics =
+                    [row("overall", evaluation.overall)]
                     + evaluation.per_type.sorted { $0.key < $1.key }.map { row($0.key, $0.value) }
                 data.plots = try EvaluationOutput.writePlots(evaluation, to: root)
             }
@@ -130,8 +145,9 @@ public final class ReportWriter: @unchecked Sendable {
             encoder.outputFormatting = [.sortedKeys]
             let json = try encoder.encode(data)
             try writeFileAtomically(Array(json), to: (root as NSString).appendingPathComponent("report.json"))
-            try writeFileAtomically(Array(ReportPage.html(embedding: json).utf8),
-                                    to: (root as NSString).appendingPathComponent("index.html"))
+            try writeFileAtomically(
+                Array(ReportPage.html(embedding: json).utf8),
+                to: (root as NSString).appendingPathComponent("index.html"))
         } catch let error as PipelineError {
             throw error
         } catch {

@@ -9,17 +9,21 @@ public enum ResultsMerge {
     /// input path as a single run orders a folder) and copies their heatmap/overlay/mask PNGs
     /// there. An image in two shards, or an output path two shards both wrote, is an error.
     /// With `report`, fills it from the copied pictures and the original photos.
-    public static func merge(_ shards: [String], into out: String, report: ReportWriter? = nil,
-                             progress: ProgressHandler = { _, _, _ in }) throws -> [InspectionRecord] {
+    public static func merge(
+        _ shards: [String], into out: String, report: ReportWriter? = nil,
+        progress: ProgressHandler = { _, _, _ in }
+    ) throws -> [InspectionRecord] {
         var records = [InspectionRecord](), source = [String: String](), owner = [String: String]()
         for shard in shards {
             let file = (shard as NSString).appendingPathComponent("results.json")
             guard FileManager.default.fileExists(atPath: file) else {
-                throw PipelineError.input("\(shard): no results.json — give the --out folders of `anomap inspect --shard` runs")
+                throw PipelineError.input(
+                    "\(shard): no results.json — give the --out folders of `anomap inspect --shard` runs")
             }
             for record in try InspectionWriter.readResults(file) {
                 if let other = source[record.path] {
-                    throw PipelineError.input("\(record.path) is in the results of both \(other) and \(shard): the shards overlap")
+                    throw PipelineError.input(
+                        "\(record.path) is in the results of both \(other) and \(shard): the shards overlap")
                 }
                 for output in record.outputs {
                     let parts = output.split(separator: "/")
@@ -43,10 +47,12 @@ public enum ResultsMerge {
             guard let shard = source[record.path] else { continue }
             if (shard as NSString).standardizingPath != outRoot {
                 for output in record.outputs {
-                    let from = (shard as NSString).appendingPathComponent(output), to = (out as NSString).appendingPathComponent(output)
+                    let from = (shard as NSString).appendingPathComponent(output),
+                        to = (out as NSString).appendingPathComponent(output)
                     do {
-                        try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent,
-                                                                withIntermediateDirectories: true)
+                        try FileManager.default.createDirectory(
+                            atPath: (to as NSString).deletingLastPathComponent,
+                            withIntermediateDirectories: true)
                         try writeFileAtomically(try readFile(from, maxBytes: 1 << 30), to: to)
                     } catch {
                         throw PipelineError.output("cannot copy \(from) to \(to): \(error)")
@@ -67,11 +73,13 @@ public enum ResultsMerge {
             return try? ImageCodec.read(contentsOf: (root as NSString).appendingPathComponent(name))
         }
         guard record.verdict != "error", let heatmap = picture("heatmap"), let overlay = picture("overlay"),
-              let mask = picture("mask") else {
+            let mask = picture("mask")
+        else {
             report.add(record)
             return
         }
         let photo = try? ImageCodec.read(contentsOf: record.path)
-        try report.add(record, rendered: RenderedInspection(heatmap: heatmap, overlay: overlay, mask: mask), photo: photo)
+        try report.add(
+            record, rendered: RenderedInspection(heatmap: heatmap, overlay: overlay, mask: mask), photo: photo)
     }
 }

@@ -6,16 +6,21 @@ extension Trainer {
     /// map (and the image score's own map, when it has one), normalized so that 0 is the
     /// median normal pixel and 1 the 99th percentile of the images' peaks. Learned components'
     /// maps are first standardized position by position when the settings ask for it.
-    static func calibrate(_ components: [any ScoringComponent], extractor: PatchFeatureExtractor,
-                          settings: DetectorSettings, on paths: [String], threshold: Float, backboneSHA256: String,
-                          failures: inout [String], progress: ProgressHandler) throws -> Detector {
+    static func calibrate(
+        _ components: [any ScoringComponent], extractor: PatchFeatureExtractor,
+        settings: DetectorSettings, on paths: [String], threshold: Float, backboneSHA256: String,
+        failures: inout [String], progress: ProgressHandler
+    ) throws -> Detector {
         let identity = Normalization(normalLevel: 0, peakLevel: 1)
-        func detector(positional: [Component: PositionalStandardization] = [:], perComponent: [Normalization]? = nil,
-                      normalization: Normalization = identity, scoreNormalization: Normalization? = nil) -> Detector {
-            Detector(extractor: extractor, components: components, positional: positional,
-                     componentNormalizations: perComponent ?? components.map { _ in identity }, settings: settings,
-                     normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
-                     backboneSHA256: backboneSHA256)
+        func detector(
+            positional: [Component: PositionalStandardization] = [:], perComponent: [Normalization]? = nil,
+            normalization: Normalization = identity, scoreNormalization: Normalization? = nil
+        ) -> Detector {
+            Detector(
+                extractor: extractor, components: components, positional: positional,
+                componentNormalizations: perComponent ?? components.map { _ in identity }, settings: settings,
+                normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
+                backboneSHA256: backboneSHA256)
         }
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
         // the quantiles come from one pass of the networks.
@@ -37,7 +42,8 @@ extension Trainer {
             throw PipelineError.input("none of the calibration images could be read")
         }
         var positional = [Component: PositionalStandardization]()
-        for (c, name) in settings.components.enumerated() where name.isLearned && settings.learning.positionalNormalization {
+        for (c, name) in settings.components.enumerated()
+        where name.isLearned && settings.learning.positionalNormalization {
             let statistics = PositionalStandardization(of: coarse[c])
             positional[name] = statistics
             coarse[c] = coarse[c].map { statistics.apply($0) }
@@ -55,13 +61,16 @@ extension Trainer {
                 pixels[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
             }
         }
-        let perComponent = zip(pixels, peaks).map { Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99)) }
+        let perComponent = zip(pixels, peaks).map {
+            Normalization(normalLevel: quantile($0.0, 0.5), peakLevel: quantile($0.1, 0.99))
+        }
 
         // The fused map (and the score's own map) from the same coarse maps, refined once more
         // (keeping every refined map instead would make memory grow with the calibration set).
         // A single component's fine map is its raw map: its own calibration applies.
         let fusing = detector(positional: positional, perComponent: perComponent)
-        let groups = [(Array(settings.components.indices), settings.wideBlurSigma > 0)]
+        let groups =
+            [(Array(settings.components.indices), settings.wideBlurSigma > 0)]
             + (fusing.hasScoreMap ? [(fusing.scoreIndices, false)] : [])
         let ownCalibration = groups.map { indices, widened in indices.count == 1 && !widened }
         var fusedPixels = groups.map { _ in [Float]() }, fusedPeaks = groups.map { _ in [Float]() }
@@ -75,10 +84,12 @@ extension Trainer {
             }
         }
         let calibrated = groups.indices.map { g in
-            ownCalibration[g] ? perComponent[groups[g].0[0]]
+            ownCalibration[g]
+                ? perComponent[groups[g].0[0]]
                 : Normalization(normalLevel: quantile(fusedPixels[g], 0.5), peakLevel: quantile(fusedPeaks[g], 0.99))
         }
-        return detector(positional: positional, perComponent: perComponent, normalization: calibrated[0],
-                        scoreNormalization: calibrated.count > 1 ? calibrated[1] : calibrated[0])
+        return detector(
+            positional: positional, perComponent: perComponent, normalization: calibrated[0],
+            scoreNormalization: calibrated.count > 1 ? calibrated[1] : calibrated[0])
     }
 }

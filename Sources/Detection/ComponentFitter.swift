@@ -23,8 +23,10 @@ public protocol ComponentFitter {
     /// Sees one training image. Draws from `generator` only what depends on the image.
     mutating func observe(_ input: ComponentInput, generator: inout SeededGenerator)
     /// Fits the component after the pass.
-    mutating func fit(_ data: TrainingData, generator: inout SeededGenerator,
-                      progress: ProgressHandler) throws -> any ScoringComponent
+    mutating func fit(
+        _ data: TrainingData, generator: inout SeededGenerator,
+        progress: ProgressHandler
+    ) throws -> any ScoringComponent
 }
 
 extension ComponentFitter {

@@ -29,10 +29,12 @@ public struct Detector: Sendable {
     public let backboneSHA256: String
 
     /// Assembles a detector from its parts; `components` follow `settings.components`.
-    public init(extractor: PatchFeatureExtractor, components: [any ScoringComponent],
-                positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization],
-                settings: DetectorSettings, normalization: Normalization, scoreNormalization: Normalization? = nil,
-                threshold: Float, backboneSHA256: String) {
+    public init(
+        extractor: PatchFeatureExtractor, components: [any ScoringComponent],
+        positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization],
+        settings: DetectorSettings, normalization: Normalization, scoreNormalization: Normalization? = nil,
+        threshold: Float, backboneSHA256: String
+    ) {
         precondition(components.map(\.name) == settings.components, "components do not follow the settings")
         precondition(componentNormalizations.count == settings.components.count)
         self.extractor = extractor
@@ -68,8 +70,9 @@ public struct Detector: Sendable {
     public func componentInput(_ image: Image) -> ComponentInput {
         let input = settings.input(for: image)
         let teacher = extractor.embed(input)
-        return ComponentInput(image: input, teacher: teacher,
-                              embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+        return ComponentInput(
+            image: input, teacher: teacher,
+            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
     }
 
     /// Each component's map on the feature grid (positionally standardized where the detector
@@ -82,8 +85,12 @@ public struct Detector: Sendable {
             }
             return standardization.apply(coarse)
         }
-        return (maps, MapGeometry(gridHeight: input.embeddings.height, gridWidth: input.embeddings.width,
-                                  inputHeight: input.image.height, inputWidth: input.image.width))
+        return (
+            maps,
+            MapGeometry(
+                gridHeight: input.embeddings.height, gridWidth: input.embeddings.width,
+                inputHeight: input.image.height, inputWidth: input.image.width)
+        )
     }
 
     /// Each component's raw map on the feature grid, in settings order.
@@ -123,12 +130,17 @@ public struct Detector: Sendable {
                     }
                 }
                 let jobs = pieceCount + own.count
-                if parallel { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) } else { (0..<jobs).forEach(run) }
+                if parallel {
+                    DispatchQueue.concurrentPerform(iterations: jobs, execute: run)
+                } else {
+                    (0..<jobs).forEach(run)
+                }
             }
         }
         for (i, k) in sharedIndex.enumerated() {
             guard let k else { continue }
-            raw[i] = components[i].coarseMap(input, shared: Array(outputs[offsets[k]..<offsets[k + 1]]), singleThreaded: parallel)
+            raw[i] = components[i].coarseMap(
+                input, shared: Array(outputs[offsets[k]..<offsets[k + 1]]), singleThreaded: parallel)
         }
         return raw
     }
@@ -137,11 +149,15 @@ public struct Detector: Sendable {
     /// calibration (for ablations and for trying a lighter model without retraining). The
     /// fused scale keeps 0 at normal and about 1 at the good images' peak, but it is not
     /// re-calibrated: set a threshold for it by hand or with validation images.
-    public func selecting(_ names: [Component], weights: [Float] = [], scoreComponents: [Component]? = nil) throws -> Detector {
+    public func selecting(
+        _ names: [Component], weights: [Float] = [], scoreComponents: [Component]? = nil
+    ) throws -> Detector {
         var indices = [Int]()
         for c in names {
             guard let i = settings.components.firstIndex(of: c) else {
-                throw PipelineError.input("the model has no \(c) component (it has \(settings.components.map(\.rawValue).joined(separator: ", ")))")
+                throw PipelineError.input(
+                    "the model has no \(c) component (it has \(settings.components.map(\.rawValue).joined(separator: ", ")))"
+                )
             }
             indices.append(i)
         }
@@ -149,7 +165,8 @@ public struct Detector: Sendable {
         var subset = settings
         subset.components = names
         subset.componentWeights = weights.isEmpty && names == settings.components ? settings.componentWeights : weights
-        subset.scoreComponents = scoreComponents ?? (settings.scoreComponents.allSatisfy(names.contains) ? settings.scoreComponents : [])
+        subset.scoreComponents =
+            scoreComponents ?? (settings.scoreComponents.allSatisfy(names.contains) ? settings.scoreComponents : [])
         guard subset.scoreComponents.allSatisfy(names.contains) else {
             throw PipelineError.input("score components must be among the selected components")
         }
@@ -163,9 +180,10 @@ public struct Detector: Sendable {
         } else if !subset.scoreComponents.isEmpty {
             scoreNorm = subset.scoreComponents == settings.scoreComponents ? scoreNormalization : identity
         }
-        return Detector(extractor: extractor, components: indices.map { components[$0] }, positional: positional,
-                        componentNormalizations: norms, settings: subset, normalization: fused,
-                        scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
+        return Detector(
+            extractor: extractor, components: indices.map { components[$0] }, positional: positional,
+            componentNormalizations: norms, settings: subset, normalization: fused,
+            scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 
     /// Patch embeddings of normalized input, with position channels when configured.

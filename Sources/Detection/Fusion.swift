@@ -13,7 +13,8 @@ extension Detector {
         let (w, h) = (max(1, g.inputWidth / 2), max(1, g.inputHeight / 2))
         let grid = Tensor(shape: [1, 1, g.gridHeight, g.gridWidth], storage: coarse)
         let fine = upsampleBilinear(grid, height: h, width: w).storage
-        return AnomalyResult(map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2), width: w, height: h)
+        return AnomalyResult(
+            map: gaussianBlur(fine, width: w, height: h, sigma: settings.blurSigma / 2), width: w, height: h)
     }
 
     /// Each component's raw map at half the model resolution (upsampled and blurred), in settings order.
@@ -33,14 +34,17 @@ extension Detector {
 
     /// Indices of the components that give the image score.
     var scoreIndices: [Int] {
-        scoresSeparately ? settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) } : Array(settings.components.indices)
+        scoresSeparately
+            ? settings.scoreComponents.compactMap { settings.components.firstIndex(of: $0) }
+            : Array(settings.components.indices)
     }
 
     /// Fuses the maps of the components at `indices`: one component's raw map, or the
     /// weighted mean of several calibrated maps.
     func fuse(_ maps: [AnomalyResult], indices: [Int]) -> AnomalyResult {
         guard let first = indices.first else { return AnomalyResult(map: [0], width: 1, height: 1) }
-        return AnomalyResult(map: fuse(maps.map(\.map), indices: indices), width: maps[first].width, height: maps[first].height)
+        return AnomalyResult(
+            map: fuse(maps.map(\.map), indices: indices), width: maps[first].width, height: maps[first].height)
     }
 
     /// `fuse` on equally sized planes (refined maps, or coarse maps on the feature grid).
@@ -48,7 +52,9 @@ extension Detector {
         guard let first = indices.first else { return [0] }
         guard indices.count > 1 else { return planes[first] }
         var fused = [Float](repeating: 0, count: planes[first].count)
-        let weights = indices.map { settings.componentWeights.count == planes.count ? settings.componentWeights[$0] : 1 }
+        let weights = indices.map {
+            settings.componentWeights.count == planes.count ? settings.componentWeights[$0] : 1
+        }
         let total = max(weights.reduce(0, +), 1e-6)
         for (index, weight) in zip(indices, weights) where weight > 0 {
             let norm = componentNormalizations[index], plane = planes[index]
@@ -77,9 +83,11 @@ extension Detector {
         // keep; 8x less work than at half resolution), then brought to the fine map's size.
         let (w, h) = (max(1, geometry.inputWidth / 4), max(1, geometry.inputHeight / 4))
         let grid = Tensor(shape: [1, 1, geometry.gridHeight, geometry.gridWidth], storage: wideCoarse)
-        let quarter = gaussianBlur(upsampleBilinear(grid, height: h, width: w).storage, width: w, height: h,
-                                   sigma: settings.wideBlurSigma / 4)
-        let wide = upsampleBilinear(Tensor(shape: [1, 1, h, w], storage: quarter), height: fine.height, width: fine.width)
+        let quarter = gaussianBlur(
+            upsampleBilinear(grid, height: h, width: w).storage, width: w, height: h,
+            sigma: settings.wideBlurSigma / 4)
+        let wide = upsampleBilinear(
+            Tensor(shape: [1, 1, h, w], storage: quarter), height: fine.height, width: fine.width)
         let map = zip(fine.map, wide.storage).map { max($0, $1) }
         return (AnomalyResult(map: map, width: fine.width, height: fine.height), scoreMap)
     }

@@ -27,8 +27,11 @@ public struct Inspection: Sendable {
     /// Assembles an inspection.
     public init(rawScore: Float, score: Float, map: [Float], width: Int, height: Int, threshold: Float) {
         precondition(map.count == width * height)
-        (self.rawScore, self.score, self.map, self.width, self.height, self.threshold) = (rawScore, score, map, width, height, threshold)
-        mask = Inspection.outline(map, width: width, height: height, threshold: threshold, anomalous: score >= threshold)
+        (self.rawScore, self.score, self.map, self.width, self.height, self.threshold) = (
+            rawScore, score, map, width, height, threshold
+        )
+        mask = Inspection.outline(
+            map, width: width, height: height, threshold: threshold, anomalous: score >= threshold)
     }
 
     /// The predicted defect pixels of a map under the rule above.
@@ -61,12 +64,14 @@ extension Detector {
     /// Full inspection of one image: normalized map at the image's own size, verdict, regions.
     public func inspect(_ image: Image) -> Inspection {
         let raw = analyze(image)
-        let resized = resizePlanes(raw.map, channels: 1, width: raw.width, height: raw.height,
-                                   toWidth: image.width, toHeight: image.height, method: .bilinear)
+        let resized = resizePlanes(
+            raw.map, channels: 1, width: raw.width, height: raw.height,
+            toWidth: image.width, toHeight: image.height, method: .bilinear)
         let map = resized.map { normalization.apply($0) }
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
-        return Inspection(rawScore: raw.score, score: score, map: map,
-                          width: image.width, height: image.height, threshold: threshold)
+        return Inspection(
+            rawScore: raw.score, score: score, map: map,
+            width: image.width, height: image.height, threshold: threshold)
     }
 }
 

@@ -12,25 +12,33 @@ extension Detector {
         let fixed = settings.components.filter { !$0.type.learnsFromMarks }
         guard fixed.isEmpty else {
             let names = fixed.map(\.rawValue).joined(separator: ", ")
-            let learners = ComponentRegistry.types.filter { $0.learnsFromMarks }.map { $0.name.rawValue }.joined(separator: ",")
-            throw PipelineError.model("this model's \(names) \(fixed.count == 1 ? "component learns" : "components learn") only in training: "
-                + "copy the false-alarm images into the good folder and run `anomap train` again "
-                + "(a model trained with `--components \(learners)` learns from marks without retraining)")
+            let learners = ComponentRegistry.types.filter { $0.learnsFromMarks }.map { $0.name.rawValue }.joined(
+                separator: ",")
+            throw PipelineError.model(
+                "this model's \(names) \(fixed.count == 1 ? "component learns" : "components learn") only in training: "
+                    + "copy the false-alarm images into the good folder and run `anomap train` again "
+                    + "(a model trained with `--components \(learners)` learns from marks without retraining)")
         }
         let inputs = images.map(componentInput)
         var learned = [any ScoringComponent](), added = 0
         for (component, normalization) in zip(components, componentNormalizations) {
-            let limit = normalization.normalLevel + 0.5 * max(threshold, 0) * (normalization.peakLevel - normalization.normalLevel)
-            guard let (updated, count) = try component.learningNormalErased(from: inputs, rawLimit: limit, settings: settings) else {
+            let limit =
+                normalization.normalLevel + 0.5 * max(threshold, 0)
+                * (normalization.peakLevel - normalization.normalLevel)
+            guard
+                let (updated, count) = try component.learningNormalErased(
+                    from: inputs, rawLimit: limit, settings: settings)
+            else {
                 throw PipelineError.model("the \(component.name) component cannot learn from marks")
             }
             learned.append(updated)
             added += count
         }
-        let detector = Detector(extractor: extractor, components: learned, positional: positional,
-                                componentNormalizations: componentNormalizations, settings: settings,
-                                normalization: normalization, scoreNormalization: scoreNormalization,
-                                threshold: threshold, backboneSHA256: backboneSHA256)
+        let detector = Detector(
+            extractor: extractor, components: learned, positional: positional,
+            componentNormalizations: componentNormalizations, settings: settings,
+            normalization: normalization, scoreNormalization: scoreNormalization,
+            threshold: threshold, backboneSHA256: backboneSHA256)
         return (detector, added)
     }
 }

@@ -39,7 +39,9 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = LearningSettings()
-        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
         students = try value(.students, d.students)
         studentWidth = try value(.studentWidth, d.studentWidth)
         studentEpochs = try value(.studentEpochs, d.studentEpochs)

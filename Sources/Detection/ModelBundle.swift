@@ -17,26 +17,32 @@ public enum ModelBundle {
     public static func write(_ detector: Detector, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+        func json<T: Encodable>(_ value: T) throws -> String {
+            String(decoding: try encoder.encode(value), as: UTF8.self)
+        }
         var tensors = [String: Tensor]()
         // Components may share tensors (the students' and the autoencoder's teacher standardization).
         for component in detector.components { tensors.merge(component.tensors) { a, _ in a } }
         for (component, statistics) in detector.positional {
-            tensors["position.\(component.rawValue).mean"] = Tensor(shape: [statistics.mean.count], storage: statistics.mean)
-            tensors["position.\(component.rawValue).scale"] = Tensor(shape: [statistics.scale.count], storage: statistics.scale)
+            tensors["position.\(component.rawValue).mean"] = Tensor(
+                shape: [statistics.mean.count], storage: statistics.mean)
+            tensors["position.\(component.rawValue).scale"] = Tensor(
+                shape: [statistics.scale.count], storage: statistics.scale)
         }
-        var file = SafeTensors(tensors: tensors, metadata: [
-            "anomap_format_version": formatVersion,
-            "method": method,
-            "input_size": String(detector.settings.inputSize),
-            "backbone": "efficientnet-lite0",
-            "backbone_sha256": detector.backboneSHA256,
-            "settings": try json(detector.settings),
-            "normalization": try json(detector.normalization),
-            "score_normalization": try json(detector.scoreNormalization),
-            "component_normalizations": try json(detector.componentNormalizations),
-            "threshold": String(detector.threshold),
-        ])
+        var file = SafeTensors(
+            tensors: tensors,
+            metadata: [
+                "anomap_format_version": formatVersion,
+                "method": method,
+                "input_size": String(detector.settings.inputSize),
+                "backbone": "efficientnet-lite0",
+                "backbone_sha256": detector.backboneSHA256,
+                "settings": try json(detector.settings),
+                "normalization": try json(detector.normalization),
+                "score_normalization": try json(detector.scoreNormalization),
+                "component_normalizations": try json(detector.componentNormalizations),
+                "threshold": String(detector.threshold),
+            ])
         file.metadata["tensors_sha256"] = contentDigest(file)
         do {
             try file.write(to: path)
@@ -59,7 +65,8 @@ public enum ModelBundle {
     }
 
     /// Reads a bundle and checks it against the backbone it will run with.
-    public static func read(_ path: String, extractor: PatchFeatureExtractor, backboneSHA256: String) throws -> Detector {
+    public static func read(_ path: String, extractor: PatchFeatureExtractor, backboneSHA256: String) throws -> Detector
+    {
         let file: SafeTensors
         do {
             file = try SafeTensors.read(contentsOf: path)
@@ -70,8 +77,10 @@ public enum ModelBundle {
     }
 
     /// Reads a model bundle from bytes (`path` names it in errors); checks as `read` does.
-    public static func decode(_ bytes: [UInt8], path: String = "<memory>", extractor: PatchFeatureExtractor,
-                              backboneSHA256: String) throws -> Detector {
+    public static func decode(
+        _ bytes: [UInt8], path: String = "<memory>", extractor: PatchFeatureExtractor,
+        backboneSHA256: String
+    ) throws -> Detector {
         let file: SafeTensors
         do {
             file = try SafeTensors.decode(bytes, path: path)
@@ -81,15 +90,19 @@ public enum ModelBundle {
         return try detector(from: file, path: path, extractor: extractor, backboneSHA256: backboneSHA256)
     }
 
-    static func detector(from file: SafeTensors, path: String, extractor: PatchFeatureExtractor,
-                         backboneSHA256: String) throws -> Detector {
+    static func detector(
+        from file: SafeTensors, path: String, extractor: PatchFeatureExtractor,
+        backboneSHA256: String
+    ) throws -> Detector {
         func fail(_ reason: String) -> PipelineError { .model("\(path): \(reason)") }
         let meta = file.metadata
         guard let version = meta["anomap_format_version"] else {
             throw fail("not an anomap model (no anomap_format_version in its metadata)")
         }
         guard version == formatVersion else {
-            throw fail("model format version \(version) is not supported by this anomap (reads version \(formatVersion)); retrain with `anomap train`")
+            throw fail(
+                "model format version \(version) is not supported by this anomap (reads version \(formatVersion)); retrain with `anomap train`"
+            )
         }
         guard let digest = meta["tensors_sha256"] else {
             throw fail("has no tensors_sha256 (written by an older anomap); retrain with `anomap train`")
@@ -99,16 +112,21 @@ public enum ModelBundle {
         }
         guard meta["method"] == method else { throw fail("unknown method \(meta["method"] ?? "none")") }
         guard meta["backbone_sha256"] == backboneSHA256 else {
-            throw fail("trained with a different backbone (sha256 \(meta["backbone_sha256"] ?? "none"), this one is \(backboneSHA256)); retrain or pass the matching --backbone")
+            throw fail(
+                "trained with a different backbone (sha256 \(meta["backbone_sha256"] ?? "none"), this one is \(backboneSHA256)); retrain or pass the matching --backbone"
+            )
         }
         let decoder = JSONDecoder()
-        guard let settingsText = meta["settings"], let settings = try? decoder.decode(DetectorSettings.self, from: Data(settingsText.utf8)),
-              let normText = meta["normalization"], let normalization = try? decoder.decode(Normalization.self, from: Data(normText.utf8)),
-              let thresholdText = meta["threshold"], let threshold = Float(thresholdText),
-              let componentText = meta["component_normalizations"],
-              let componentNormalizations = try? decoder.decode([Normalization].self, from: Data(componentText.utf8)),
-              componentNormalizations.count == settings.components.count, !settings.components.isEmpty,
-              settings.scoreComponents.allSatisfy(settings.components.contains) else {
+        guard let settingsText = meta["settings"],
+            let settings = try? decoder.decode(DetectorSettings.self, from: Data(settingsText.utf8)),
+            let normText = meta["normalization"],
+            let normalization = try? decoder.decode(Normalization.self, from: Data(normText.utf8)),
+            let thresholdText = meta["threshold"], let threshold = Float(thresholdText),
+            let componentText = meta["component_normalizations"],
+            let componentNormalizations = try? decoder.decode([Normalization].self, from: Data(componentText.utf8)),
+            componentNormalizations.count == settings.components.count, !settings.components.isEmpty,
+            settings.scoreComponents.allSatisfy(settings.components.contains)
+        else {
             throw fail("metadata is incomplete or malformed")
         }
         let scoreNormalization = try meta["score_normalization"].map {
@@ -124,8 +142,9 @@ public enum ModelBundle {
             if let reason = component.type.refusal(for: settings) { throw fail("settings cannot work: \(reason)") }
         }
         guard settings.blurSigma.isFinite, (0...64).contains(settings.blurSigma), settings.wideBlurSigma.isFinite,
-              (0...64).contains(settings.wideBlurSigma), settings.positionWeight.isFinite,
-              settings.positionWeight >= 0 else {
+            (0...64).contains(settings.wideBlurSigma), settings.positionWeight.isFinite,
+            settings.positionWeight >= 0
+        else {
             throw fail("settings are out of range")
         }
         guard file.tensors.values.allSatisfy({ $0.storage.allSatisfy { $0.isFinite } }) else {
@@ -141,14 +160,18 @@ public enum ModelBundle {
         var positional = [Component: PositionalStandardization]()
         for component in settings.components where component.isLearned && settings.learning.positionalNormalization {
             let (h, w) = settings.featureGrid
-            guard let mean = file.tensors["position.\(component.rawValue).mean"], let scale = file.tensors["position.\(component.rawValue).scale"],
-                  mean.count == h * w, scale.count == h * w, scale.storage.allSatisfy({ $0 > 0 }) else {
+            guard let mean = file.tensors["position.\(component.rawValue).mean"],
+                let scale = file.tensors["position.\(component.rawValue).scale"],
+                mean.count == h * w, scale.count == h * w, scale.storage.allSatisfy({ $0 > 0 })
+            else {
                 throw fail("positional statistics of \(component.rawValue) are missing or malformed")
             }
             positional[component] = PositionalStandardization(mean: mean.storage, scale: scale.storage)
         }
-        return Detector(extractor: extractor, components: components, positional: positional, componentNormalizations: componentNormalizations, settings: settings,
-                        normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
-                        backboneSHA256: backboneSHA256)
+        return Detector(
+            extractor: extractor, components: components, positional: positional,
+            componentNormalizations: componentNormalizations, settings: settings,
+            normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
+            backboneSHA256: backboneSHA256)
     }
 }

@@ -1,5 +1,3 @@
-
-
 /// Maps raw distances to a scale where 0 is the median normal pixel and 1 is the peak of
 /// the held-out good images (their 99th-percentile image score).
 public struct Normalization: Codable, Equatable, Sendable {

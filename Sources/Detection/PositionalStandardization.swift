@@ -1,5 +1,3 @@
-
-
 /// Per-position statistics of a component's coarse map over held-out good images: a learned
 /// component errs more at some positions of every normal image (image borders and corners,
 /// where padding and cropping vary), and standardizing each position against its own normal

@@ -23,8 +23,9 @@ public enum Preprocessing {
     /// back to 8 bits in between.
     public static func lite0Input(_ image: Image, width: Int, height: Int) -> Tensor {
         let rgb = image.rgb()
-        let planes = resizePlanes(rgb.planes(), channels: 3, width: rgb.width, height: rgb.height,
-                                  toWidth: width, toHeight: height, method: .area)
+        let planes = resizePlanes(
+            rgb.planes(), channels: 3, width: rgb.width, height: rgb.height,
+            toWidth: width, toHeight: height, method: .area)
         return Tensor(shape: [1, 3, height, width], storage: planes.map { EfficientNetLite0.normalize($0) })
     }
 

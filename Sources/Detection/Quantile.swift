@@ -1,5 +1,3 @@
-
-
 /// Linear-interpolation quantile (numpy's default) of a non-empty sample.
 public func quantile(_ values: [Float], _ q: Double) -> Float {
     precondition(!values.isEmpty)

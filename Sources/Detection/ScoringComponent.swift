@@ -56,8 +56,10 @@ public protocol ScoringComponent: Sendable {
     func coarseMap(_ input: ComponentInput, shared: [Tensor], singleThreaded: Bool) -> [Float]
     /// The component with the patches of `inputs` (confirmed normal) learned, so that no patch
     /// of them reaches `rawLimit` on its raw map; nil when it learns only in training.
-    func learningNormal(from inputs: [ComponentInput], rawLimit: Float,
-                        settings: DetectorSettings) throws -> (component: Self, added: Int)?
+    func learningNormal(
+        from inputs: [ComponentInput], rawLimit: Float,
+        settings: DetectorSettings
+    ) throws -> (component: Self, added: Int)?
 }
 
 extension ScoringComponent {
@@ -70,14 +72,18 @@ extension ScoringComponent {
     /// No shared work by default.
     public var sharedWork: (any SharedWork)? { nil }
     /// Learns only in training by default.
-    public func learningNormal(from inputs: [ComponentInput], rawLimit: Float,
-                               settings: DetectorSettings) throws -> (component: Self, added: Int)? { nil }
+    public func learningNormal(
+        from inputs: [ComponentInput], rawLimit: Float,
+        settings: DetectorSettings
+    ) throws -> (component: Self, added: Int)? { nil }
     /// The component's name.
     public var name: Component { Self.name }
 
     /// `learningNormal` behind an existential.
-    func learningNormalErased(from inputs: [ComponentInput], rawLimit: Float,
-                              settings: DetectorSettings) throws -> (component: any ScoringComponent, added: Int)? {
+    func learningNormalErased(
+        from inputs: [ComponentInput], rawLimit: Float,
+        settings: DetectorSettings
+    ) throws -> (component: any ScoringComponent, added: Int)? {
         try learningNormal(from: inputs, rawLimit: rawLimit, settings: settings).map { ($0.component, $0.added) }
     }
 }

@@ -31,9 +31,11 @@ public enum Trainer {
     /// Every random choice comes from one generator seeded by `settings.seed`, drawn in a fixed
     /// order: the calibration split, the channel permutation, each fitter's draws per image
     /// (in training order, fitters in settings order), then each fitter's own draws.
-    public static func train(paths: [String], extractor: PatchFeatureExtractor, backboneSHA256: String,
-                             settings: DetectorSettings, sensitivity: Double = 0.5,
-                             progress: ProgressHandler = { _, _, _ in }) throws -> (Detector, TrainingReport) {
+    public static func train(
+        paths: [String], extractor: PatchFeatureExtractor, backboneSHA256: String,
+        settings: DetectorSettings, sensitivity: Double = 0.5,
+        progress: ProgressHandler = { _, _, _ in }
+    ) throws -> (Detector, TrainingReport) {
         var clock = PhaseClock()
         guard paths.count >= 2 else {
             throw PipelineError.input("training needs at least 2 good images, got \(paths.count)")
@@ -65,8 +67,9 @@ public enum Trainer {
                 let image = try ImageCodec.read(contentsOf: path)
                 let input = settings.input(for: image)
                 let teacher = extractor.embed(input)
-                let sample = ComponentInput(image: input, teacher: teacher,
-                                            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+                let sample = ComponentInput(
+                    image: input, teacher: teacher,
+                    embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
                 if needs.contains(.inputs) { data.inputs.append(input) }
                 if needs.contains(.teacherFeatures) { data.rawTeacher.append(teacher) }
                 for f in fitters.indices { fitters[f].observe(sample, generator: &generator) }
@@ -76,7 +79,9 @@ public enum Trainer {
         }
         progress("features", training.count, training.count)
         clock.end("features")
-        guard failures.count < training.count else { throw PipelineError.input("none of the training images could be read") }
+        guard failures.count < training.count else {
+            throw PipelineError.input("none of the training images could be read")
+        }
 
         // 2. Each component fitted, in settings order; kept tensors are dropped once no
         //    remaining fitter needs them.
@@ -88,21 +93,25 @@ public enum Trainer {
         }
 
         // 3. Calibration on the held-out good images.
-        let detector = try calibrate(components, extractor: extractor, settings: settings, on: calibration,
-                                     threshold: Detector.threshold(sensitivity: sensitivity),
-                                     backboneSHA256: backboneSHA256, failures: &failures, progress: progress)
+        let detector = try calibrate(
+            components, extractor: extractor, settings: settings, on: calibration,
+            threshold: Detector.threshold(sensitivity: sensitivity),
+            backboneSHA256: backboneSHA256, failures: &failures, progress: progress)
         clock.end("calibration")
-        let report = TrainingReport(trainingImages: training.count, calibrationImages: calibration.count,
-                                    failures: failures, seconds: clock.total, phaseSeconds: clock.seconds,
-                                    phases: clock.order,
-                                    componentPhases: Dictionary(uniqueKeysWithValues: zip(settings.components, fitters.map(\.phase))))
+        let report = TrainingReport(
+            trainingImages: training.count, calibrationImages: calibration.count,
+            failures: failures, seconds: clock.total, phaseSeconds: clock.seconds,
+            phases: clock.order,
+            componentPhases: Dictionary(uniqueKeysWithValues: zip(settings.components, fitters.map(\.phase))))
         return (detector, report)
     }
 
     /// The threshold that maximizes image-level F1 on a labelled validation set (normalized
     /// scale), and the F1 it reaches. Unreadable files are skipped and returned.
-    public static func f1Threshold(for detector: Detector, good: [String], defects: [String],
-                                   progress: ProgressHandler = { _, _, _ in }) throws -> (threshold: Float, f1: Double, failures: [String]) {
+    public static func f1Threshold(
+        for detector: Detector, good: [String], defects: [String],
+        progress: ProgressHandler = { _, _, _ in }
+    ) throws -> (threshold: Float, f1: Double, failures: [String]) {
         var scores = [Double](), labels = [Bool](), failures = [String]()
         let all = good.map { ($0, false) } + defects.map { ($0, true) }
         for (i, (path, label)) in all.enumerated() {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Separable Gaussian blur of one (H, W) float plane with edge replication; the kernel spans
@@ -49,4 +49,3 @@ public func gaussianBlur(_ plane: [Float], width: Int, height: Int, sigma: Float
     }
     return out
 }
-

@@ -18,8 +18,10 @@ public struct Image: Equatable, Sendable {
             throw ImageError(path: nil, reason: .invalidArgument("bad image geometry \(width)x\(height)x\(channels)"))
         }
         guard pixels.count == width * height * channels else {
-            throw ImageError(path: nil, reason: .invalidArgument(
-                "expected \(width * height * channels) samples, got \(pixels.count)"))
+            throw ImageError(
+                path: nil,
+                reason: .invalidArgument(
+                    "expected \(width * height * channels) samples, got \(pixels.count)"))
         }
         self.width = width
         self.height = height
@@ -29,8 +31,9 @@ public struct Image: Equatable, Sendable {
 
     /// A new image filled with one value in every sample.
     public init(width: Int, height: Int, channels: Int, fill: UInt8 = 0) throws {
-        try self.init(width: width, height: height, channels: channels,
-                      pixels: [UInt8](repeating: fill, count: max(0, width * height * channels)))
+        try self.init(
+            width: width, height: height, channels: channels,
+            pixels: [UInt8](repeating: fill, count: max(0, width * height * channels)))
     }
 
     /// Whether the last channel is alpha.

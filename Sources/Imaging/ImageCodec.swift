@@ -47,8 +47,12 @@ public enum ImageCodec {
         let status: Int32 = bytes.withUnsafeBufferPointer { buffer in
             message.withUnsafeMutableBufferPointer { text in
                 switch format {
-                case .png: return ac_png_decode(buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
-                case .jpeg: return ac_jpeg_decode(buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
+                case .png:
+                    return ac_png_decode(
+                        buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
+                case .jpeg:
+                    return ac_jpeg_decode(
+                        buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
                 }
             }
         }
@@ -61,8 +65,9 @@ public enum ImageCodec {
             throw ImageError(path: path, reason: reason(status: status, message: text, format: format))
         }
         let count = Int(raw.width) * Int(raw.height) * Int(raw.channels)
-        var image = Image(unchecked: Int(raw.width), Int(raw.height), Int(raw.channels),
-                          Array(UnsafeBufferPointer(start: pixels, count: count)))
+        var image = Image(
+            unchecked: Int(raw.width), Int(raw.height), Int(raw.channels),
+            Array(UnsafeBufferPointer(start: pixels, count: count)))
         if options.appliesOrientation, let exif = raw.exif, raw.exif_size > 0 {
             let orientation = ExifOrientation(tiff: Array(UnsafeBufferPointer(start: exif, count: raw.exif_size)))
             image = image.oriented(orientation)
@@ -84,15 +89,18 @@ public enum ImageCodec {
     /// Encodes an 8-bit gray, gray+alpha, RGB or RGBA image as PNG.
     public static func encodePNG(_ image: Image, compressionLevel: Int = 6) throws -> [UInt8] {
         let colorType: Int32 = [1: 0, 2: 4, 3: 2, 4: 6][image.channels] ?? 0
-        return try encodePNGSamples(image.pixels, width: image.width, height: image.height, colorType: colorType,
-                                    bitDepth: 8, compressionLevel: compressionLevel)
+        return try encodePNGSamples(
+            image.pixels, width: image.width, height: image.height, colorType: colorType,
+            bitDepth: 8, compressionLevel: compressionLevel)
     }
 
     /// Encodes raw PNG samples of any colour type and bit depth (see `ac_png_encode`);
     /// used to build test images of every kind PNG allows.
-    public static func encodePNGSamples(_ samples: [UInt8], width: Int, height: Int, colorType: Int32, bitDepth: Int32,
-                                        interlaced: Bool = false, palette: [UInt8] = [], transparency: [UInt8] = [],
-                                        compressionLevel: Int = 6) throws -> [UInt8] {
+    public static func encodePNGSamples(
+        _ samples: [UInt8], width: Int, height: Int, colorType: Int32, bitDepth: Int32,
+        interlaced: Bool = false, palette: [UInt8] = [], transparency: [UInt8] = [],
+        compressionLevel: Int = 6
+    ) throws -> [UInt8] {
         let perPixel = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(colorType)] ?? 0
         let rowBytes = (width * perPixel * Int(bitDepth) + 7) / 8
         guard perPixel > 0, width > 0, height > 0, samples.count == rowBytes * height else {
@@ -105,9 +113,10 @@ public enum ImageCodec {
             palette.withUnsafeBufferPointer { p in
                 transparency.withUnsafeBufferPointer { t in
                     message.withUnsafeMutableBufferPointer { m in
-                        ac_png_encode(s.baseAddress, Int32(width), Int32(height), colorType, bitDepth, interlaced ? 1 : 0,
-                                      p.baseAddress, Int32(palette.count / 3), t.baseAddress, Int32(transparency.count),
-                                      Int32(compressionLevel), &out, &size, m.baseAddress)
+                        ac_png_encode(
+                            s.baseAddress, Int32(width), Int32(height), colorType, bitDepth, interlaced ? 1 : 0,
+                            p.baseAddress, Int32(palette.count / 3), t.baseAddress, Int32(transparency.count),
+                            Int32(compressionLevel), &out, &size, m.baseAddress)
                     }
                 }
             }
@@ -120,20 +129,27 @@ public enum ImageCodec {
     }
 
     /// Encodes a gray or RGB image as JPEG (alpha is dropped); `exif` is a TIFF payload.
-    public static func encodeJPEG(_ image: Image, quality: Int = 92, progressive: Bool = false,
-                                  exif: [UInt8] = []) throws -> [UInt8] {
-        let source = image.channels == 1 || image.channels == 3 ? image : (image.channels == 2 ? image.gray() : image.rgb())
-        return try encodeJPEGSamples(source.pixels, width: source.width, height: source.height,
-                                     channels: source.channels, quality: quality,
-                                     flags: progressive ? Int32(AC_JPEG_PROGRESSIVE) : 0, exif: exif)
+    public static func encodeJPEG(
+        _ image: Image, quality: Int = 92, progressive: Bool = false,
+        exif: [UInt8] = []
+    ) throws -> [UInt8] {
+        let source =
+            image.channels == 1 || image.channels == 3 ? image : (image.channels == 2 ? image.gray() : image.rgb())
+        return try encodeJPEGSamples(
+            source.pixels, width: source.width, height: source.height,
+            channels: source.channels, quality: quality,
+            flags: progressive ? Int32(AC_JPEG_PROGRESSIVE) : 0, exif: exif)
     }
 
     /// Encodes raw 8-bit samples as JPEG: 1 gray, 3 RGB, or 4 CMYK stored as given (Adobe
     /// convention) with `flags` from the shim (progressive, YCCK); used to build test files.
-    public static func encodeJPEGSamples(_ samples: [UInt8], width: Int, height: Int, channels: Int, quality: Int,
-                                         flags: Int32, exif: [UInt8] = []) throws -> [UInt8] {
+    public static func encodeJPEGSamples(
+        _ samples: [UInt8], width: Int, height: Int, channels: Int, quality: Int,
+        flags: Int32, exif: [UInt8] = []
+    ) throws -> [UInt8] {
         guard width > 0, height > 0, [1, 3, 4].contains(channels), samples.count == width * height * channels else {
-            throw ImageError(path: nil, reason: .invalidArgument("JPEG samples do not match \(width)x\(height)x\(channels)"))
+            throw ImageError(
+                path: nil, reason: .invalidArgument("JPEG samples do not match \(width)x\(height)x\(channels)"))
         }
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
@@ -141,8 +157,9 @@ public enum ImageCodec {
         let status = samples.withUnsafeBufferPointer { s in
             exif.withUnsafeBufferPointer { e in
                 message.withUnsafeMutableBufferPointer { m in
-                    ac_jpeg_encode(s.baseAddress, Int32(width), Int32(height), Int32(channels),
-                                   Int32(quality), flags, e.baseAddress, exif.count, &out, &size, m.baseAddress)
+                    ac_jpeg_encode(
+                        s.baseAddress, Int32(width), Int32(height), Int32(channels),
+                        Int32(quality), flags, e.baseAddress, exif.count, &out, &size, m.baseAddress)
                 }
             }
         }

@@ -41,7 +41,8 @@ public enum ExifOrientation: Int, Sendable {
             let entry = ifd + 2 + 12 * i
             guard let tag = u16(entry) else { return }
             if tag == 0x0112, let type = u16(entry + 2), type == 3, let value = u16(entry + 8),
-               let orientation = ExifOrientation(rawValue: value) {
+                let orientation = ExifOrientation(rawValue: value)
+            {
                 self = orientation
                 return
             }

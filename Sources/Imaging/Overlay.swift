@@ -5,8 +5,10 @@ extension Image {
     /// map value in 0...1 when `weights` is given (normal regions stay readable) and 1 otherwise.
     public func overlaid(with heatmap: Image, alpha: Float = 0.5, weights: [Float]? = nil) throws -> Image {
         guard heatmap.width == width, heatmap.height == height else {
-            throw ImageError(path: nil, reason: .invalidArgument(
-                "heatmap is \(heatmap.width)x\(heatmap.height), image is \(width)x\(height)"))
+            throw ImageError(
+                path: nil,
+                reason: .invalidArgument(
+                    "heatmap is \(heatmap.width)x\(heatmap.height), image is \(width)x\(height)"))
         }
         if let weights, weights.count != width * height {
             throw ImageError(path: nil, reason: .invalidArgument("weights do not match the image size"))

@@ -11,8 +11,8 @@ public enum ResizeMethod: String, Sendable, CaseIterable {
 
 /// One output sample's contributing source indices and weights along one axis.
 struct ResampleTaps {
-    var start: [Int32] = []   // first source index per output index
-    var count: [Int32] = []   // number of taps per output index
+    var start: [Int32] = []  // first source index per output index
+    var count: [Int32] = []  // number of taps per output index
     var offset: [Int32] = []  // where this output's weights begin in `weights`
     var weights: [Float] = []
 
@@ -51,8 +51,10 @@ struct ResampleTaps {
 }
 
 /// Resizes (C, H, W) float planes; separable, horizontal pass then vertical.
-public func resizePlanes(_ planes: [Float], channels: Int, width: Int, height: Int,
-                         toWidth: Int, toHeight: Int, method: ResizeMethod) -> [Float] {
+public func resizePlanes(
+    _ planes: [Float], channels: Int, width: Int, height: Int,
+    toWidth: Int, toHeight: Int, method: ResizeMethod
+) -> [Float] {
     precondition(planes.count == channels * width * height && toWidth > 0 && toHeight > 0)
     if toWidth == width && toHeight == height { return planes }
     let tx = ResampleTaps(from: width, to: toWidth, method: method)
@@ -94,8 +96,9 @@ extension Image {
     /// The image resampled to `width` x `height`.
     public func resized(width newWidth: Int, height newHeight: Int, method: ResizeMethod) -> Image {
         if newWidth == width && newHeight == height { return self }
-        let out = resizePlanes(planes(), channels: channels, width: width, height: height,
-                               toWidth: newWidth, toHeight: newHeight, method: method)
+        let out = resizePlanes(
+            planes(), channels: channels, width: width, height: height,
+            toWidth: newWidth, toHeight: newHeight, method: method)
         var pixels = [UInt8](repeating: 0, count: out.count)
         let hw = newWidth * newHeight
         for k in 0..<channels {

@@ -48,8 +48,9 @@ public struct OperatingPoint: Equatable, Sendable {
 /// Confusion counts at one threshold (score >= threshold is positive).
 public func operatingPoint(scores: [Double], labels: [Bool], threshold: Double) -> OperatingPoint {
     precondition(scores.count == labels.count)
-    var point = OperatingPoint(threshold: threshold, truePositives: 0, falsePositives: 0, trueNegatives: 0,
-                               falseNegatives: 0)
+    var point = OperatingPoint(
+        threshold: threshold, truePositives: 0, falsePositives: 0, trueNegatives: 0,
+        falseNegatives: 0)
     for (s, l) in zip(scores, labels) {
         switch (s >= threshold, l) {
         case (true, true): point.truePositives += 1
@@ -74,8 +75,10 @@ public func operatingPoints(scores: [Double], labels: [Bool]) -> [OperatingPoint
             if labels[order[i]] { tp += 1 } else { fp += 1 }
             i += 1
         }
-        points.append(OperatingPoint(threshold: threshold, truePositives: tp, falsePositives: fp,
-                                     trueNegatives: negatives - fp, falseNegatives: positives - tp))
+        points.append(
+            OperatingPoint(
+                threshold: threshold, truePositives: tp, falsePositives: fp,
+                trueNegatives: negatives - fp, falseNegatives: positives - tp))
     }
     return points
 }
@@ -95,7 +98,9 @@ public func averagePrecision(scores: [Double], labels: [Bool]) -> Double? {
 /// The best F1 over all thresholds and the threshold that reaches it (the highest such).
 public func bestF1(scores: [Double], labels: [Bool]) -> OperatingPoint? {
     guard labels.contains(true) else { return nil }
-    return operatingPoints(scores: scores, labels: labels).max { $0.f1 < $1.f1 || ($0.f1 == $1.f1 && $0.threshold > $1.threshold) }
+    return operatingPoints(scores: scores, labels: labels).max {
+        $0.f1 < $1.f1 || ($0.f1 == $1.f1 && $0.threshold > $1.threshold)
+    }
 }
 
 /// ROC curve points (false positive rate, true positive rate), from (0, 0) to (1, 1).

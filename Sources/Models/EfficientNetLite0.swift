@@ -50,9 +50,11 @@ public struct EfficientNetLite0: Sendable {
     }
 
     /// (repeats, kernel, stride, expansion, in, out) per stage, as in EfficientNet-B0.
-    static let blockTable = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
-                             (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
-                             (1, 3, 1, 6, 192, 320)]
+    static let blockTable = [
+        (1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
+        (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
+        (1, 3, 1, 6, 192, 320),
+    ]
     /// Index of the last block of each output stage.
     static let stageEnds: [Stage: Int] = [.stride2: 0, .stride4: 2, .stride8: 4, .stride16: 10, .stride32: 15]
 
@@ -66,36 +68,50 @@ public struct EfficientNetLite0: Sendable {
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             try checkpoint.tensor(name, shape: [n], path: path).storage
         }
-        func conv(_ name: String, bn: String, shape: [Int], stride: Int, groups: Int,
-                  activation: Activation) throws -> Conv2d {
+        func conv(
+            _ name: String, bn: String, shape: [Int], stride: Int, groups: Int,
+            activation: Activation
+        ) throws -> Conv2d {
             let w = try checkpoint.tensor(name, shape: shape, path: path)
             let o = shape[0]
             return try Conv2d(weight: w, stride: stride, padding: .same, groups: groups, activation: activation)
-                .foldingBatchNorm(gamma: vector(bn + ".weight", o), beta: vector(bn + ".bias", o),
-                                  mean: vector(bn + ".running_mean", o), variance: vector(bn + ".running_var", o),
-                                  epsilon: Self.batchNormEpsilon)
+                .foldingBatchNorm(
+                    gamma: vector(bn + ".weight", o), beta: vector(bn + ".bias", o),
+                    mean: vector(bn + ".running_mean", o), variance: vector(bn + ".running_var", o),
+                    epsilon: Self.batchNormEpsilon)
         }
-        stem = try conv("_conv_stem.weight", bn: "_bn0", shape: [32, 3, 3, 3], stride: 2, groups: 1, activation: .relu6)
+        stem = try conv(
+            "_conv_stem.weight", bn: "_bn0", shape: [32, 3, 3, 3], stride: 2, groups: 1, activation: .relu6)
         var blocks = [Block]()
         for (repeats, k, s, e, cin, cout) in Self.blockTable {
             for r in 0..<repeats {
                 let inC = r == 0 ? cin : cout, stride = r == 0 ? s : 1, mid = inC * e
                 let p = "_blocks.\(blocks.count)."
-                let expand = e == 1 ? nil : try conv(p + "_expand_conv.weight", bn: p + "_bn0", shape: [mid, inC, 1, 1],
-                                                     stride: 1, groups: 1, activation: .relu6)
-                let depthwise = try conv(p + "_depthwise_conv.weight", bn: p + "_bn1", shape: [mid, 1, k, k],
-                                         stride: stride, groups: mid, activation: .relu6)
-                let project = try conv(p + "_project_conv.weight", bn: p + "_bn2", shape: [cout, mid, 1, 1],
-                                       stride: 1, groups: 1, activation: .none)
-                blocks.append(Block(expand: expand, depthwise: depthwise, project: project,
-                                    residual: stride == 1 && inC == cout))
+                let expand =
+                    e == 1
+                    ? nil
+                    : try conv(
+                        p + "_expand_conv.weight", bn: p + "_bn0", shape: [mid, inC, 1, 1],
+                        stride: 1, groups: 1, activation: .relu6)
+                let depthwise = try conv(
+                    p + "_depthwise_conv.weight", bn: p + "_bn1", shape: [mid, 1, k, k],
+                    stride: stride, groups: mid, activation: .relu6)
+                let project = try conv(
+                    p + "_project_conv.weight", bn: p + "_bn2", shape: [cout, mid, 1, 1],
+                    stride: 1, groups: 1, activation: .none)
+                blocks.append(
+                    Block(
+                        expand: expand, depthwise: depthwise, project: project,
+                        residual: stride == 1 && inC == cout))
             }
         }
         self.blocks = blocks
-        head = try conv("_conv_head.weight", bn: "_bn1", shape: [1280, 320, 1, 1], stride: 1, groups: 1,
-                        activation: .relu6)
-        classifier = try Linear(weight: checkpoint.tensor("_fc.weight", shape: [1000, 1280], path: path),
-                                bias: vector("_fc.bias", 1000))
+        head = try conv(
+            "_conv_head.weight", bn: "_bn1", shape: [1280, 320, 1, 1], stride: 1, groups: 1,
+            activation: .relu6)
+        classifier = try Linear(
+            weight: checkpoint.tensor("_fc.weight", shape: [1000, 1280], path: path),
+            bias: vector("_fc.bias", 1000))
     }
 
     /// Loads the network from a safetensors file.

@@ -8,16 +8,20 @@ import Tensors
 public struct MemoryAutoencoder: Sendable {
     /// Encoder: (D, h, w) -> (latent, h / 4, w / 4).
     public static func encoderSpecs(inChannels: Int, latent: Int) -> [LayerSpec] {
-        [LayerSpec(outChannels: 96, kernel: 3, stride: 2),
-         LayerSpec(outChannels: 96, kernel: 3, stride: 2),
-         LayerSpec(outChannels: latent, kernel: 1, relu: false)]
+        [
+            LayerSpec(outChannels: 96, kernel: 3, stride: 2),
+            LayerSpec(outChannels: 96, kernel: 3, stride: 2),
+            LayerSpec(outChannels: latent, kernel: 1, relu: false),
+        ]
     }
 
     /// Decoder: (latent, h / 4, w / 4) -> (D, h, w), bilinear upsampling then 3x3 convolutions.
     public static func decoderSpecs(latent: Int, outChannels: Int) -> [LayerSpec] {
-        [LayerSpec(outChannels: 96, kernel: 3, upsample: 2),
-         LayerSpec(outChannels: 64, kernel: 3, upsample: 2),
-         LayerSpec(outChannels: outChannels, kernel: 1, relu: false)]
+        [
+            LayerSpec(outChannels: 96, kernel: 3, upsample: 2),
+            LayerSpec(outChannels: 64, kernel: 3, upsample: 2),
+            LayerSpec(outChannels: outChannels, kernel: 1, relu: false),
+        ]
     }
 
     /// Encoder.
@@ -32,8 +36,10 @@ public struct MemoryAutoencoder: Sendable {
     public let standardization: FeatureStandardization
 
     /// Assembles an autoencoder.
-    public init(encoder: ConvStack, decoder: ConvStack, memory: Tensor, readout: MemoryReadout,
-                standardization: FeatureStandardization) {
+    public init(
+        encoder: ConvStack, decoder: ConvStack, memory: Tensor, readout: MemoryReadout,
+        standardization: FeatureStandardization
+    ) {
         self.encoder = encoder
         self.decoder = decoder
         self.memory = memory

@@ -32,8 +32,9 @@ public struct PatchMemoryBank: Sendable {
     /// |f - b|^2 = |f|^2 + |b|^2 - 2 f.b with the dot products from one GEMM per block of
     /// entries, so the work is BLAS-bound and memory stays at one block.
     public func nearestDistances(_ features: Tensor) -> [Float] {
-        precondition(features.shape.count == 4 && features.shape[0] == 1 && features.channels == dimension,
-                     "features \(features.shape) do not match a bank of dimension \(dimension)")
+        precondition(
+            features.shape.count == 4 && features.shape[0] == 1 && features.channels == dimension,
+            "features \(features.shape) do not match a bank of dimension \(dimension)")
         let d = dimension, p = features.height * features.width, m = count
         let block = 512
         var best = [Float](repeating: .infinity, count: p)
@@ -75,8 +76,10 @@ public struct PatchMemoryBank: Sendable {
     /// `projectedDimension` (Johnson-Lindenstrauss), which keeps selection fast on a CPU.
     ///
     /// candidates: (N, D) row-major. Returns the indices of the chosen rows, in selection order.
-    public static func greedyCoreset(_ candidates: [Float], dimension: Int, size: Int, projectedDimension: Int = 64,
-                                     generator: inout SeededGenerator) -> [Int] {
+    public static func greedyCoreset(
+        _ candidates: [Float], dimension: Int, size: Int, projectedDimension: Int = 64,
+        generator: inout SeededGenerator
+    ) -> [Int] {
         let n = candidates.count / dimension
         precondition(n * dimension == candidates.count && n > 0)
         if size >= n { return Array(0..<n) }
@@ -103,9 +106,12 @@ public struct PatchMemoryBank: Sendable {
                 bestValue.withUnsafeMutableBufferPointer { bv in
                     bestIndex.withUnsafeMutableBufferPointer { bi in
                         guard let yp = y.baseAddress, let dp = dist.baseAddress, let bvp = bv.baseAddress,
-                              let bip = bi.baseAddress else { return }
-                        let (ys, ds, bvs, bis) = (UnsafeSendable(yp), UnsafeSendable(dp), UnsafeSendable(bvp),
-                                                  UnsafeSendable(bip))
+                            let bip = bi.baseAddress
+                        else { return }
+                        let (ys, ds, bvs, bis) = (
+                            UnsafeSendable(yp), UnsafeSendable(dp), UnsafeSendable(bvp),
+                            UnsafeSendable(bip)
+                        )
                         while chosen.count < size {
                             chosen.append(current)
                             let center = current
@@ -128,7 +134,9 @@ public struct PatchMemoryBank: Sendable {
                                 bis.pointer[w] = farthestIndex
                             }
                             var next = bis.pointer[0], value = bvs.pointer[0]
-                            for w in 1..<workers where bvs.pointer[w] > value { value = bvs.pointer[w]; next = bis.pointer[w] }
+                            for w in 1..<workers where bvs.pointer[w] > value {
+                                value = bvs.pointer[w]; next = bis.pointer[w]
+                            }
                             current = next
                         }
                     }

@@ -18,7 +18,8 @@ public struct PositionalGaussian: Sendable {
     /// Wraps trained parameters.
     public init(channels: [Int], mean: Tensor, precision: Tensor, height: Int, width: Int) {
         let d = channels.count, p = height * width
-        precondition(mean.shape == [p, d] && precision.shape == [p, Self.packedCount(d)], "Gaussian shapes do not match")
+        precondition(
+            mean.shape == [p, d] && precision.shape == [p, Self.packedCount(d)], "Gaussian shapes do not match")
         self.channels = channels
         self.mean = mean
         self.precision = precision
@@ -41,13 +42,17 @@ public struct PositionalGaussian: Sendable {
                 precision.storage.withUnsafeBufferPointer { s in
                     out.withUnsafeMutableBufferPointer { o in
                         guard let sp = s.baseAddress else { return }
-                        let (fs, ms, ss, os) = (UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o))
+                        let (fs, ms, ss, os) = (
+                            UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o)
+                        )
                         DispatchQueue.concurrentPerform(iterations: workers) { w in
                             let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
                             defer { x.deallocate() }
                             let y = x + d
                             for i in (p * w / workers)..<(p * (w + 1) / workers) {
-                                for (k, c) in channels.enumerated() { x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k] }
+                                for (k, c) in channels.enumerated() {
+                                    x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k]
+                                }
                                 packedSymmetricMatrixVector(n: d, packed: ss.pointer + i * packed, x: x, y: y)
                                 os.pointer[i] = max(0, dot(n: d, x, y)).squareRoot()
                             }
@@ -112,7 +117,8 @@ public struct PositionalGaussianAccumulator: Sendable {
                     for a in 0..<d {
                         for b in 0...a {
                             // Unbiased covariance from the sums.
-                            let value = (outer[(i * d + a) * d + b] - sum[i * d + a] * sum[i * d + b] / n) / max(n - 1, 1)
+                            let value =
+                                (outer[(i * d + a) * d + b] - sum[i * d + a] * sum[i * d + b] / n) / max(n - 1, 1)
                             cov[a * d + b] = value
                             cov[b * d + a] = value
                         }
@@ -129,8 +135,9 @@ public struct PositionalGaussianAccumulator: Sendable {
                 }
             }
         }
-        return PositionalGaussian(channels: channels, mean: Tensor(shape: [p, d], storage: mean),
-                                  precision: Tensor(shape: [p, packed], storage: precision), height: height, width: width)
+        return PositionalGaussian(
+            channels: channels, mean: Tensor(shape: [p, d], storage: mean),
+            precision: Tensor(shape: [p, packed], storage: precision), height: height, width: width)
     }
 }
 

@@ -35,7 +35,9 @@ public struct FeatureStandardization: Sendable, Equatable {
         }
         let n = Double(max(count, 1))
         mean = sum.map { Float($0 / n) }
-        scale = zip(sum, squares).map { s, q in Float(max(q / n - (s / n) * (s / n), 0).squareRoot()) }.map { max($0, 1e-4) }
+        scale = zip(sum, squares).map { s, q in Float(max(q / n - (s / n) * (s / n), 0).squareRoot()) }.map {
+            max($0, 1e-4)
+        }
     }
 
     /// (1, D, h, w) features standardized channel by channel.
@@ -67,14 +69,22 @@ public struct StudentNetwork: Sendable {
     public var head: ConvStack
 
     /// Layer shapes for a width (channels of the widest layers) and output channels.
-    public static func specs(width: Int, outChannels: Int) -> (trunk: [LayerSpec], branch: [LayerSpec], head: [LayerSpec]) {
-        ([LayerSpec(outChannels: width / 4, kernel: 3, stride: 2),
-          LayerSpec(outChannels: width / 2, kernel: 3, stride: 2),
-          LayerSpec(outChannels: width, kernel: 3, stride: 2),
-          LayerSpec(outChannels: width, kernel: 3)],
-         [LayerSpec(outChannels: width, kernel: 3, stride: 2),
-          LayerSpec(outChannels: width, kernel: 3)],
-         [LayerSpec(outChannels: outChannels, kernel: 1, relu: false)])
+    public static func specs(
+        width: Int, outChannels: Int
+    ) -> (trunk: [LayerSpec], branch: [LayerSpec], head: [LayerSpec]) {
+        (
+            [
+                LayerSpec(outChannels: width / 4, kernel: 3, stride: 2),
+                LayerSpec(outChannels: width / 2, kernel: 3, stride: 2),
+                LayerSpec(outChannels: width, kernel: 3, stride: 2),
+                LayerSpec(outChannels: width, kernel: 3),
+            ],
+            [
+                LayerSpec(outChannels: width, kernel: 3, stride: 2),
+                LayerSpec(outChannels: width, kernel: 3),
+            ],
+            [LayerSpec(outChannels: outChannels, kernel: 1, relu: false)]
+        )
     }
 
     /// A freshly initialized student.
@@ -90,23 +100,27 @@ public struct StudentNetwork: Sendable {
     public init?(width: Int, outChannels: Int, tensors: [String: Tensor], prefix: String) {
         let s = StudentNetwork.specs(width: width, outChannels: outChannels)
         guard let t = ConvStack(inChannels: 3, specs: s.trunk, tensors: tensors, prefix: prefix + ".trunk"),
-              let b = ConvStack(inChannels: width, specs: s.branch, tensors: tensors, prefix: prefix + ".branch"),
-              let h = ConvStack(inChannels: 2 * width, specs: s.head, tensors: tensors, prefix: prefix + ".head") else { return nil }
+            let b = ConvStack(inChannels: width, specs: s.branch, tensors: tensors, prefix: prefix + ".branch"),
+            let h = ConvStack(inChannels: 2 * width, specs: s.head, tensors: tensors, prefix: prefix + ".head")
+        else { return nil }
         (trunk, branch, head) = (t, b, h)
     }
 
     /// Named tensors for a checkpoint.
     public func namedTensors(prefix: String) -> [String: Tensor] {
-        trunk.namedTensors(prefix: prefix + ".trunk").merging(branch.namedTensors(prefix: prefix + ".branch")) { a, _ in a }
-            .merging(head.namedTensors(prefix: prefix + ".head")) { a, _ in a }
+        trunk.namedTensors(prefix: prefix + ".trunk").merging(branch.namedTensors(prefix: prefix + ".branch")) { a, _ in
+            a
+        }
+        .merging(head.namedTensors(prefix: prefix + ".head")) { a, _ in a }
     }
 
     /// Inference: (1, 3, H, W) -> (1, D, H / 8, W / 8), optionally on the calling thread alone.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
         let a = trunk.forward(x, singleThreaded: singleThreaded)
         let b = branch.forward(a, singleThreaded: singleThreaded)
-        return head.forward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]),
-                            singleThreaded: singleThreaded)
+        return head.forward(
+            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]),
+            singleThreaded: singleThreaded)
     }
 
     /// What the training forward keeps.
@@ -119,8 +133,11 @@ public struct StudentNetwork: Sendable {
     public func trainingForward(_ x: Tensor) -> (Tensor, Tape) {
         let (a, trunkTape) = trunk.trainingForward(x)
         let (b, branchTape) = branch.trainingForward(a)
-        let (y, headTape) = head.trainingForward(concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
-        return (y, Tape(trunk: trunkTape, branch: branchTape, head: headTape, trunkShape: a.shape, branchShape: b.shape))
+        let (y, headTape) = head.trainingForward(
+            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+        return (
+            y, Tape(trunk: trunkTape, branch: branchTape, head: headTape, trunkShape: a.shape, branchShape: b.shape)
+        )
     }
 
     /// Gradients of all three parts.
@@ -145,14 +162,19 @@ public struct StudentNetwork: Sendable {
 
     /// Backward of `trainingForward` (accumulates parameter gradients; the input needs none).
     public func backward(_ dy: Tensor, tape: Tape, gradients: inout Gradients) {
-        guard let dc = head.backward(dy, tape: tape.head, gradients: &gradients.head, needsInputGradient: true) else { return }
+        guard let dc = head.backward(dy, tape: tape.head, gradients: &gradients.head, needsInputGradient: true) else {
+            return
+        }
         // Split the concatenation's gradient: trunk channels first, then the upsampled branch.
         let trunkCount = tape.trunkShape.reduce(1, *)
         var da = Tensor(shape: tape.trunkShape, storage: Array(dc.storage[0..<trunkCount]))
-        let dUp = Tensor(shape: [1, tape.branchShape[1], tape.trunkShape[2], tape.trunkShape[3]],
-                         storage: Array(dc.storage[trunkCount...]))
+        let dUp = Tensor(
+            shape: [1, tape.branchShape[1], tape.trunkShape[2], tape.trunkShape[3]],
+            storage: Array(dc.storage[trunkCount...]))
         let db = upsampleBilinearBackward(dUp, height: tape.branchShape[2], width: tape.branchShape[3])
-        if let fromBranch = branch.backward(db, tape: tape.branch, gradients: &gradients.branch, needsInputGradient: true) {
+        if let fromBranch = branch.backward(
+            db, tape: tape.branch, gradients: &gradients.branch, needsInputGradient: true)
+        {
             for i in 0..<da.count { da.storage[i] += fromBranch.storage[i] }
         }
         _ = trunk.backward(da, tape: tape.trunk, gradients: &gradients.trunk, needsInputGradient: false)

@@ -7,8 +7,10 @@ import Tensors
 /// Scatter-adds columns back into an image: the adjoint of `im2col`.
 ///
 /// columns: (C * kh * kw, OH * OW); adds into `input`, (C, H, W).
-public func col2im(_ columns: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-                   geometry g: ConvGeometry, input: UnsafeMutablePointer<Float>) {
+public func col2im(
+    _ columns: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+    geometry g: ConvGeometry, input: UnsafeMutablePointer<Float>
+) {
     let (oh, ow) = g.outputSize(height: height, width: width)
     let kh = g.kernel.h, kw = g.kernel.w, sh = g.stride.h, sw = g.stride.w
     let pt = g.padding.top, pl = g.padding.left
@@ -37,8 +39,10 @@ public func col2im(_ columns: UnsafePointer<Float>, channels: Int, height: Int, 
 /// for the backward pass.
 ///
 /// x (1, C, H, W), weight (O, C, k, k), bias (O); returns (1, O, OH, OW).
-public func convolutionForward(_ x: Tensor, weight: Tensor, bias: [Float], geometry g: ConvGeometry,
-                               columns: inout [Float]) -> Tensor {
+public func convolutionForward(
+    _ x: Tensor, weight: Tensor, bias: [Float], geometry g: ConvGeometry,
+    columns: inout [Float]
+) -> Tensor {
     precondition(x.batch == 1 && x.channels == g.inChannels && g.groups == 1 && weight.shape == g.weightShape)
     let (oh, ow) = g.outputSize(height: x.height, width: x.width)
     let k = g.inChannels * g.kernel.h * g.kernel.w, spatial = oh * ow
@@ -52,9 +56,12 @@ public func convolutionForward(_ x: Tensor, weight: Tensor, bias: [Float], geome
             weight.storage.withUnsafeBufferPointer { ws in
                 y.storage.withUnsafeMutableBufferPointer { ys in
                     guard let xp = xs.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress,
-                          let yp = ys.baseAddress else { return }
+                        let yp = ys.baseAddress
+                    else { return }
                     im2col(xp, channels: g.inChannels, height: x.height, width: x.width, geometry: g, columns: cp)
-                    sgemm(m: g.outChannels, n: spatial, k: k, a: wp, lda: k, b: cp, ldb: spatial, beta: 1, c: yp, ldc: spatial)
+                    sgemm(
+                        m: g.outChannels, n: spatial, k: k, a: wp, lda: k, b: cp, ldb: spatial, beta: 1, c: yp,
+                        ldc: spatial)
                 }
             }
         }
@@ -66,9 +73,11 @@ public func convolutionForward(_ x: Tensor, weight: Tensor, bias: [Float], geome
 /// when `needsInputGradient` is false, as for a network's first layer).
 ///
 /// dy (1, O, OH, OW); columns as kept by the forward; inputShape (1, C, H, W).
-public func convolutionBackward(_ dy: Tensor, weight: Tensor, geometry g: ConvGeometry, columns: [Float],
-                                inputShape: [Int], weightGradient: inout [Float], biasGradient: inout [Float],
-                                needsInputGradient: Bool) -> Tensor? {
+public func convolutionBackward(
+    _ dy: Tensor, weight: Tensor, geometry g: ConvGeometry, columns: [Float],
+    inputShape: [Int], weightGradient: inout [Float], biasGradient: inout [Float],
+    needsInputGradient: Bool
+) -> Tensor? {
     let (h, w) = (inputShape[2], inputShape[3])
     let spatial = dy.height * dy.width, k = g.inChannels * g.kernel.h * g.kernel.w, o = g.outChannels
     precondition(columns.count == k * spatial && weightGradient.count == o * k)
@@ -84,16 +93,19 @@ public func convolutionBackward(_ dy: Tensor, weight: Tensor, geometry g: ConvGe
             weight.storage.withUnsafeBufferPointer { ws in
                 weightGradient.withUnsafeMutableBufferPointer { gs in
                     guard let dp = ds.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress,
-                          let gp = gs.baseAddress else { return }
+                        let gp = gs.baseAddress
+                    else { return }
                     // dW (O, K) += dY (O, S) x columns^T (S, K)
-                    sgemm(transposeB: true, m: o, n: k, k: spatial, a: dp, lda: spatial, b: cp, ldb: spatial,
-                          beta: 1, c: gp, ldc: k)
+                    sgemm(
+                        transposeB: true, m: o, n: k, k: spatial, a: dp, lda: spatial, b: cp, ldb: spatial,
+                        beta: 1, c: gp, ldc: k)
                     guard needsInputGradient else { return }
                     dColumns.withUnsafeMutableBufferPointer { dcs in
                         guard let dcp = dcs.baseAddress else { return }
                         // dColumns (K, S) = W^T (K, O) x dY (O, S)
-                        sgemm(transposeA: true, m: k, n: spatial, k: o, a: wp, lda: k, b: dp, ldb: spatial,
-                              c: dcp, ldc: spatial)
+                        sgemm(
+                            transposeA: true, m: k, n: spatial, k: o, a: wp, lda: k, b: dp, ldb: spatial,
+                            c: dcp, ldc: spatial)
                         dx?.storage.withUnsafeMutableBufferPointer { xs in
                             guard let xp = xs.baseAddress else { return }
                             col2im(dcp, channels: g.inChannels, height: h, width: w, geometry: g, input: xp)
@@ -152,7 +164,9 @@ public func upsampleBilinearBackward(_ dy: Tensor, height h: Int, width w: Int) 
 /// share only elements whose squared error is at or above the (1 - hardShare) quantile count
 /// (the hard-feature loss of EfficientAD, Batzner et al. WACV 2024), so training spends its
 /// effort where the student is still wrong. Returns the loss and dL/dprediction.
-public func meanSquaredError(_ prediction: Tensor, _ target: Tensor, hardShare: Float = 1) -> (loss: Float, gradient: Tensor) {
+public func meanSquaredError(
+    _ prediction: Tensor, _ target: Tensor, hardShare: Float = 1
+) -> (loss: Float, gradient: Tensor) {
     precondition(prediction.shape == target.shape && hardShare > 0 && hardShare <= 1)
     let n = prediction.count
     var errors = [Float](repeating: 0, count: n)

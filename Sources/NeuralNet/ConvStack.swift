@@ -17,7 +17,9 @@ public struct LayerSpec: Equatable, Sendable {
     public var upsample: Int
 
     /// Creates a spec.
-    public init(outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, relu: Bool = true, upsample: Int = 1) {
+    public init(
+        outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, relu: Bool = true, upsample: Int = 1
+    ) {
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
@@ -50,7 +52,8 @@ public struct ConvStack: Sendable {
             let fanIn = c * spec.kernel * spec.kernel
             let std = ((spec.relu ? 2 : 1) / Float(fanIn)).squareRoot()
             let shape = [spec.outChannels, c, spec.kernel, spec.kernel]
-            weights.append(Tensor(shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in std * generator.nextGaussian() }))
+            weights.append(
+                Tensor(shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in std * generator.nextGaussian() }))
             biases.append([Float](repeating: 0, count: spec.outChannels))
             c = spec.outChannels
         }
@@ -64,7 +67,8 @@ public struct ConvStack: Sendable {
         var c = inChannels
         for (i, spec) in specs.enumerated() {
             guard weights[i].shape == [spec.outChannels, c, spec.kernel, spec.kernel],
-                  biases[i].count == spec.outChannels else { return nil }
+                biases[i].count == spec.outChannels
+            else { return nil }
             c = spec.outChannels
         }
         self.inChannels = inChannels
@@ -78,8 +82,9 @@ public struct ConvStack: Sendable {
 
     func geometry(_ layer: Int) -> ConvGeometry {
         let s = specs[layer]
-        return .symmetric(inChannels: weights[layer].shape[1], outChannels: s.outChannels, kernel: s.kernel,
-                          stride: s.stride, pad: s.padding)
+        return .symmetric(
+            inChannels: weights[layer].shape[1], outChannels: s.outChannels, kernel: s.kernel,
+            stride: s.stride, pad: s.padding)
     }
 
     /// Inference: (N, C, H, W) -> (N, O, H', W') through the fast multithreaded kernels, or on
@@ -89,17 +94,20 @@ public struct ConvStack: Sendable {
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
         var a = x
         for (i, spec) in specs.enumerated() {
-            if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
+            if spec.upsample > 1 {
+                a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample)
+            }
             // The same kernels either way, so the numbers do not depend on how the work is spread.
-            a = conv2d(a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none,
-                       threads: singleThreaded ? 1 : computeThreads)
+            a = conv2d(
+                a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none,
+                threads: singleThreaded ? 1 : computeThreads)
         }
         return a
     }
 
     /// Everything the training forward keeps for the backward pass.
     public struct Tape: Sendable {
-        var inputs: [Tensor] = []      // each layer's input (after upsampling)
+        var inputs: [Tensor] = []  // each layer's input (after upsampling)
         var inputShapes: [[Int]] = []  // each layer's input before upsampling
         var columns: [[Float]] = []
         var outputs: [Tensor] = []
@@ -111,7 +119,9 @@ public struct ConvStack: Sendable {
         var a = x
         for (i, spec) in specs.enumerated() {
             tape.inputShapes.append(a.shape)
-            if spec.upsample > 1 { a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample) }
+            if spec.upsample > 1 {
+                a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample)
+            }
             var columns = [Float]()
             var y = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
             if spec.relu { reluInPlace(&y) }
@@ -160,9 +170,11 @@ public struct ConvStack: Sendable {
             let spec = specs[i]
             if spec.relu { d = reluBackward(d, output: tape.outputs[i]) }
             let wantsInput = i > 0 || needsInputGradient
-            guard let dx = convolutionBackward(d, weight: weights[i], geometry: geometry(i), columns: tape.columns[i],
-                                               inputShape: tape.inputs[i].shape, weightGradient: &gradients.weights[i],
-                                               biasGradient: &gradients.biases[i], needsInputGradient: wantsInput)
+            guard
+                let dx = convolutionBackward(
+                    d, weight: weights[i], geometry: geometry(i), columns: tape.columns[i],
+                    inputShape: tape.inputs[i].shape, weightGradient: &gradients.weights[i],
+                    biasGradient: &gradients.biases[i], needsInputGradient: wantsInput)
             else { return nil }
             d = dx
             if spec.upsample > 1 {
@@ -221,8 +233,10 @@ public struct AdamW: Sendable {
     public mutating func beginStep() { steps += 1 }
 
     /// Updates parameter `index` in place from its gradient times `scale` (e.g. 1 / batch).
-    public mutating func update(_ index: Int, value: inout [Float], gradient: [Float], scale: Float = 1,
-                                decays: Bool = true) {
+    public mutating func update(
+        _ index: Int, value: inout [Float], gradient: [Float], scale: Float = 1,
+        decays: Bool = true
+    ) {
         precondition(value.count == gradient.count && steps > 0)
         var m = moments[index] ?? [Float](repeating: 0, count: value.count)
         var v = velocities[index] ?? [Float](repeating: 0, count: value.count)
@@ -248,7 +262,9 @@ extension AdamW {
     public mutating func update(_ stack: inout ConvStack, gradients: ConvStack.Gradients, scale: Float, slot: Int) {
         for i in stack.specs.indices {
             update(slot * 1024 + 2 * i, value: &stack.weights[i].storage, gradient: gradients.weights[i], scale: scale)
-            update(slot * 1024 + 2 * i + 1, value: &stack.biases[i], gradient: gradients.biases[i], scale: scale, decays: false)
+            update(
+                slot * 1024 + 2 * i + 1, value: &stack.biases[i], gradient: gradients.biases[i], scale: scale,
+                decays: false)
         }
     }
 }

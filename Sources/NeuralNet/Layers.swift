@@ -24,8 +24,10 @@ public struct Conv2d: Sendable {
     public var activation: Activation
 
     /// Creates a layer from its weights.
-    public init(weight: Tensor, bias: [Float] = [], stride: Int = 1, padding: Padding, groups: Int = 1,
-                activation: Activation = .none) {
+    public init(
+        weight: Tensor, bias: [Float] = [], stride: Int = 1, padding: Padding, groups: Int = 1,
+        activation: Activation = .none
+    ) {
         precondition(weight.shape.count == 4 && weight.shape[2] == weight.shape[3])
         self.weight = weight
         self.bias = bias
@@ -45,26 +47,32 @@ public struct Conv2d: Sendable {
         let k = weight.shape[2]
         switch padding {
         case .same:
-            return .same(inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
-                         height: height, width: width, groups: groups)
+            return .same(
+                inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
+                height: height, width: width, groups: groups)
         case let .explicit(t, b, l, r):
-            return ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
-                                padding: (t, b, l, r), groups: groups)
+            return ConvGeometry(
+                inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
+                padding: (t, b, l, r), groups: groups)
         }
     }
 
     /// (N, C, H, W) -> (N, O, OH, OW).
     public func forward(_ x: Tensor) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, geometry: geometry(height: x.height, width: x.width),
-               activation: activation)
+        conv2d(
+            x, weight: weight, bias: bias, geometry: geometry(height: x.height, width: x.width),
+            activation: activation)
     }
 
     /// The layer with an inference-mode batch norm folded into its weight and bias.
-    public func foldingBatchNorm(gamma: [Float], beta: [Float], mean: [Float], variance: [Float],
-                                 epsilon: Float) -> Conv2d {
+    public func foldingBatchNorm(
+        gamma: [Float], beta: [Float], mean: [Float], variance: [Float],
+        epsilon: Float
+    ) -> Conv2d {
         var copy = self
-        (copy.weight, copy.bias) = foldBatchNorm(weight: weight, bias: bias, gamma: gamma, beta: beta, mean: mean,
-                                                 variance: variance, epsilon: epsilon)
+        (copy.weight, copy.bias) = foldBatchNorm(
+            weight: weight, bias: bias, gamma: gamma, beta: beta, mean: mean,
+            variance: variance, epsilon: epsilon)
         return copy
     }
 }
@@ -95,8 +103,9 @@ public struct Linear: Sendable {
             weight.storage.withUnsafeBufferPointer { ws in
                 y.storage.withUnsafeMutableBufferPointer { ys in
                     guard let xp = xs.baseAddress, let wp = ws.baseAddress, let yp = ys.baseAddress else { return }
-                    sgemm(transposeB: true, m: n, n: outputs, k: inputs, a: xp, lda: inputs, b: wp, ldb: inputs,
-                          beta: 1, c: yp, ldc: outputs)
+                    sgemm(
+                        transposeB: true, m: n, n: outputs, k: inputs, a: xp, lda: inputs, b: wp, ldb: inputs,
+                        beta: 1, c: yp, ldc: outputs)
                 }
             }
         }

@@ -24,13 +24,13 @@ public struct MemoryReadout: Sendable {
 
     /// What the forward pass keeps for the backward pass.
     public struct Cache: Sendable {
-        var normalizedQueries: [Float]   // (D, P)
-        var queryNorms: [Float]          // (P)
-        var normalizedMemory: [Float]    // (N, D)
-        var memoryNorms: [Float]         // (N)
-        var softmax: [Float]             // (N, P)
-        var weights: [Float]             // (N, P), after shrinkage and renormalization
-        var sums: [Float]                // (P), sum of shrunk weights before renormalization
+        var normalizedQueries: [Float]  // (D, P)
+        var queryNorms: [Float]  // (P)
+        var normalizedMemory: [Float]  // (N, D)
+        var memoryNorms: [Float]  // (N)
+        var softmax: [Float]  // (N, P)
+        var weights: [Float]  // (N, P), after shrinkage and renormalization
+        var sums: [Float]  // (P), sum of shrunk weights before renormalization
         /// (N, P) addressing weights used for the output.
         public var addressing: [Float] { weights }
     }
@@ -82,8 +82,9 @@ public struct MemoryReadout: Sendable {
         // output (D, P) = memory^T (D, N) x weights (N, P)
         var out = [Float](repeating: 0, count: d * p)
         gemm(transposeA: true, m: d, n: p, k: n, a: memory.storage, b: weights, c: &out)
-        let cache = Cache(normalizedQueries: zn, queryNorms: zNorms, normalizedMemory: mn, memoryNorms: mNorms,
-                          softmax: soft, weights: weights, sums: sums)
+        let cache = Cache(
+            normalizedQueries: zn, queryNorms: zNorms, normalizedMemory: mn, memoryNorms: mNorms,
+            softmax: soft, weights: weights, sums: sums)
         return (Tensor(shape: queries.shape, storage: out), cache)
     }
 
@@ -97,8 +98,10 @@ public struct MemoryReadout: Sendable {
 
     /// Backward pass: given dL/doutput and the weight of the entropy term in the loss,
     /// accumulates dL/dmemory into `memoryGradient` (N * D) and returns dL/dqueries.
-    public func backward(_ dOutput: Tensor, memory: Tensor, cache: Cache, entropyWeight: Float,
-                         memoryGradient: inout [Float]) -> Tensor {
+    public func backward(
+        _ dOutput: Tensor, memory: Tensor, cache: Cache, entropyWeight: Float,
+        memoryGradient: inout [Float]
+    ) -> Tensor {
         let d = dOutput.channels, p = dOutput.height * dOutput.width, n = memory.shape[0]
         precondition(memoryGradient.count == n * d)
         let lambda = shrinkage / Float(n)
@@ -152,7 +155,8 @@ public struct MemoryReadout: Sendable {
             var s: Float = 0
             for k in 0..<d { s += cache.normalizedMemory[i * d + k] * dMn[i * d + k] }
             for k in 0..<d {
-                memoryGradient[i * d + k] += (dMn[i * d + k] - cache.normalizedMemory[i * d + k] * s) / cache.memoryNorms[i]
+                memoryGradient[i * d + k] +=
+                    (dMn[i * d + k] - cache.normalizedMemory[i * d + k] * s) / cache.memoryNorms[i]
             }
         }
         return Tensor(shape: dOutput.shape, storage: dQueries)
@@ -160,15 +164,18 @@ public struct MemoryReadout: Sendable {
 }
 
 /// C = op(A) op(B) (+ beta C) on dense row-major arrays, op(A) (m, k), op(B) (k, n).
-func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, a: [Float], b: [Float],
-          c: inout [Float], beta: Float = 0) {
+func gemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, a: [Float], b: [Float],
+    c: inout [Float], beta: Float = 0
+) {
     precondition(c.count == m * n)
     a.withUnsafeBufferPointer { ap in
         b.withUnsafeBufferPointer { bp in
             c.withUnsafeMutableBufferPointer { cp in
                 guard let x = ap.baseAddress, let y = bp.baseAddress, let z = cp.baseAddress else { return }
-                sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: x, lda: transposeA ? m : k,
-                      b: y, ldb: transposeB ? k : n, beta: beta, c: z, ldc: n)
+                sgemm(
+                    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: x, lda: transposeA ? m : k,
+                    b: y, ldb: transposeB ? k : n, beta: beta, c: z, ldc: n)
             }
         }
     }

@@ -41,10 +41,12 @@ public struct SafeTensors: Sendable {
         var headerLength = 0
         for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
         guard headerLength > 1, headerLength <= maxHeaderBytes, headerLength <= bytes.count - 8 else {
-            throw fail("not a safetensors file (header length \(headerLength) does not fit the file of \(bytes.count) bytes)")
+            throw fail(
+                "not a safetensors file (header length \(headerLength) does not fit the file of \(bytes.count) bytes)")
         }
         let headerBytes = Data(bytes[8..<(8 + headerLength)])
-        guard let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any] else {
+        guard let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any]
+        else {
             throw fail("not a safetensors file (header is not a JSON object)")
         }
         let bodyStart = 8 + headerLength
@@ -60,8 +62,9 @@ public struct SafeTensors: Sendable {
                 continue
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shapeValues = entry["shape"] as? [Any], let offsets = entry["data_offsets"] as? [Any],
-                  offsets.count == 2 else {
+                let shapeValues = entry["shape"] as? [Any], let offsets = entry["data_offsets"] as? [Any],
+                offsets.count == 2
+            else {
                 throw fail("tensor \(name) has a malformed header entry")
             }
             guard dtype == "F32" else { throw fail("tensor \(name) has dtype \(dtype); only F32 is supported") }
@@ -77,7 +80,8 @@ public struct SafeTensors: Sendable {
                 shape.append(d)
             }
             guard let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue,
-                  begin >= 0, end >= begin, end <= bodyCount else {
+                begin >= 0, end >= begin, end <= bodyCount
+            else {
                 throw fail("tensor \(name) has data offsets outside the file (truncated?)")
             }
             guard end - begin == elements * 4 else {

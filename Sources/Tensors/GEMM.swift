@@ -1,6 +1,5 @@
-import Dispatch
-
 import CBLAS
+import Dispatch
 
 /// Worker threads the convolution kernels split one layer across (see `setComputeThreads`).
 public private(set) var computeThreads = 2
@@ -23,17 +22,22 @@ public func setComputeThreads(_ count: Int) {
 ///
 /// op(A) is (M, K), op(B) is (K, N), C is (M, N); `lda`, `ldb`, `ldc` are row strides.
 @inlinable
-public func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
-                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+public func sgemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    cblas_sgemm(
+        CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// The oracle for `sgemm`: the textbook triple loop in Double.
-public func naiveGemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
-                      alpha: Float = 1, a: [Float], lda: Int, b: [Float], ldb: Int,
-                      beta: Float = 0, c: inout [Float], ldc: Int) {
+public func naiveGemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: [Float], lda: Int, b: [Float], ldb: Int,
+    beta: Float = 0, c: inout [Float], ldc: Int
+) {
     for i in 0..<m {
         for j in 0..<n {
             var acc = 0.0
@@ -50,8 +54,10 @@ public func naiveGemm(transposeA: Bool = false, transposeB: Bool = false, m: Int
 /// y = S x for a symmetric (n, n) matrix S stored packed, row-major upper: row a holds
 /// columns a..<n (OpenBLAS `cblas_sspmv`).
 @inlinable
-public func packedSymmetricMatrixVector(n: Int, packed: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                        y: UnsafeMutablePointer<Float>) {
+public func packedSymmetricMatrixVector(
+    n: Int, packed: UnsafePointer<Float>, x: UnsafePointer<Float>,
+    y: UnsafeMutablePointer<Float>
+) {
     cblas_sspmv(CblasRowMajor, CblasUpper, Int32(n), 1, packed, x, 1, 0, y, 1)
 }
 

@@ -23,7 +23,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
-@inline(__always) private func _log(_ x: Double) -> Double { log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { cos(x) }
+    import Glibc
+    @inline(__always) private func _log(_ x: Double) -> Double { log(x) }
+    @inline(__always) private func _cos(_ x: Double) -> Double { cos(x) }
 #endif

@@ -30,10 +30,12 @@ public struct Tensor: Equatable, Sendable {
             self.init(shape: shape, storage: empty)
             return
         }
-        self.init(shape: shape, storage: [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            initializer(buffer)
-            initialized = count
-        })
+        self.init(
+            shape: shape,
+            storage: [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                initializer(buffer)
+                initialized = count
+            })
     }
 
     /// Number of elements.

@@ -1,11 +1,11 @@
+import Batch
+import Detection
 // `make bench`: speed of the foundation, medians of repeated runs, printed as one table.
 import Dispatch
 import Foundation
 import Imaging
 import Models
 import NeuralNet
-import Batch
-import Detection
 import SafeFiles
 import Tensors
 
@@ -14,7 +14,8 @@ let threads = Int(environment["ANOMAP_THREADS"] ?? "") ?? 2
 setComputeThreads(threads)
 // Run from the checkout root (as `make bench` does).
 let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-let weights = environment["ANOMAP_BACKBONE"] ?? root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
+let weights =
+    environment["ANOMAP_BACKBONE"] ?? root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
 let photo = root.appendingPathComponent("models/samples/china.jpg").path
 
 func fail(_ message: String) -> Never {
@@ -46,7 +47,8 @@ func row(_ name: String, _ value: String, _ note: String = "") {
 
 // The weights are read once: the backbone and the checksum model bundles are tied to.
 guard let weightBytes = try? readFile(weights), let checkpoint = try? SafeTensors.decode(weightBytes, path: weights),
-      let network = try? EfficientNetLite0(checkpoint: checkpoint) else { fail("cannot load \(weights): run `make setup`") }
+    let network = try? EfficientNetLite0(checkpoint: checkpoint)
+else { fail("cannot load \(weights): run `make setup`") }
 let weightsSHA256 = sha256Hex(weightBytes)
 guard let sample = try? ImageCodec.read(contentsOf: photo) else { fail("cannot read \(photo): run `make samples`") }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
@@ -59,7 +61,9 @@ guard let pngBytes = try? ImageCodec.encodePNG(big), let jpegBytes = try? ImageC
 let png = try measure { _ = try ImageCodec.decode(pngBytes) }
 row("PNG decode 900x900 RGB", String(format: "%.2f ms", png.median), "(\(pngBytes.count / 1024) KiB, \(png.runs) runs)")
 let jpeg = try measure { _ = try ImageCodec.decode(jpegBytes) }
-row("JPEG decode 900x900 RGB", String(format: "%.2f ms", jpeg.median), "(\(jpegBytes.count / 1024) KiB, \(jpeg.runs) runs)")
+row(
+    "JPEG decode 900x900 RGB", String(format: "%.2f ms", jpeg.median),
+    "(\(jpegBytes.count / 1024) KiB, \(jpeg.runs) runs)")
 
 // Backbone at 256x256.
 let input = Preprocessing.lite0Input(sample.resized(width: 256, height: 256, method: .area))
@@ -80,16 +84,24 @@ do {
     let d = PatchFeatureExtractor.dimension
     let teacher = PatchFeatureExtractor(backbone: network).embed(input)
     let identity = FeatureStandardization(mean: [Float](repeating: 0, count: d), scale: [Float](repeating: 1, count: d))
-    let students = StudentEnsemble(students: (0..<learning.students).map { _ in
-        StudentNetwork(width: learning.studentWidth, outChannels: d, generator: &g) }, standardization: identity)
+    let students = StudentEnsemble(
+        students: (0..<learning.students).map { _ in
+            StudentNetwork(width: learning.studentWidth, outChannels: d, generator: &g)
+        }, standardization: identity)
     let st = measure { _ = students.maps(input: input, teacher: teacher) }
-    row("students (\(learning.students), width \(learning.studentWidth)) maps, 256x256", String(format: "%.2f ms", st.median), "(\(st.runs) runs)")
+    row(
+        "students (\(learning.students), width \(learning.studentWidth)) maps, 256x256",
+        String(format: "%.2f ms", st.median), "(\(st.runs) runs)")
     let l = learning.latentChannels
     let ae = MemoryAutoencoder(
-        encoder: ConvStack(inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l), generator: &g),
-        decoder: ConvStack(inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d), generator: &g),
-        memory: Tensor(shape: [learning.memorySize, l], storage: (0..<(learning.memorySize * l)).map { _ in g.nextGaussian() }),
-        readout: MemoryReadout(temperature: learning.temperature, shrinkage: learning.shrinkage), standardization: identity)
+        encoder: ConvStack(
+            inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l), generator: &g),
+        decoder: ConvStack(
+            inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d), generator: &g),
+        memory: Tensor(
+            shape: [learning.memorySize, l], storage: (0..<(learning.memorySize * l)).map { _ in g.nextGaussian() }),
+        readout: MemoryReadout(temperature: learning.temperature, shrinkage: learning.shrinkage),
+        standardization: identity)
     let aeTime = measure { _ = ae.residual(teacher: teacher) }
     row("memory autoencoder residual, 256x256", String(format: "%.2f ms", aeTime.median), "(\(aeTime.runs) runs)")
 }
@@ -112,7 +124,6 @@ for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
     row("sgemm \(m)x\(n)x\(k)", String(format: "%.1f GFLOP/s", gflops), "(\(t.runs) runs)")
 }
 
-
 // Detector rows: whole-command runs on the shared magnetic_tile data, each in its own process
 // so its peak resident memory (wait4's ru_maxrss) is its own.
 func runChild(_ arguments: [String]) -> (seconds: Double, peakMiB: Double, status: Int32) {
@@ -128,7 +139,8 @@ func runChild(_ arguments: [String]) -> (seconds: Double, peakMiB: Double, statu
     return (seconds, Double(usage.ru_maxrss) / 1024, status)
 }
 
-let data = environment["ANOMAP_BENCH_DATA"] ?? root.appendingPathComponent("../shared/data/magnetic_tile").standardized.path
+let data =
+    environment["ANOMAP_BENCH_DATA"] ?? root.appendingPathComponent("../shared/data/magnetic_tile").standardized.path
 let dataset = FileManager.default.fileExists(atPath: data + "/train/good") ? try? EvaluationSet.mvtec(data) : nil
 if let set = dataset {
     let exe = root.appendingPathComponent(".build/release/anomap").path
@@ -141,14 +153,21 @@ if let set = dataset {
     // map in this process, whole `inspect` commands, and (fast preset) its accuracy by `eval`'s code.
     for preset in DetectorSettings.Preset.allCases {
         let model = scratch + "/\(preset.rawValue).safetensors"
-        let train = runChild([exe, "train", data + "/train/good", "-o", model, "--preset", preset.rawValue, "--quiet",
-                              "--threads", String(threads)])
-        row("\(preset.rawValue) preset: train on magnetic_tile train/good (\(trainCount) images)", String(format: "%.1f s", train.seconds),
+        let train = runChild([
+            exe, "train", data + "/train/good", "-o", model, "--preset", preset.rawValue, "--quiet",
+            "--threads", String(threads),
+        ])
+        row(
+            "\(preset.rawValue) preset: train on magnetic_tile train/good (\(trainCount) images)",
+            String(format: "%.1f s", train.seconds),
             String(format: "(peak RSS %.0f MiB, exit %d)", train.peakMiB, train.status))
         // Per-image time as `eval` reports it (decode to map, median), in this process: it has
         // loaded only the backbone so far (training ran in a child).
-        guard let detector = try? ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network),
-                                                   backboneSHA256: weightsSHA256) else { continue }
+        guard
+            let detector = try? ModelBundle.read(
+                model, extractor: PatchFeatureExtractor(backbone: network),
+                backboneSHA256: weightsSHA256)
+        else { continue }
         var times = [Double]()
         for item in set.items {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -157,27 +176,47 @@ if let set = dataset {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
         times.sort()
-        row("\(preset.rawValue) preset (\(detector.settings.components.map(\.rawValue).joined(separator: "+"))), decode to map",
-            String(format: "%.1f ms/image", times.isEmpty ? 0 : times[times.count / 2]), "(median over \(times.count) test images, as `eval` reports it)")
+        row(
+            "\(preset.rawValue) preset (\(detector.settings.components.map(\.rawValue).joined(separator: "+"))), decode to map",
+            String(format: "%.1f ms/image", times.isEmpty ? 0 : times[times.count / 2]),
+            "(median over \(times.count) test images, as `eval` reports it)")
         if preset == .fast {
             let r = Evaluator.evaluate(detector, on: set)
-            row("fast preset accuracy (image AUROC / pixel AUROC / AUPRO@0.3 / F1-max)",
-                String(format: "%.3f / %.3f / %.3f / %.3f", r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0,
-                       r.overall.aupro ?? 0, r.overall.f1_max ?? 0), "(`anomap eval DATA --train --preset fast`)")
+            row(
+                "fast preset accuracy (image AUROC / pixel AUROC / AUPRO@0.3 / F1-max)",
+                String(
+                    format: "%.3f / %.3f / %.3f / %.3f", r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0,
+                    r.overall.aupro ?? 0, r.overall.f1_max ?? 0), "(`anomap eval DATA --train --preset fast`)")
         }
-        let bare = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a-\(preset.rawValue)",
-                             "--no-images", "--quiet", "--threads", String(threads)])
-        row("\(preset.rawValue) preset: inspect \(testCount) images, results only", String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
+        let bare = runChild([
+            exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/a-\(preset.rawValue)",
+            "--no-images", "--quiet", "--threads", String(threads),
+        ])
+        row(
+            "\(preset.rawValue) preset: inspect \(testCount) images, results only",
+            String(format: "%.1f ms/image", 1000 * bare.seconds / Double(testCount)),
             String(format: "(whole command incl. start-up; peak RSS %.0f MiB)", bare.peakMiB))
-        let full = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b-\(preset.rawValue)",
-                             "--quiet", "--threads", String(threads)])
-        row("\(preset.rawValue) preset: inspect \(testCount) images, with heatmap/overlay/mask PNGs", String(format: "%.1f images/s", Double(testCount) / full.seconds),
-            String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount), full.peakMiB))
+        let full = runChild([
+            exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/b-\(preset.rawValue)",
+            "--quiet", "--threads", String(threads),
+        ])
+        row(
+            "\(preset.rawValue) preset: inspect \(testCount) images, with heatmap/overlay/mask PNGs",
+            String(format: "%.1f images/s", Double(testCount) / full.seconds),
+            String(
+                format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount),
+                full.peakMiB))
         guard preset == .learned else { continue }
-        let report = runChild([exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
-                               "--report", scratch + "/report", "--threads", String(threads)])
-        row("\(preset.rawValue) preset: inspect \(testCount) images, PNGs and HTML report", String(format: "%.1f images/s", Double(testCount) / report.seconds),
-            String(format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount), report.peakMiB))
+        let report = runChild([
+            exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
+            "--report", scratch + "/report", "--threads", String(threads),
+        ])
+        row(
+            "\(preset.rawValue) preset: inspect \(testCount) images, PNGs and HTML report",
+            String(format: "%.1f images/s", Double(testCount) / report.seconds),
+            String(
+                format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * report.seconds / Double(testCount),
+                report.peakMiB))
     }
 } else {
     print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
@@ -193,16 +232,21 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
     var settings = DetectorSettings()
     settings.components = [.knn, .gaussian, .st, .variance, .ae]
     let extractor = PatchFeatureExtractor(backbone: network)
-    if let (all, report) = try? Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256,
-                                              settings: settings) {
+    if let (all, report) = try? Trainer.train(
+        paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256,
+        settings: settings)
+    {
         let phases = report.phaseSeconds
         let shared = (phases["features"] ?? 0) + (phases["calibration"] ?? 0)
         // (map components, image-score components; empty = the map's maximum)
         let combos: [([Component], [Component])] = [
             ([.knn], []), ([.gaussian], []), ([.st], []), ([.st, .variance], []), ([.ae], []), ([.st, .ae], []),
-            ([.st, .ae, .knn], []), ([.gaussian, .st, .ae], []), ([.gaussian, .st], [.gaussian]), ([.gaussian, .ae], [.gaussian]),
-            ([.gaussian, .st, .ae], [.gaussian]), ([.gaussian, .st, .ae, .knn], [.gaussian])]
-        ablation.append("| components | image score | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
+            ([.st, .ae, .knn], []), ([.gaussian, .st, .ae], []), ([.gaussian, .st], [.gaussian]),
+            ([.gaussian, .ae], [.gaussian]),
+            ([.gaussian, .st, .ae], [.gaussian]), ([.gaussian, .st, .ae, .knn], [.gaussian]),
+        ]
+        ablation.append(
+            "| components | image score | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
         ablation.append("|---|---|---|---|---|---|---|---|")
         for (combo, score) in combos {
             let isDefault = combo == DetectorSettings().components && score == DetectorSettings().scoreComponents
@@ -213,22 +257,27 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
             for phase in Set(combo.compactMap { report.componentPhases[$0] }) { train += phases[phase] ?? 0 }
             let name = combo.map(\.rawValue).joined(separator: "+") + (isDefault ? " (default)" : "")
             let scoreName = score.isEmpty ? "max of map" : score.map(\.rawValue).joined(separator: "+")
-            let line = String(format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,
-                              r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
-                              r.overall.f1_max ?? 0, train, r.ms_per_image)
+            let line = String(
+                format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,
+                r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
+                r.overall.f1_max ?? 0, train, r.ms_per_image)
             print("  " + line)
             ablation.append(line)
         }
-        let phaseText = phases.keys.sorted().map { String(format: "%@ %.0f s", $0, phases[$0] ?? 0) }.joined(separator: ", ")
+        let phaseText = phases.keys.sorted().map { String(format: "%@ %.0f s", $0, phases[$0] ?? 0) }.joined(
+            separator: ", ")
         ablation.append("")
-        ablation.append("(one model with every component, trained in \(String(format: "%.0f", report.seconds)) s: \(phaseText))")
+        ablation.append(
+            "(one model with every component, trained in \(String(format: "%.0f", report.seconds)) s: \(phaseText))")
     }
 }
 
 print("")
 print("| measurement | median | notes |")
 print("|---|---|---|")
-for (name, value, note) in rows { print("| \(name) | \(value) | \(note.trimmingCharacters(in: CharacterSet(charactersIn: "()"))) |") }
+for (name, value, note) in rows {
+    print("| \(name) | \(value) | \(note.trimmingCharacters(in: CharacterSet(charactersIn: "()"))) |")
+}
 if !ablation.isEmpty {
     print("")
     print("Ablation on \((data as NSString).lastPathComponent):")

@@ -1,5 +1,5 @@
-import Foundation
 import ArgumentParser
+import Foundation
 
 /// The anomap command-line tool: visual anomaly localization on a CPU.
 @main

@@ -6,9 +6,11 @@ import SafeFiles
 
 /// Where to find the pretrained EfficientNet-Lite0 weights.
 struct BackboneOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Path to efficientnet-lite0.safetensors (default: $ANOMAP_BACKBONE, ./models/, or models/ next to the checkout of the executable).",
-        valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Path to efficientnet-lite0.safetensors (default: $ANOMAP_BACKBONE, ./models/, or models/ next to the checkout of the executable).",
+            valueName: "file"))
     var backbone: String?
 
     /// Candidate paths in order of preference.
@@ -39,7 +41,9 @@ struct BackboneOptions: ParsableArguments {
     /// Loads the network and the sha256 of its weights file (model bundles are tied to it).
     func loadWithChecksum() throws -> (network: EfficientNetLite0, sha256: String) {
         guard let path = candidates().first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw CLIError.usage("EfficientNet-Lite0 weights not found (looked in: \(candidates().joined(separator: ", "))). Run `make setup` in the anomap checkout, or pass --backbone FILE.")
+            throw CLIError.usage(
+                "EfficientNet-Lite0 weights not found (looked in: \(candidates().joined(separator: ", "))). Run `make setup` in the anomap checkout, or pass --backbone FILE."
+            )
         }
         let bytes: [UInt8]
         do {

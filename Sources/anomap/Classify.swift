@@ -1,9 +1,9 @@
 import ArgumentParser
+import Batch
+import Detection
 import Foundation
 import Imaging
 import Models
-import Batch
-import Detection
 import Tensors
 
 /// `anomap classify`: ImageNet top-5 for photos, a check that the backbone works.
@@ -45,8 +45,9 @@ struct Classify: ParsableCommand {
                 print(path)
                 for p in predictions {
                     let name = p.name.padding(toLength: max(30, p.name.count), withPad: " ", startingAt: 0)
-                    print("  " + String(p.index).leftPadded(4) + "  " + name + " "
-                          + String(format: "%6.2f%%", 100 * p.probability))
+                    print(
+                        "  " + String(p.index).leftPadded(4) + "  " + name + " "
+                            + String(format: "%6.2f%%", 100 * p.probability))
                 }
             } catch {
                 failures += 1

@@ -1,9 +1,9 @@
 import ArgumentParser
+import Batch
+import Detection
 import Foundation
 import Imaging
 import Models
-import Batch
-import Detection
 import Tensors
 
 /// `anomap inspect`: score images and write heatmaps, overlays, masks and results files.
@@ -11,7 +11,8 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect images with a trained model; write heatmaps, overlays, masks and results.csv/json.")
 
-    @Argument(help: ArgumentHelp("Image files or folders (searched recursively; PNG/JPEG by content).", valueName: "path"))
+    @Argument(
+        help: ArgumentHelp("Image files or folders (searched recursively; PNG/JPEG by content).", valueName: "path"))
     var paths: [String]
 
     @Option(name: .long, help: ArgumentHelp("Model bundle from `anomap train`.", valueName: "model.safetensors"))
@@ -20,7 +21,11 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output folder (mirrors the input tree).", valueName: "dir"))
     var out: String
 
-    @Option(name: .long, help: ArgumentHelp("Use only these components of the model, comma-separated (each keeps its stored calibration).", valueName: "components"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Use only these components of the model, comma-separated (each keeps its stored calibration).",
+            valueName: "components"))
     var only: String?
 
     @Option(name: .long, help: "Override the model's threshold (normalized score).")
@@ -35,13 +40,20 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Skip images already in the output folder's results.json (after an interrupted run).")
     var resume = false
 
-    @Option(name: .long, help: ArgumentHelp("Process only share I of N of the inputs (1-based; deterministic by path).", valueName: "I/N"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Process only share I of N of the inputs (1-based; deterministic by path).", valueName: "I/N"))
     var shard: String?
 
     @Flag(name: .long, help: "Print one JSON summary on stdout (images, anomalous, normal, errors, seconds, results).")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Also write an offline HTML triage report (index.html and its pictures) into this folder.", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also write an offline HTML triage report (index.html and its pictures) into this folder.", valueName: "dir"
+        ))
     var report: String?
 
     /// (index, count) of --shard, 0-based index.
@@ -72,7 +84,8 @@ struct Inspect: ParsableCommand {
             if let (index, count) = shardSpec { inputs = BatchInput.shard(inputs, index: index, count: count) }
             total = inputs.count
             let (network, sha) = try backbone.loadWithChecksum()
-            var detector = try ModelBundle.read(model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
+            var detector = try ModelBundle.read(
+                model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
             if let only { detector = try detector.selecting(try Component.list(only)) }
             if let threshold { detector.threshold = threshold }
             var batch = BatchInspection(detector: detector, writer: try InspectionWriter(root: out))
@@ -81,30 +94,38 @@ struct Inspect: ParsableCommand {
             let reportWriter = try report.map { try ReportWriter(root: $0, resume: resume) }
             batch.report = reportWriter
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            summary = try batch.run(inputs, stopRequest: { interruption.received }, progress: progress.handler,
-                                    onError: { printError($0) })
-            try reportWriter?.write(title: "anomap inspect: \(paths.joined(separator: " "))", threshold: Double(detector.threshold))
+            summary = try batch.run(
+                inputs, stopRequest: { interruption.received }, progress: progress.handler,
+                onError: { printError($0) })
+            try reportWriter?.write(
+                title: "anomap inspect: \(paths.joined(separator: " "))", threshold: Double(detector.threshold))
         }
         if let stoppedBy = summary.stoppedBy {
-            printError("interrupted: \(summary.images) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish")
+            printError(
+                "interrupted: \(summary.images) of \(total) images done, results saved in \(out)/results.csv; run again with --resume to finish"
+            )
             throw ExitCode(128 + stoppedBy)
         }
         let seconds = Date().timeIntervalSince(start)
         let normal = summary.images - summary.anomalous - summary.errors
         if json {
-            var fields: [String: Any] = ["images": summary.images, "anomalous": summary.anomalous, "normal": normal,
-                                         "errors": summary.errors, "seconds": (seconds * 1000).rounded() / 1000,
-                                         "results": (out as NSString).appendingPathComponent("results.json")]
+            var fields: [String: Any] = [
+                "images": summary.images, "anomalous": summary.anomalous, "normal": normal,
+                "errors": summary.errors, "seconds": (seconds * 1000).rounded() / 1000,
+                "results": (out as NSString).appendingPathComponent("results.json"),
+            ]
             if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
             printJSON(fields)
         }
         if !runOptions.quiet {
-            var parts = [Summary.part("\(summary.images) images"),
-                         Summary.part("\(summary.anomalous) anomalous", summary.anomalous > 0 ? .red : .green),
-                         Summary.part("\(normal) normal"),
-                         Summary.part("\(summary.errors) errors", summary.errors > 0 ? .yellow : nil),
-                         Summary.part(String(format: "%.1f s", seconds)),
-                         Summary.part("-> \(out)/results.csv")]
+            var parts = [
+                Summary.part("\(summary.images) images"),
+                Summary.part("\(summary.anomalous) anomalous", summary.anomalous > 0 ? .red : .green),
+                Summary.part("\(normal) normal"),
+                Summary.part("\(summary.errors) errors", summary.errors > 0 ? .yellow : nil),
+                Summary.part(String(format: "%.1f s", seconds)),
+                Summary.part("-> \(out)/results.csv"),
+            ]
             if let report { parts.append(Summary.part("report \(report)/index.html")) }
             Summary.print(parts)
         }

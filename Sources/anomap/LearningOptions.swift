@@ -13,7 +13,9 @@ struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Training passes over the good images for each student.")
     var studentEpochs = LearningSettings().studentEpochs
 
-    @Option(name: .long, help: "Share of the largest errors a student trains on (1: plain MSE; e.g. 0.1: hard-feature loss).")
+    @Option(
+        name: .long,
+        help: "Share of the largest errors a student trains on (1: plain MSE; e.g. 0.1: hard-feature loss).")
     var hardShare = LearningSettings().hardShare
 
     @Option(name: .long, help: "Training passes over the good images for the autoencoder.")
@@ -46,7 +48,11 @@ struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Images per optimizer step.")
     var batchSize = LearningSettings().batchSize
 
-    @Flag(name: .long, help: "Standardize the learned maps position by position on the held-out good images (helps a learned component alone at image level; measured worse fused).")
+    @Flag(
+        name: .long,
+        help:
+            "Standardize the learned maps position by position on the held-out good images (helps a learned component alone at image level; measured worse fused)."
+    )
     var positionalNormalization = false
 
     func validate() throws {
@@ -54,14 +60,18 @@ struct LearningOptions: ParsableArguments {
         guard (4...512).contains(studentWidth), studentWidth % 4 == 0 else {
             throw ValidationError("--student-width must be a multiple of 4 in 4...512")
         }
-        guard studentEpochs >= 1, aeEpochs >= 1 else { throw ValidationError("--student-epochs and --ae-epochs must be positive") }
+        guard studentEpochs >= 1, aeEpochs >= 1 else {
+            throw ValidationError("--student-epochs and --ae-epochs must be positive")
+        }
         guard hardShare > 0, hardShare <= 1 else { throw ValidationError("--hard-share must be in (0, 1]") }
         guard (1...65536).contains(memorySize), (1...1024).contains(latentChannels) else {
             throw ValidationError("--memory-size must be in 1...65536 and --latent-channels in 1...1024")
         }
         guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
-        guard shrinkage >= 0, shrinkage.isFinite, entropyWeight >= 0, entropyWeight.isFinite, inputNoise >= 0, inputNoise.isFinite,
-              weightDecay >= 0, weightDecay.isFinite else {
+        guard shrinkage >= 0, shrinkage.isFinite, entropyWeight >= 0, entropyWeight.isFinite, inputNoise >= 0,
+            inputNoise.isFinite,
+            weightDecay >= 0, weightDecay.isFinite
+        else {
             throw ValidationError("--shrinkage, --entropy-weight, --input-noise and --weight-decay must be >= 0")
         }
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import Batch
 import Detection
+import Foundation
 
 /// `anomap merge`: join the output folders of sharded inspect runs.
 struct Merge: ParsableCommand {
@@ -14,7 +14,10 @@ struct Merge: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Folder for the merged results.csv/json and pictures.", valueName: "dir"))
     var out: String
 
-    @Option(name: .long, help: ArgumentHelp("Also write an offline HTML triage report of all shards into this folder.", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Also write an offline HTML triage report of all shards into this folder.", valueName: "dir")
+    )
     var report: String?
 
     @Flag(name: .long, help: "Print one JSON summary on stdout.")
@@ -31,24 +34,30 @@ struct Merge: ParsableCommand {
         var records = [InspectionRecord]()
         try exitOnFailure {
             let reportWriter = try report.map { try ReportWriter(root: $0) }
-            records = try ResultsMerge.merge(shards, into: out, report: reportWriter,
-                                             progress: ProgressReporter(quiet: quiet).handler)
+            records = try ResultsMerge.merge(
+                shards, into: out, report: reportWriter,
+                progress: ProgressReporter(quiet: quiet).handler)
             let threshold = records.compactMap(\.threshold).first ?? 1
             try reportWriter?.write(title: "anomap inspect: \(shards.count) shards merged", threshold: threshold)
         }
-        let anomalous = records.filter { $0.verdict == "anomalous" }.count, errors = records.filter { $0.verdict == "error" }.count
+        let anomalous = records.filter { $0.verdict == "anomalous" }.count,
+            errors = records.filter { $0.verdict == "error" }.count
         if json {
-            var fields: [String: Any] = ["images": records.count, "anomalous": anomalous, "errors": errors,
-                                         "normal": records.count - anomalous - errors,
-                                         "results": (out as NSString).appendingPathComponent("results.json")]
+            var fields: [String: Any] = [
+                "images": records.count, "anomalous": anomalous, "errors": errors,
+                "normal": records.count - anomalous - errors,
+                "results": (out as NSString).appendingPathComponent("results.json"),
+            ]
             if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
             printJSON(fields)
         }
         if !quiet {
-            var parts = [Summary.part("\(records.count) images from \(shards.count) shards"),
-                         Summary.part("\(anomalous) anomalous", anomalous > 0 ? .red : .green),
-                         Summary.part("\(errors) errors", errors > 0 ? .yellow : nil),
-                         Summary.part("-> \(out)/results.csv")]
+            var parts = [
+                Summary.part("\(records.count) images from \(shards.count) shards"),
+                Summary.part("\(anomalous) anomalous", anomalous > 0 ? .red : .green),
+                Summary.part("\(errors) errors", errors > 0 ? .yellow : nil),
+                Summary.part("-> \(out)/results.csv"),
+            ]
             if let report { parts.append(Summary.part("report \(report)/index.html")) }
             Summary.print(parts)
         }

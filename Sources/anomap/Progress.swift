@@ -1,6 +1,6 @@
-import Foundation
 import Batch
 import Detection
+import Foundation
 
 /// Progress on stderr: a redrawn bar with rate and ETA on a terminal, a plain line every few
 /// seconds otherwise (logs, CI), nothing with --quiet.
@@ -47,6 +47,7 @@ final class ProgressReporter {
 
     func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

@@ -1,15 +1,19 @@
 import ArgumentParser
-import Foundation
-import Models
 import Batch
 import Detection
+import Foundation
+import Models
 import Tensors
 
 extension DetectorSettings.Preset: ExpressibleByArgument {}
 
 /// Options that shape training, shared by `train` and `eval --train`.
 struct TrainingOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Starting settings: learned (gaussian+st+ae, the default: best region outlines, minutes to train) or fast (gaussian+knn with --wide-blur-sigma 24 and --bank-size 1024: seconds to train, under 20 ms per image); the options below override it.", valueName: "learned|fast"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Starting settings: learned (gaussian+st+ae, the default: best region outlines, minutes to train) or fast (gaussian+knn with --wide-blur-sigma 24 and --bank-size 1024: seconds to train, under 20 ms per image); the options below override it.",
+            valueName: "learned|fast"))
     var preset = DetectorSettings.Preset.learned
 
     @Option(name: .long, help: "Side of the square the images are resized to for the backbone (multiple of 8).")
@@ -24,31 +28,52 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random choice; the same seed gives the same model bytes.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual). Default: gaussian,st,ae (gaussian,knn with --preset fast).")
+    @Option(
+        name: .long,
+        help:
+            "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual). Default: gaussian,st,ae (gaussian,knn with --preset fast)."
+    )
     var components: String?
 
-    @Option(name: .long, help: ArgumentHelp("Components whose fused map gives the image score (default: gaussian with a preset's own --components, else all of them); the heatmap always fuses all.", valueName: "components"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Components whose fused map gives the image score (default: gaussian with a preset's own --components, else all of them); the heatmap always fuses all.",
+            valueName: "components"))
     var scoreComponents: String?
 
     @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
     var gaussianChannels = 152
 
-    @Option(name: .long, help: "Comma-separated weights of the components in the fused map (default: 1,2,1 with the default --components, else equal).")
+    @Option(
+        name: .long,
+        help:
+            "Comma-separated weights of the components in the fused map (default: 1,2,1 with the default --components, else equal)."
+    )
     var componentWeights: String?
 
     @Option(name: .long, help: "Gaussian smoothing of the anomaly map, in pixels at the model resolution.")
     var blurSigma = DetectorSettings().blurSigma
 
-    @Option(name: .long, help: "Wide smoothing, in pixels at the model resolution: the heatmap becomes the pixelwise maximum of the map smoothed by --blur-sigma and by this (covers large, smooth defects whole; 0, the default: off; 24 with --preset fast). The image score stays on the --blur-sigma map.")
+    @Option(
+        name: .long,
+        help:
+            "Wide smoothing, in pixels at the model resolution: the heatmap becomes the pixelwise maximum of the map smoothed by --blur-sigma and by this (covers large, smooth defects whole; 0, the default: off; 24 with --preset fast). The image score stays on the --blur-sigma map."
+    )
     var wideBlurSigma: Float?
 
-    @Flag(name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
+    @Flag(
+        name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
     var keepAspect = false
 
     @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
     var positionWeight: Float = 0
 
-    @Option(name: .long, help: ArgumentHelp("Image threshold on the normalized scale, or 'f1' to pick the F1-optimal one on --validation-good/--validation-defects (default: from --sensitivity).", valueName: "value|f1"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Image threshold on the normalized scale, or 'f1' to pick the F1-optimal one on --validation-good/--validation-defects (default: from --sensitivity).",
+            valueName: "value|f1"))
     var threshold: String?
 
     @Option(name: .long, help: "Folder of good validation images (for --threshold f1).")
@@ -57,7 +82,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Folder of defect validation images (for --threshold f1).")
     var validationDefects: String?
 
-    @Option(name: .long, help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
+    @Option(
+        name: .long,
+        help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
     var sensitivity = 0.5
 
     @OptionGroup(title: "Learned components (st, variance, ae)")
@@ -81,15 +108,22 @@ struct TrainingOptions: ParsableArguments {
         if let componentWeights {
             let count = componentWeights.split(separator: ",").count
             guard parsedWeights.count == count, count == parsedComponents.count,
-                  parsedWeights.allSatisfy({ $0 >= 0 && $0.isFinite }), parsedWeights.contains(where: { $0 > 0 }) else {
+                parsedWeights.allSatisfy({ $0 >= 0 && $0.isFinite }), parsedWeights.contains(where: { $0 > 0 })
+            else {
                 throw ValidationError("--component-weights needs one non-negative number per component")
             }
         }
         guard blurSigma >= 0, blurSigma <= 64 else { throw ValidationError("--blur-sigma must be in 0...64") }
-        guard (0...64).contains(wideBlurSigma ?? 0) else { throw ValidationError("--wide-blur-sigma must be in 0...64") }
-        guard positionWeight >= 0, positionWeight.isFinite else { throw ValidationError("--position-weight must be >= 0") }
+        guard (0...64).contains(wideBlurSigma ?? 0) else {
+            throw ValidationError("--wide-blur-sigma must be in 0...64")
+        }
+        guard positionWeight >= 0, positionWeight.isFinite else {
+            throw ValidationError("--position-weight must be >= 0")
+        }
         guard (bankSize ?? 1) >= 1 else { throw ValidationError("--bank-size must be positive") }
-        guard calibrationShare > 0, calibrationShare < 1 else { throw ValidationError("--calibration-share must be in (0, 1)") }
+        guard calibrationShare > 0, calibrationShare < 1 else {
+            throw ValidationError("--calibration-share must be in (0, 1)")
+        }
         guard (0...1).contains(sensitivity) else { throw ValidationError("--sensitivity must be in 0...1") }
         if let threshold {
             if threshold == "f1" {
@@ -109,11 +143,16 @@ struct TrainingOptions: ParsableArguments {
             detector.threshold = value
             return []
         }
-        let good = try ImageFolder.images(in: [validationGood ?? ""]), defects = try ImageFolder.images(in: [validationDefects ?? ""])
-        let (value, f1, failures) = try Trainer.f1Threshold(for: detector, good: good, defects: defects, progress: progress)
+        let good = try ImageFolder.images(in: [validationGood ?? ""]),
+            defects = try ImageFolder.images(in: [validationDefects ?? ""])
+        let (value, f1, failures) = try Trainer.f1Threshold(
+            for: detector, good: good, defects: defects, progress: progress)
         detector.threshold = value
-        return failures.map { "skipped: \($0)" } + [String(format: "F1-optimal threshold %.3f (F1 %.3f on %d validation images)",
-                                                             value, f1, good.count + defects.count)]
+        return failures.map { "skipped: \($0)" } + [
+            String(
+                format: "F1-optimal threshold %.3f (F1 %.3f on %d validation images)",
+                value, f1, good.count + defects.count)
+        ]
     }
 
     var parsedWeights: [Float] {
@@ -166,7 +205,8 @@ struct Train: ParsableCommand {
     @Argument(help: ArgumentHelp("Folder (searched recursively) or files of good images.", valueName: "good-dir"))
     var good: [String]
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Where to write the model bundle.", valueName: "model.safetensors"))
+    @Option(
+        name: [.short, .long], help: ArgumentHelp("Where to write the model bundle.", valueName: "model.safetensors"))
     var output: String
 
     @Flag(name: .long, help: "Print one JSON summary on stdout (images, errors, seconds per phase, model).")
@@ -182,29 +222,38 @@ struct Train: ParsableCommand {
             let paths = try ImageFolder.images(in: good)
             let (network, sha) = try backbone.loadWithChecksum()
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            var (detector, report) = try Trainer.train(paths: paths, extractor: PatchFeatureExtractor(backbone: network),
-                                                       backboneSHA256: sha, settings: training.settings,
-                                                       sensitivity: training.sensitivity, progress: progress.handler)
+            var (detector, report) = try Trainer.train(
+                paths: paths, extractor: PatchFeatureExtractor(backbone: network),
+                backboneSHA256: sha, settings: training.settings,
+                sensitivity: training.sensitivity, progress: progress.handler)
             for failure in report.failures { printError("skipped: \(failure)") }
             for line in try training.applyThreshold(to: &detector, progress: progress.handler) where !runOptions.quiet {
                 printError(line)
             }
             try ModelBundle.write(detector, to: output)
             if json {
-                printJSON(["training_images": report.trainingImages, "calibration_images": report.calibrationImages,
-                           "errors": report.failures.count, "seconds": (report.seconds * 1000).rounded() / 1000,
-                           "phase_seconds": report.phaseSeconds.mapValues { ($0 * 1000).rounded() / 1000 },
-                           "components": training.parsedComponents.map(\.rawValue), "threshold": Double(detector.threshold),
-                           "model": output])
+                printJSON([
+                    "training_images": report.trainingImages, "calibration_images": report.calibrationImages,
+                    "errors": report.failures.count, "seconds": (report.seconds * 1000).rounded() / 1000,
+                    "phase_seconds": report.phaseSeconds.mapValues { ($0 * 1000).rounded() / 1000 },
+                    "components": training.parsedComponents.map(\.rawValue), "threshold": Double(detector.threshold),
+                    "model": output,
+                ])
             }
             if !runOptions.quiet {
-                let phases = report.phases.compactMap { name in report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) } }
-                Summary.print([Summary.part(String(format: "trained on %d images, calibrated on %d (%@)", report.trainingImages,
-                                                   report.calibrationImages,
-                                                   training.parsedComponents.map(\.rawValue).joined(separator: "+")), .green),
-                               Summary.part("\(report.failures.count) errors", report.failures.isEmpty ? nil : .yellow),
-                               Summary.part(String(format: "%.1f s (%@)", report.seconds, phases.joined(separator: ", "))),
-                               Summary.part("-> \(output)")])
+                let phases = report.phases.compactMap { name in
+                    report.phaseSeconds[name].map { String(format: "%@ %.0f s", name, $0) }
+                }
+                Summary.print([
+                    Summary.part(
+                        String(
+                            format: "trained on %d images, calibrated on %d (%@)", report.trainingImages,
+                            report.calibrationImages,
+                            training.parsedComponents.map(\.rawValue).joined(separator: "+")), .green),
+                    Summary.part("\(report.failures.count) errors", report.failures.isEmpty ? nil : .yellow),
+                    Summary.part(String(format: "%.1f s (%@)", report.seconds, phases.joined(separator: ", "))),
+                    Summary.part("-> \(output)"),
+                ])
             }
         }
     }

@@ -8,8 +8,10 @@ struct CLIRunner {
         .deletingLastPathComponent()
 
     var binary: URL {
-        let candidates = [Bundle.main.bundleURL.appendingPathComponent("anomap"),
-                          Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("anomap")]
+        let candidates = [
+            Bundle.main.bundleURL.appendingPathComponent("anomap"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("anomap"),
+        ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
     }
 
@@ -36,8 +38,9 @@ struct CLIRunner {
         try process.run()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// Installs the programs a test drives (`command:debian-package`) when missing; skips the
@@ -53,7 +56,8 @@ struct CLIRunner {
         let message = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         if process.terminationStatus != 0 {
-            throw XCTSkip("needs \(pairs.joined(separator: ", ")): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw XCTSkip(
+                "needs \(pairs.joined(separator: ", ")): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 
@@ -66,19 +70,25 @@ struct CLIRunner {
 
     /// Skips the calling test, with the fix, when the pretrained weights are not installed.
     func requireWeights() throws {
-        guard FileManager.default.fileExists(atPath: root.appendingPathComponent("models/efficientnet-lite0.safetensors").path) else {
+        guard
+            FileManager.default.fileExists(
+                atPath: root.appendingPathComponent("models/efficientnet-lite0.safetensors").path)
+        else {
             throw XCTSkip("weights missing: run `make setup` (make test does this)")
         }
     }
 
     /// A fresh temporary folder `name-<pid>` with a synthetic dataset in `data/` (the caller
     /// removes `dir`); skips the test when the weights are missing.
-    func syntheticWorkspace(_ name: String, train: Int, testGood: Int, testPerDefect: Int,
-                            seed: UInt64) throws -> (dir: URL, data: String) {
+    func syntheticWorkspace(
+        _ name: String, train: Int, testGood: Int, testPerDefect: Int,
+        seed: UInt64
+    ) throws -> (dir: URL, data: String) {
         try requireWeights()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
         let data = dir.appendingPathComponent("data").path
-        try SyntheticParts.write(to: data, train: train, testGood: testGood, testPerDefect: testPerDefect, size: 96, seed: seed)
+        try SyntheticParts.write(
+            to: data, train: train, testGood: testGood, testPerDefect: testPerDefect, size: 96, seed: seed)
         return (dir, data)
     }
 }

@@ -10,8 +10,10 @@ final class CLITests: XCTestCase {
     func testVersionAndHelp() throws {
         let version = try run(["--version"])
         XCTAssertEqual(version.status, 0)
-        XCTAssertTrue(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).range(of: #"^\d+\.\d+\.\d+$"#,
-                      options: .regularExpression) != nil, version.stdout)
+        XCTAssertTrue(
+            version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).range(
+                of: #"^\d+\.\d+\.\d+$"#,
+                options: .regularExpression) != nil, version.stdout)
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("classify"), help.stdout)

@@ -8,25 +8,33 @@ final class DetectorCLITests: XCTestCase {
         let (dir, data) = try cli.syntheticWorkspace("cli-preset", train: 12, testGood: 4, testPerDefect: 2, seed: 5)
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("fast.safetensors").path
-        let train = try cli.run(["train", data + "/train/good", "-o", model, "--preset", "fast", "--input-size", "96", "--json", "--quiet"])
+        let train = try cli.run([
+            "train", data + "/train/good", "-o", model, "--preset", "fast", "--input-size", "96", "--json", "--quiet",
+        ])
         XCTAssertEqual(train.status, 0, train.stderr)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(summary["components"] as? [String], ["gaussian", "knn"])
         // The bundle's settings: the preset's bank size, score components and wide map.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: model))
         let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        let header = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
         let metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
-        let settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((metadata["settings"] ?? "").utf8)) as? [String: Any])
+        let settings = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data((metadata["settings"] ?? "").utf8)) as? [String: Any])
         XCTAssertEqual(settings["bankSize"] as? Int, 1024)
         XCTAssertEqual(settings["wideBlurSigma"] as? Double, 24)
         XCTAssertEqual(settings["scoreComponents"] as? [String], ["gaussian"])
-        let eval = try cli.run(["eval", data, "--model", model, "--out", dir.appendingPathComponent("eval").path, "--quiet"])
+        let eval = try cli.run([
+            "eval", data, "--model", model, "--out", dir.appendingPathComponent("eval").path, "--quiet",
+        ])
         XCTAssertEqual(eval.status, 0, eval.stderr)
         // Explicit options win over the preset.
         let plain = dir.appendingPathComponent("plain.safetensors").path
-        let override = try cli.run(["train", data + "/train/good", "-o", plain, "--preset", "fast", "--components", "gaussian",
-                                    "--wide-blur-sigma", "0", "--input-size", "96", "--json", "--quiet"])
+        let override = try cli.run([
+            "train", data + "/train/good", "-o", plain, "--preset", "fast", "--components", "gaussian",
+            "--wide-blur-sigma", "0", "--input-size", "96", "--json", "--quiet",
+        ])
         XCTAssertEqual(override.status, 0, override.stderr)
         let overridden = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(override.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(overridden["components"] as? [String], ["gaussian"])
@@ -41,7 +49,9 @@ final class DetectorCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model.safetensors").path
 
-        let train = try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--bank-size", "200"])
+        let train = try cli.run([
+            "train", data + "/train/good", "-o", model, "--input-size", "128", "--bank-size", "200",
+        ])
         XCTAssertEqual(train.status, 0, train.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: model))
         XCTAssertTrue(train.stderr.contains("trained on"), train.stderr)
@@ -67,31 +77,43 @@ final class DetectorCLITests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(out)/test/good/broken_heatmap.png"))
         // Two inputs with the same folder name do not overwrite each other.
-        let twice = try cli.run(["inspect", test + "/crack", test + "/../test/crack", "--model", model, "--out", out + "3", "--quiet"])
+        let twice = try cli.run([
+            "inspect", test + "/crack", test + "/../test/crack", "--model", model, "--out", out + "3", "--quiet",
+        ])
         XCTAssertEqual(twice.status, 0, twice.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "3/crack/000_mask.png"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "3/crack/000-2_mask.png"))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [[String: Any]]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+            as? [[String: Any]]
         XCTAssertEqual(json?.count, 12)
         XCTAssertTrue(csv.contains(",anomalous,"), "no synthetic defect was flagged:\n\(csv)")
 
         // Three shards cover every image exactly once; --json prints one summary line.
         var union = [String]()
         for i in 1...3 {
-            let shard = try cli.run(["inspect", test, "--model", model, "--out", out + "-shard\(i)", "--shard", "\(i)/3",
-                                     "--json", "--quiet", "--no-images"])
+            let shard = try cli.run([
+                "inspect", test, "--model", model, "--out", out + "-shard\(i)", "--shard", "\(i)/3",
+                "--json", "--quiet", "--no-images",
+            ])
             XCTAssertEqual(shard.status, 0, shard.stderr)
             let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(shard.stdout.utf8)) as? [String: Any])
-            let rows = try String(contentsOfFile: out + "-shard\(i)/results.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            let rows = try String(contentsOfFile: out + "-shard\(i)/results.csv", encoding: .utf8).split(
+                separator: "\n"
+            ).dropFirst()
             XCTAssertEqual(summary["images"] as? Int, rows.count)
             union += rows.map { String($0.split(separator: ",")[0]) }
         }
         let all = csv.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
         XCTAssertEqual(union.sorted(), all.sorted())
 
-        let strict = try cli.run(["inspect", test + "/crack", "--model", model, "--out", out + "2", "--fail-on-anomaly", "--quiet"])
+        let strict = try cli.run([
+            "inspect", test + "/crack", "--model", model, "--out", out + "2", "--fail-on-anomaly", "--quiet",
+        ])
         XCTAssertEqual(strict.status, 1, strict.stderr)
-        let noModel = try cli.run(["inspect", test, "--model", dir.appendingPathComponent("none.safetensors").path, "--out", out])
+        let noModel = try cli.run([
+            "inspect", test, "--model", dir.appendingPathComponent("none.safetensors").path, "--out", out,
+        ])
         XCTAssertEqual(noModel.status, 2)
         XCTAssertEqual(noModel.stderr.split(separator: "\n").count, 1, noModel.stderr)
         let empty = dir.appendingPathComponent("empty").path
@@ -99,8 +121,10 @@ final class DetectorCLITests: XCTestCase {
         let nothing = try cli.run(["train", empty, "-o", model])
         XCTAssertEqual(nothing.status, 2)
         XCTAssertTrue(nothing.stderr.contains("no images in \(empty)"), nothing.stderr)
-        let hint = try cli.run(["train", data, "-o", dir.appendingPathComponent("m2.safetensors").path, "--quiet",
-                                "--input-size", "64", "--bank-size", "50"])
+        let hint = try cli.run([
+            "train", data, "-o", dir.appendingPathComponent("m2.safetensors").path, "--quiet",
+            "--input-size", "64", "--bank-size", "50",
+        ])
         XCTAssertEqual(hint.status, 0, "a dataset root is searched recursively: \(hint.stderr)")
 
         try FileManager.default.removeItem(atPath: test + "/good/broken.png")
@@ -112,7 +136,9 @@ final class DetectorCLITests: XCTestCase {
         for file in ["metrics.json", "roc.svg", "pr.svg", "scores.svg"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(evalOut)/\(file)"), file)
         }
-        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalOut + "/metrics.json"))) as? [String: Any]
+        let metrics =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalOut + "/metrics.json")))
+            as? [String: Any]
         let overall = metrics?["overall"] as? [String: Any]
         XCTAssertGreaterThan(overall?["image_auroc"] as? Double ?? 0, 0.9)
         XCTAssertNotNil((metrics?["per_type"] as? [String: Any])?["crack"])

@@ -10,9 +10,11 @@ final class InterruptTests: XCTestCase {
         let (dir, data) = try cli.syntheticWorkspace("interrupt", train: 10, testGood: 60, testPerDefect: 10, seed: 21)
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("m.safetensors").path
-        XCTAssertEqual(try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "128", "--quiet"]).status, 0)
         let reference = dir.appendingPathComponent("reference").path
-        XCTAssertEqual(try cli.run(["inspect", data + "/test", "--model", model, "--out", reference, "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try cli.run(["inspect", data + "/test", "--model", model, "--out", reference, "--quiet"]).status, 0)
 
         for (signal, expected) in [("INT", Int32(130)), ("TERM", Int32(143))] {
             let out = dir.appendingPathComponent("run-\(signal)").path
@@ -36,12 +38,17 @@ final class InterruptTests: XCTestCase {
                     }
                 }
             }
-            let leftovers = try FileManager.default.subpathsOfDirectory(atPath: out).filter { ($0 as NSString).lastPathComponent.hasPrefix(".") }
+            let leftovers = try FileManager.default.subpathsOfDirectory(atPath: out).filter {
+                ($0 as NSString).lastPathComponent.hasPrefix(".")
+            }
             XCTAssertEqual(leftovers, [], "temporary files left behind")
-            let resumed = try cli.run(["inspect", data + "/test", "--model", model, "--out", out, "--quiet", "--resume"])
+            let resumed = try cli.run([
+                "inspect", data + "/test", "--model", model, "--out", out, "--quiet", "--resume",
+            ])
             XCTAssertEqual(resumed.status, 0, resumed.stderr)
-            XCTAssertEqual(try String(contentsOfFile: out + "/results.csv", encoding: .utf8),
-                           try String(contentsOfFile: reference + "/results.csv", encoding: .utf8), signal)
+            XCTAssertEqual(
+                try String(contentsOfFile: out + "/results.csv", encoding: .utf8),
+                try String(contentsOfFile: reference + "/results.csv", encoding: .utf8), signal)
         }
     }
 
@@ -64,7 +71,10 @@ final class InterruptTests: XCTestCase {
             process.waitUntilExit()
             // Either no model at all, or a complete one that loads.
             if FileManager.default.fileExists(atPath: model) {
-                let check = try cli.run(["inspect", data + "/test/good", "--model", model, "--out", dir.appendingPathComponent("o").path, "--quiet"])
+                let check = try cli.run([
+                    "inspect", data + "/test/good", "--model", model, "--out", dir.appendingPathComponent("o").path,
+                    "--quiet",
+                ])
                 XCTAssertEqual(check.status, 0, check.stderr)
             }
         }

@@ -26,9 +26,11 @@ final class RobustnessTests: XCTestCase {
         var models = [String]()
         for threads in ["1", "2"] {
             let model = dir.appendingPathComponent("model-\(threads).safetensors").path
-            let train = try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "96", "--bank-size", "100",
-                                     "--components", "gaussian,knn,st,ae", "--student-epochs", "1", "--ae-epochs", "1",
-                                     "--student-width", "16", "--threads", threads, "--quiet"])
+            let train = try cli.run([
+                "train", data + "/train/good", "-o", model, "--input-size", "96", "--bank-size", "100",
+                "--components", "gaussian,knn,st,ae", "--student-epochs", "1", "--ae-epochs", "1",
+                "--student-width", "16", "--threads", threads, "--quiet",
+            ])
             XCTAssertEqual(train.status, 0, train.stderr)
             models.append(model)
         }
@@ -36,14 +38,20 @@ final class RobustnessTests: XCTestCase {
         var outs = [String]()
         for threads in ["1", "2"] {
             let out = dir.appendingPathComponent("out-\(threads)").path
-            let inspect = try cli.run(["inspect", data + "/test", "--model", models[0], "--out", out, "--threads", threads, "--quiet"])
+            let inspect = try cli.run([
+                "inspect", data + "/test", "--model", models[0], "--out", out, "--threads", threads, "--quiet",
+            ])
             XCTAssertEqual(inspect.status, 0, inspect.stderr)
             outs.append(out)
         }
-        let files = try FileManager.default.subpathsOfDirectory(atPath: outs[0]).filter { $0.hasSuffix(".png") || $0.hasPrefix("results") }.sorted()
+        let files = try FileManager.default.subpathsOfDirectory(atPath: outs[0]).filter {
+            $0.hasSuffix(".png") || $0.hasPrefix("results")
+        }.sorted()
         XCTAssertEqual(files.count, 2 + 6 * 3)
         for file in files {
-            XCTAssertEqual(try bytes("\(outs[0])/\(file)"), try bytes("\(outs[1])/\(file)"), "\(file) differs between 1 and 2 threads")
+            XCTAssertEqual(
+                try bytes("\(outs[0])/\(file)"), try bytes("\(outs[1])/\(file)"),
+                "\(file) differs between 1 and 2 threads")
         }
     }
 
@@ -65,7 +73,9 @@ final class RobustnessTests: XCTestCase {
             throw XCTSkip("cannot mount a tmpfs here (needs root): the full-disk and read-only cases are not run")
         }
         let model = dir.appendingPathComponent("model.safetensors").path
-        let train = try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "96", "--components", "gaussian", "--quiet"])
+        let train = try cli.run([
+            "train", data + "/train/good", "-o", model, "--input-size", "96", "--components", "gaussian", "--quiet",
+        ])
         XCTAssertEqual(train.status, 0, train.stderr)
 
         let full = try cli.run(["inspect", data + "/test", "--model", model, "--out", out])
@@ -78,7 +88,9 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(written.contains { ($0 as NSString).lastPathComponent.hasPrefix(".") }, "\(written)")
         let probe = dir.appendingPathComponent("probe").path
         for png in written where png.hasSuffix(".png") {
-            let check = try cli.run(["inspect", "\(out)/\(png)", "--model", model, "--out", probe, "--no-images", "--quiet"])
+            let check = try cli.run([
+                "inspect", "\(out)/\(png)", "--model", model, "--out", probe, "--no-images", "--quiet",
+            ])
             XCTAssertEqual(check.status, 0, "\(png) is not a complete image: \(check.stderr)")
         }
 
@@ -93,15 +105,22 @@ final class RobustnessTests: XCTestCase {
         let (dir, data) = try makeData("paths")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model.safetensors").path
-        XCTAssertEqual(try cli.run(["train", data + "/train/good", "-o", model, "--input-size", "96", "--components", "gaussian", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try cli.run([
+                "train", data + "/train/good", "-o", model, "--input-size", "96", "--components", "gaussian", "--quiet",
+            ]).status, 0)
         // Inputs named through "..", and a symlink to an image in another folder.
         let links = dir.appendingPathComponent("links").path
         try FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: links + "/outside.png", withDestinationPath: data + "/test/good/000.png")
+        try FileManager.default.createSymbolicLink(
+            atPath: links + "/outside.png", withDestinationPath: data + "/test/good/000.png")
         let before = Set(try FileManager.default.subpathsOfDirectory(atPath: dir.path))
         let out = dir.appendingPathComponent("out").path
-        let run = try cli.run(["inspect", data + "/test/../test/good/../crack", links, "../../.." + data + "/test/spot/000.png",
-                               "--model", model, "--out", out, "--quiet"], cwd: dir.appendingPathComponent("links"))
+        let run = try cli.run(
+            [
+                "inspect", data + "/test/../test/good/../crack", links, "../../.." + data + "/test/spot/000.png",
+                "--model", model, "--out", out, "--quiet",
+            ], cwd: dir.appendingPathComponent("links"))
         XCTAssertEqual(run.status, 0, run.stderr)
         let after = Set(try FileManager.default.subpathsOfDirectory(atPath: dir.path))
         let added = after.subtracting(before)

@@ -27,8 +27,9 @@ final class BundleCompatibilityTests: XCTestCase {
 
     func load() throws -> Detector {
         let (extractor, sha) = try requireBackbone()
-        return try ModelBundle.read(fixture.appendingPathComponent("model.safetensors").path, extractor: extractor,
-                                    backboneSHA256: sha)
+        return try ModelBundle.read(
+            fixture.appendingPathComponent("model.safetensors").path, extractor: extractor,
+            backboneSHA256: sha)
     }
 
     func assertClose(_ actual: [Float], _ expected: [Double], _ what: String) {
@@ -55,7 +56,8 @@ final class BundleCompatibilityTests: XCTestCase {
             }
             assertClose(detector.analyze(image).map, item.map, "\(item.image) fused map")
             let inspection = detector.inspect(image)
-            XCTAssertEqual(Double(inspection.rawScore), item.raw_score, accuracy: 1e-4 * abs(item.raw_score), item.image)
+            XCTAssertEqual(
+                Double(inspection.rawScore), item.raw_score, accuracy: 1e-4 * abs(item.raw_score), item.image)
             XCTAssertEqual(Double(inspection.score), item.score, accuracy: 1e-4 * max(1, abs(item.score)), item.image)
             XCTAssertEqual(inspection.isAnomalous, item.anomalous, item.image)
         }
@@ -69,7 +71,8 @@ final class BundleCompatibilityTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try SyntheticParts.write(to: dir)  // the default set the fixture was trained on
         let paths = try ImageFolder.images(in: [dir + "/train/good"])
-        let (detector, _) = try Trainer.train(paths: paths, extractor: extractor, backboneSHA256: sha, settings: old.settings)
+        let (detector, _) = try Trainer.train(
+            paths: paths, extractor: extractor, backboneSHA256: sha, settings: old.settings)
         let path = dir + "/model.safetensors"
         try ModelBundle.write(detector, to: path)
         XCTAssertEqual(sha256Hex(try readFile(path)), sha256Hex(committed), "same seed and settings, other bytes")
@@ -89,8 +92,9 @@ final class BundleCompatibilityTests: XCTestCase {
             let inspection = detector.inspect(try ImageCodec.read(contentsOf: input.path))
             gaps.append((inspection.score, inspection.map.max() ?? 0))
         }
-        let gap = try XCTUnwrap(gaps.filter { $0.score > $0.peak + 0.05 }.max { $0.score < $1.score },
-                                "no image scores above its heatmap's peak: the fallback is untested")
+        let gap = try XCTUnwrap(
+            gaps.filter { $0.score > $0.peak + 0.05 }.max { $0.score < $1.score },
+            "no image scores above its heatmap's peak: the fallback is untested")
         detector.threshold = (gap.score + gap.peak) / 2
         let writer = try InspectionWriter(root: dir + "/out")
         var batch = BatchInspection(detector: detector, writer: writer)
@@ -116,9 +120,11 @@ final class BundleCompatibilityTests: XCTestCase {
     func testOutlineFallsBackToTheHalfMaximumRegionAroundThePeak() {
         // Scored anomalous, no pixel at the threshold: the region around the peak (3.0 at
         // (1, 1)) at half the peak or more, 8-connected; the 1.6 on the right is not connected.
-        let map: [Float] = [0.1, 1.6, 0.2, 0.0, 1.6,
-                            0.0, 3.0, 1.5, 0.0, 0.0,
-                            0.0, 0.0, 0.2, 1.4, 0.0]
+        let map: [Float] = [
+            0.1, 1.6, 0.2, 0.0, 1.6,
+            0.0, 3.0, 1.5, 0.0, 0.0,
+            0.0, 0.0, 0.2, 1.4, 0.0,
+        ]
         let inspection = Inspection(rawScore: 0, score: 5, map: map, width: 5, height: 3, threshold: 4)
         XCTAssertTrue(inspection.isAnomalous)
         XCTAssertEqual(inspection.mask.indices.filter { inspection.mask[$0] }, [1, 6, 7])

@@ -1,9 +1,9 @@
+import Batch
+import Detection
 import Foundation
 import Imaging
 import Models
 import NeuralNet
-import Batch
-import Detection
 import SafeFiles
 import SyntheticData
 import Tensors
@@ -16,7 +16,8 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingL
 let backbone: (extractor: PatchFeatureExtractor, sha: String)? = {
     let path = root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
     guard let bytes = try? readFile(path), let checkpoint = try? SafeTensors.decode(bytes),
-          let network = try? EfficientNetLite0(checkpoint: checkpoint) else { return nil }
+        let network = try? EfficientNetLite0(checkpoint: checkpoint)
+    else { return nil }
     return (PatchFeatureExtractor(backbone: network), sha256Hex(bytes))
 }()
 
@@ -59,8 +60,9 @@ final class DetectorTests: XCTestCase {
         let set = try EvaluationSet.mvtec(Self.dataset)
         XCTAssertEqual(set.trainingImages.count, 16)
         XCTAssertEqual(set.items.count, 6 + 9)
-        let (detector, report) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
-                                                   settings: smallSettings())
+        let (detector, report) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+            settings: smallSettings())
         XCTAssertEqual(report.trainingImages + report.calibrationImages, 16)
         XCTAssertEqual(detector.component(MemoryBankComponent.self)?.bank.count, 300)
         let result = Evaluator.evaluate(detector, on: set)
@@ -83,7 +85,8 @@ final class DetectorTests: XCTestCase {
         for (i, seed) in [UInt64(5), 5, 6].enumerated() {
             var settings = smallSettings()
             settings.seed = seed
-            let (detector, _) = try Trainer.train(paths: paths, extractor: extractor, backboneSHA256: sha, settings: settings)
+            let (detector, _) = try Trainer.train(
+                paths: paths, extractor: extractor, backboneSHA256: sha, settings: settings)
             let path = dir.appendingPathComponent("m\(i).safetensors").path
             try ModelBundle.write(detector, to: path)
             files.append(path)
@@ -92,10 +95,13 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(bytes[0], bytes[1], "same seed, different bytes")
         XCTAssertNotEqual(bytes[0], bytes[2], "different seeds gave identical models")
         let loaded = try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: sha)
-        XCTAssertEqual(loaded.component(MemoryBankComponent.self)?.bank.entries.shape, [300, PatchFeatureExtractor.dimension])
+        XCTAssertEqual(
+            loaded.component(MemoryBankComponent.self)?.bank.entries.shape, [300, PatchFeatureExtractor.dimension])
         XCTAssertEqual(loaded.settings, smallSettings().with(seed: 5))
         // A bundle tied to another backbone, another format version, or a foreign file is refused.
-        XCTAssertThrowsError(try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: String(repeating: "0", count: 64))) {
+        XCTAssertThrowsError(
+            try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: String(repeating: "0", count: 64))
+        ) {
             XCTAssertTrue("\($0)".contains("different backbone"), "\($0)")
         }
         var file = try SafeTensors.read(contentsOf: files[0])
@@ -127,8 +133,9 @@ final class DetectorTests: XCTestCase {
             var settings = smallSettings()
             settings.components = components
             settings.gaussianChannels = 24
-            let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
-                                                  settings: settings)
+            let (detector, _) = try Trainer.train(
+                paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                settings: settings)
             XCTAssertEqual(detector.component(GaussianComponent.self)?.gaussian.channels.count, 24)
             XCTAssertEqual(detector.component(MemoryBankComponent.self) != nil, components.contains(.knn))
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("g-\(getpid()).safetensors").path
@@ -143,13 +150,18 @@ final class DetectorTests: XCTestCase {
                 // Weights (1, 0): the fused map is exactly the first component's calibrated map.
                 var weighted = settings
                 weighted.componentWeights = [1, 0]
-                let first = Detector(extractor: extractor, components: detector.components,
-                                     componentNormalizations: detector.componentNormalizations, settings: weighted,
-                                     normalization: detector.normalization, threshold: 1, backboneSHA256: sha)
-                let expected = detector.componentMaps(image)[0].map.map { detector.componentNormalizations[0].apply($0) }
+                let first = Detector(
+                    extractor: extractor, components: detector.components,
+                    componentNormalizations: detector.componentNormalizations, settings: weighted,
+                    normalization: detector.normalization, threshold: 1, backboneSHA256: sha)
+                let expected = detector.componentMaps(image)[0].map.map {
+                    detector.componentNormalizations[0].apply($0)
+                }
                 let fused = first.analyze(image).map
                 XCTAssertEqual(fused.count, expected.count)
-                for i in stride(from: 0, to: fused.count, by: 97) { XCTAssertEqual(fused[i], expected[i], accuracy: 1e-5) }
+                for i in stride(from: 0, to: fused.count, by: 97) {
+                    XCTAssertEqual(fused[i], expected[i], accuracy: 1e-5)
+                }
             }
         }
     }
@@ -161,7 +173,8 @@ final class DetectorTests: XCTestCase {
         settings.components = [.knn, .gaussian]
         settings.scoreComponents = [.gaussian]
         settings.gaussianChannels = 24
-        let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
+        let (detector, _) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
         XCTAssertTrue(detector.scoresSeparately)
         let loaded = try roundTrip(detector)
         XCTAssertEqual(loaded.scoreNormalization, detector.scoreNormalization)
@@ -179,7 +192,9 @@ final class DetectorTests: XCTestCase {
                 (loaded.componentNormalizations[0].apply($0.0) + gaussianNorm.apply($0.1)) / 2
             }
             let analyzed = loaded.analyze(image)
-            for i in stride(from: 0, to: fused.count, by: 53) { XCTAssertEqual(analyzed.map[i], fused[i], accuracy: 1e-5) }
+            for i in stride(from: 0, to: fused.count, by: 53) {
+                XCTAssertEqual(analyzed.map[i], fused[i], accuracy: 1e-5)
+            }
         }
         // Selecting the gaussian alone gives the same image scores.
         let alone = try loaded.selecting([.gaussian])
@@ -188,7 +203,8 @@ final class DetectorTests: XCTestCase {
         var bad = settings
         bad.scoreComponents = [.st]
         bad.components = [.knn]
-        let (plain, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: bad)
+        let (plain, _) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: bad)
         XCTAssertEqual(plain.settings.scoreComponents, [], "a score component the model lacks is dropped")
         XCTAssertFalse(plain.scoresSeparately)
     }
@@ -201,7 +217,8 @@ final class DetectorTests: XCTestCase {
         settings.componentWeights = [2, 1]
         settings.gaussianChannels = 24
         settings.wideBlurSigma = 16
-        let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
+        let (detector, _) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings)
         XCTAssertTrue(detector.hasScoreMap)
         let loaded = try roundTrip(detector)
         XCTAssertEqual(loaded.settings.wideBlurSigma, 16)
@@ -217,9 +234,11 @@ final class DetectorTests: XCTestCase {
             // blurred by sigma / 4, brought to the fine map's size.
             let mean = zip(coarse[0], coarse[1]).map { (2 * norms[0].apply($0.0) + norms[1].apply($0.1)) / 3 }
             let (qw, qh) = (g.inputWidth / 4, g.inputHeight / 4)
-            let quarter = upsampleBilinear(Tensor(shape: [1, 1, g.gridHeight, g.gridWidth], storage: mean), height: qh, width: qw)
+            let quarter = upsampleBilinear(
+                Tensor(shape: [1, 1, g.gridHeight, g.gridWidth], storage: mean), height: qh, width: qw)
             let blurred = gaussianBlur(quarter.storage, width: qw, height: qh, sigma: 4)
-            let wide = upsampleBilinear(Tensor(shape: [1, 1, qh, qw], storage: blurred), height: refined[0].height, width: refined[0].width)
+            let wide = upsampleBilinear(
+                Tensor(shape: [1, 1, qh, qw], storage: blurred), height: refined[0].height, width: refined[0].width)
             let analyzed = loaded.analyze(image)
             XCTAssertEqual(analyzed.map.count, fine.count)
             for i in fine.indices {
@@ -228,7 +247,8 @@ final class DetectorTests: XCTestCase {
             }
             // The score: the fine map's maximum, on the fine map's own calibration.
             XCTAssertEqual(analyzed.score, fine.max() ?? 0, accuracy: 1e-4)
-            XCTAssertEqual(loaded.inspect(image).score, loaded.scoreNormalization.apply(fine.max() ?? 0), accuracy: 1e-4)
+            XCTAssertEqual(
+                loaded.inspect(image).score, loaded.scoreNormalization.apply(fine.max() ?? 0), accuracy: 1e-4)
         }
         XCTAssertGreaterThan(widened, 0, "the wide map never rose above the fine one: the maximum is untested")
         XCTAssertNotEqual(loaded.normalization, loaded.scoreNormalization, "the heatmap is calibrated on its own maps")
@@ -240,7 +260,9 @@ final class DetectorTests: XCTestCase {
         let n = 7
         let b = (0..<(n * n)).map { _ in Double.random(in: -1...1, using: &g) }
         var a = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { for k in 0..<n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 1 }
+        for i in 0..<n {
+            for j in 0..<n { for k in 0..<n { a[i * n + j] += b[i * n + k] * b[j * n + k] } }; a[i * n + i] += 1
+        }
         let inverse = invertSymmetricPositiveDefinite(a, size: n)
         for i in 0..<n {
             for j in 0..<n {
@@ -259,7 +281,10 @@ final class DetectorTests: XCTestCase {
         let probe = Tensor(shape: [1, 2, 1, 2], storage: [0.5, -0.25, 0.1, 0.7])
         let d = gaussian.distances(probe)
         for i in 0..<2 {
-            let x = [probe.storage[i] - gaussian.mean.storage[i * 2], probe.storage[2 + i] - gaussian.mean.storage[i * 2 + 1]]
+            let x = [
+                probe.storage[i] - gaussian.mean.storage[i * 2],
+                probe.storage[2 + i] - gaussian.mean.storage[i * 2 + 1],
+            ]
             // Packed upper: [S00, S01, S11].
             let p = Array(gaussian.precision.storage[(i * 3)..<(i * 3 + 3)])
             let s = [p[0], p[1], p[1], p[2]]
@@ -273,8 +298,10 @@ final class DetectorTests: XCTestCase {
     func testNearestDistancesMatchBruteForce() {
         var g = SeededGenerator(seed: 9)
         let (m, d, h, w) = (37, 11, 5, 7)
-        let bank = PatchMemoryBank(entries: Tensor(shape: [m, d], storage: (0..<(m * d)).map { _ in Float.random(in: -1...1, using: &g) }))
-        let features = Tensor(shape: [1, d, h, w], storage: (0..<(d * h * w)).map { _ in Float.random(in: -1...1, using: &g) })
+        let bank = PatchMemoryBank(
+            entries: Tensor(shape: [m, d], storage: (0..<(m * d)).map { _ in Float.random(in: -1...1, using: &g) }))
+        let features = Tensor(
+            shape: [1, d, h, w], storage: (0..<(d * h * w)).map { _ in Float.random(in: -1...1, using: &g) })
         let fast = bank.nearestDistances(features)
         for p in 0..<(h * w) {
             var best = Double.infinity
@@ -302,10 +329,13 @@ final class DetectorTests: XCTestCase {
             }
         }
         var selection = SeededGenerator(seed: 1)
-        let chosen = PatchMemoryBank.greedyCoreset(points, dimension: d, size: 5, projectedDimension: 8, generator: &selection)
+        let chosen = PatchMemoryBank.greedyCoreset(
+            points, dimension: d, size: 5, projectedDimension: 8, generator: &selection)
         XCTAssertEqual(Set(chosen.map { cluster[$0] }), Set(0..<5))
         var again = SeededGenerator(seed: 1)
-        XCTAssertEqual(PatchMemoryBank.greedyCoreset(points, dimension: d, size: 5, projectedDimension: 8, generator: &again), chosen)
+        XCTAssertEqual(
+            PatchMemoryBank.greedyCoreset(points, dimension: d, size: 5, projectedDimension: 8, generator: &again),
+            chosen)
         var all = SeededGenerator(seed: 1)
         XCTAssertEqual(PatchMemoryBank.greedyCoreset(points, dimension: d, size: 500, generator: &all).count, 200)
     }
@@ -326,10 +356,16 @@ final class DetectorTests: XCTestCase {
     func testQuantileAndRegions() {
         XCTAssertEqual(quantile([3, 1, 2, 4], 0.5), 2.5)
         XCTAssertEqual(quantile([7], 0.99), 7)
-        let inspection = Inspection(rawScore: 0, score: 2, map: [0, 2, 0, 0,
-                                                                  0, 2, 0, 3,
-                                                                  0, 0, 0, 3], width: 4, height: 3, threshold: 1)
-        XCTAssertEqual(inspection.regions, [BoundingBox(x: 1, y: 0, width: 1, height: 2), BoundingBox(x: 3, y: 1, width: 1, height: 2)])
+        let inspection = Inspection(
+            rawScore: 0, score: 2,
+            map: [
+                0, 2, 0, 0,
+                0, 2, 0, 3,
+                0, 0, 0, 3,
+            ], width: 4, height: 3, threshold: 1)
+        XCTAssertEqual(
+            inspection.regions,
+            [BoundingBox(x: 1, y: 0, width: 1, height: 2), BoundingBox(x: 3, y: 1, width: 1, height: 2)])
         XCTAssertEqual(inspection.defectArea, 4.0 / 12)
         XCTAssertTrue(inspection.isAnomalous)
     }

@@ -1,16 +1,17 @@
+import Batch
+import Detection
 import Foundation
 import Imaging
 import Models
 import NeuralNet
-import Batch
-import Detection
 import SafeFiles
 import XCTest
 
 /// Replays the fuzzers' seed corpus and every input a fuzzer ever crashed on
 /// (Fuzz/regressions/<target>/) through the same entry points, so a fixed crash stays fixed.
 final class FuzzReplayTests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func files(_ folder: String) -> [String] {
         let dir = root.appendingPathComponent(folder).path
@@ -51,14 +52,18 @@ final class FuzzReplayTests: XCTestCase {
 
     func testModelBundleSeedLoadsAndRegressionsFailCleanly() throws {
         let weights = root.appendingPathComponent("models/efficientnet-lite0.safetensors").path
-        guard FileManager.default.fileExists(atPath: weights) else { throw XCTSkip("weights missing: run `make setup`") }
+        guard FileManager.default.fileExists(atPath: weights) else {
+            throw XCTSkip("weights missing: run `make setup`")
+        }
         let bytes = try readFile(weights, maxBytes: 256 << 20)
-        let extractor = PatchFeatureExtractor(backbone: try EfficientNetLite0(checkpoint: try SafeTensors.decode(bytes)))
+        let extractor = PatchFeatureExtractor(
+            backbone: try EfficientNetLite0(checkpoint: try SafeTensors.decode(bytes)))
         let sha = sha256Hex(bytes)
         let seeds = files("Fuzz/corpus/FuzzModelBundle")
         XCTAssertFalse(seeds.isEmpty)
         for path in seeds {
-            let detector = try ModelBundle.decode(try readFile(path), path: path, extractor: extractor, backboneSHA256: sha)
+            let detector = try ModelBundle.decode(
+                try readFile(path), path: path, extractor: extractor, backboneSHA256: sha)
             XCTAssertEqual(detector.settings.components, [.knn], path)
         }
         for path in files("Fuzz/regressions/FuzzModelBundle") {

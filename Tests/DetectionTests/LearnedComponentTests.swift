@@ -1,8 +1,8 @@
+import Batch
+import Detection
 import Foundation
 import Imaging
 import Models
-import Batch
-import Detection
 import SafeFiles
 import Tensors
 import XCTest
@@ -37,8 +37,9 @@ final class LearnedComponentTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         var files = [String](), detectors = [Detector]()
         for (i, seed) in [UInt64(1), 1, 2].enumerated() {
-            let (detector, _) = try Trainer.train(paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
-                                                  settings: settings(seed: seed))
+            let (detector, _) = try Trainer.train(
+                paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
+                settings: settings(seed: seed))
             let path = dir.appendingPathComponent("m\(i).safetensors").path
             try ModelBundle.write(detector, to: path)
             files.append(path)
@@ -56,17 +57,20 @@ final class LearnedComponentTests: XCTestCase {
         // The student disagreement is a map of non-negative variances (alone it is a weak signal
         // on these parts; its use is measured on real data in the ablation).
         let input = loaded.settings.input(for: image)
-        let raw = try XCTUnwrap(loaded.component(StudentVarianceComponent.self)?.ensemble.maps(input: input, teacher: extractor.embed(input)))
+        let raw = try XCTUnwrap(
+            loaded.component(StudentVarianceComponent.self)?.ensemble.maps(
+                input: input, teacher: extractor.embed(input)))
         XCTAssertTrue(raw.variance.allSatisfy { $0 >= 0 && $0.isFinite })
         XCTAssertEqual(loaded.positional.keys.sorted { $0.rawValue < $1.rawValue }, [.ae, .st, .variance])
         // The discrepancy and the residual alone separate defective from good parts and localize the defects.
         for component in [Component.st, .ae] {
             var single = loaded.settings
             single.components = [component]
-            let one = Detector(extractor: extractor, components: loaded.components.filter { $0.name == component },
-                               componentNormalizations: [Normalization(normalLevel: 0, peakLevel: 1)],
-                               settings: single, normalization: Normalization(normalLevel: 0, peakLevel: 1), threshold: 1,
-                               backboneSHA256: sha)
+            let one = Detector(
+                extractor: extractor, components: loaded.components.filter { $0.name == component },
+                componentNormalizations: [Normalization(normalLevel: 0, peakLevel: 1)],
+                settings: single, normalization: Normalization(normalLevel: 0, peakLevel: 1), threshold: 1,
+                backboneSHA256: sha)
             let result = Evaluator.evaluate(one, on: set)
             XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.95, "\(component)")
             XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.95, "\(component)")

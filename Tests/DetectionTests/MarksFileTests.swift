@@ -5,14 +5,18 @@ import XCTest
 /// The marks file reader: the page's CSV export (RFC 4180 quoting) and its JSON export.
 final class MarksFileTests: XCTestCase {
     func testQuotedCSVFieldsAndLineEndings() throws {
-        let csv = "path,mark,score,verdict\r\n\"/a/b, c.png\",false alarm,1.5,anomalous\r\n\"/x/\"\"q\"\"\nline.png\",defect,,error\n/plain.png,false alarm,0.2,normal"
-        XCTAssertEqual(try MarksFile.parse(Array(csv.utf8)), [
-            Mark(path: "/a/b, c.png", mark: "false alarm"),
-            Mark(path: "/x/\"q\"\nline.png", mark: "defect"),
-            Mark(path: "/plain.png", mark: "false alarm"),
-        ])
+        let csv =
+            "path,mark,score,verdict\r\n\"/a/b, c.png\",false alarm,1.5,anomalous\r\n\"/x/\"\"q\"\"\nline.png\",defect,,error\n/plain.png,false alarm,0.2,normal"
+        XCTAssertEqual(
+            try MarksFile.parse(Array(csv.utf8)),
+            [
+                Mark(path: "/a/b, c.png", mark: "false alarm"),
+                Mark(path: "/x/\"q\"\nline.png", mark: "defect"),
+                Mark(path: "/plain.png", mark: "false alarm"),
+            ])
         // Columns are found by name, in any order.
-        XCTAssertEqual(try MarksFile.parse(Array("mark,path\ndefect,/z.png\n".utf8)), [Mark(path: "/z.png", mark: "defect")])
+        XCTAssertEqual(
+            try MarksFile.parse(Array("mark,path\ndefect,/z.png\n".utf8)), [Mark(path: "/z.png", mark: "defect")])
     }
 
     func testJSONExport() throws {

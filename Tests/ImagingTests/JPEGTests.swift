@@ -24,8 +24,10 @@ func readNetpbm(_ path: String) throws -> Image {
 final class JPEGTests: XCTestCase {
     /// Every fixture decodes to what an independent decoder (Pillow) produced, EXIF orientation applied.
     func testDecodesMatchIndependentDecoder() throws {
-        let names = ["baseline_420", "baseline_444", "progressive", "gray", "cmyk",
-                     "exif_orientation_3", "exif_orientation_6", "exif_orientation_8"]
+        let names = [
+            "baseline_420", "baseline_444", "progressive", "gray", "cmyk",
+            "exif_orientation_3", "exif_orientation_6", "exif_orientation_8",
+        ]
         for name in names {
             let image = try ImageCodec.read(contentsOf: fixtures.appendingPathComponent("jpeg/\(name).jpg").path)
             let reference = try readNetpbm(fixtures.appendingPathComponent("jpeg/\(name).ref").path)
@@ -70,7 +72,8 @@ final class JPEGTests: XCTestCase {
         var cmyk = [UInt8]()
         for y in 0..<h { for x in 0..<w { cmyk += [UInt8(255 - x * 8), UInt8(200), UInt8(100 + y * 8), UInt8(230)] } }
         for flags in [Int32(0), Int32(AC_JPEG_YCCK)] {
-            let bytes = try ImageCodec.encodeJPEGSamples(cmyk, width: w, height: h, channels: 4, quality: 100, flags: flags)
+            let bytes = try ImageCodec.encodeJPEGSamples(
+                cmyk, width: w, height: h, channels: 4, quality: 100, flags: flags)
             let image = try ImageCodec.decode(bytes)
             XCTAssertEqual(image.channels, 3)
             var worst = 0
@@ -86,8 +89,12 @@ final class JPEGTests: XCTestCase {
 
     func testExifOrientationParsing() {
         func tiff(bigEndian: Bool, orientation: Int, type: Int = 3) -> [UInt8] {
-            func u16(_ v: Int) -> [UInt8] { bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)] }
-            func u32(_ v: Int) -> [UInt8] { bigEndian ? u16(v >> 16) + u16(v & 0xFFFF) : u16(v & 0xFFFF) + u16(v >> 16) }
+            func u16(_ v: Int) -> [UInt8] {
+                bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)]
+            }
+            func u32(_ v: Int) -> [UInt8] {
+                bigEndian ? u16(v >> 16) + u16(v & 0xFFFF) : u16(v & 0xFFFF) + u16(v >> 16)
+            }
             let value = bigEndian ? u16(orientation) + [0, 0] : u16(orientation) + [0, 0]
             return (bigEndian ? [0x4D, 0x4D] : [0x49, 0x49]) + u16(42) + u32(8) + u16(2)
                 + u16(0x010F) + u16(2) + u32(1) + u32(0)  // Make, ignored

@@ -25,8 +25,10 @@ func chunkOffset(_ png: [UInt8], _ type: String) -> Int? {
 }
 
 /// Rewrites the IHDR fields and fixes its CRC.
-func forgeIHDR(_ png: [UInt8], width: UInt32? = nil, height: UInt32? = nil, depth: UInt8? = nil,
-               colorType: UInt8? = nil) -> [UInt8] {
+func forgeIHDR(
+    _ png: [UInt8], width: UInt32? = nil, height: UInt32? = nil, depth: UInt8? = nil,
+    colorType: UInt8? = nil
+) -> [UInt8] {
     var p = png
     let o = 8 + 8  // IHDR data
     func put(_ v: UInt32, at i: Int) { for k in 0..<4 { p[i + k] = UInt8((v >> (24 - 8 * k)) & 0xFF) } }
@@ -41,8 +43,9 @@ func forgeIHDR(_ png: [UInt8], width: UInt32? = nil, height: UInt32? = nil, dept
 final class MalformedInputTests: XCTestCase {
     func validPNG() throws -> [UInt8] {
         var g = SeededGenerator(seed: 31)
-        let image = try Image(width: 24, height: 16, channels: 3,
-                              pixels: (0..<(24 * 16 * 3)).map { _ in UInt8.random(in: 0...255, using: &g) })
+        let image = try Image(
+            width: 24, height: 16, channels: 3,
+            pixels: (0..<(24 * 16 * 3)).map { _ in UInt8.random(in: 0...255, using: &g) })
         return try ImageCodec.encodePNG(image)
     }
 
@@ -65,10 +68,16 @@ final class MalformedInputTests: XCTestCase {
         ]
         for seed in 0..<5 {
             cases.append(("random bytes \(seed)", (0..<(64 << seed)).map { _ in UInt8.random(in: 0...255, using: &g) }))
-            cases.append(("random after PNG signature \(seed)",
-                          Array(png.prefix(8)) + (0..<(100 << seed)).map { _ in UInt8.random(in: 0...255, using: &g) }))
-            cases.append(("random after JPEG SOI \(seed)",
-                          [0xFF, 0xD8, 0xFF] + (0..<(100 << seed)).map { _ in UInt8.random(in: 0...255, using: &g) }))
+            cases.append(
+                (
+                    "random after PNG signature \(seed)",
+                    Array(png.prefix(8)) + (0..<(100 << seed)).map { _ in UInt8.random(in: 0...255, using: &g) }
+                ))
+            cases.append(
+                (
+                    "random after JPEG SOI \(seed)",
+                    [0xFF, 0xD8, 0xFF] + (0..<(100 << seed)).map { _ in UInt8.random(in: 0...255, using: &g) }
+                ))
         }
         // Truncations at many offsets, including just before the last chunk / EOI marker.
         for fraction in [0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9] {

@@ -44,10 +44,11 @@ final class PNGTests: XCTestCase {
                     let samples = (0..<(w * h * c.channels)).map { _ in Int.random(in: 0...maxValue, using: &g) }
                     var palette = [UInt8]()
                     if c.type == 3 { palette = (0..<(3 << depth)).map { _ in UInt8.random(in: 0...255, using: &g) } }
-                    let png = try ImageCodec.encodePNGSamples(packRows(samples, perRow: w * c.channels, depth: depth),
-                                                              width: w, height: h, colorType: c.type,
-                                                              bitDepth: Int32(depth), interlaced: interlaced,
-                                                              palette: palette)
+                    let png = try ImageCodec.encodePNGSamples(
+                        packRows(samples, perRow: w * c.channels, depth: depth),
+                        width: w, height: h, colorType: c.type,
+                        bitDepth: Int32(depth), interlaced: interlaced,
+                        palette: palette)
                     let image = try ImageCodec.decode(png)
                     let label = "type \(c.type) depth \(depth) interlaced \(interlaced)"
                     XCTAssertEqual(image.width, w, label)
@@ -70,19 +71,24 @@ final class PNGTests: XCTestCase {
     func testTransparencyBecomesAlpha() throws {
         // Palette with a tRNS table shorter than the palette: later entries are opaque.
         let palette: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255]
-        let png = try ImageCodec.encodePNGSamples([0, 1, 2, 1], width: 4, height: 1, colorType: 3, bitDepth: 8,
-                                                  palette: palette, transparency: [10, 200])
+        let png = try ImageCodec.encodePNGSamples(
+            [0, 1, 2, 1], width: 4, height: 1, colorType: 3, bitDepth: 8,
+            palette: palette, transparency: [10, 200])
         let image = try ImageCodec.decode(png)
         XCTAssertEqual(image.channels, 4)
         XCTAssertEqual(image.pixels, [255, 0, 0, 10, 0, 255, 0, 200, 0, 0, 255, 255, 0, 255, 0, 200])
         // Gray with a colour key: the key value is fully transparent.
-        let gray = try ImageCodec.decode(ImageCodec.encodePNGSamples([5, 7, 5], width: 3, height: 1, colorType: 0, bitDepth: 8,
-                                                                      transparency: [0, 5]))
+        let gray = try ImageCodec.decode(
+            ImageCodec.encodePNGSamples(
+                [5, 7, 5], width: 3, height: 1, colorType: 0, bitDepth: 8,
+                transparency: [0, 5]))
         XCTAssertEqual(gray.channels, 2)
         XCTAssertEqual(gray.pixels, [5, 0, 7, 255, 5, 0])
         // RGB with a colour key.
-        let rgb = try ImageCodec.decode(ImageCodec.encodePNGSamples([1, 2, 3, 4, 5, 6], width: 2, height: 1, colorType: 2,
-                                                                     bitDepth: 8, transparency: [0, 4, 0, 5, 0, 6]))
+        let rgb = try ImageCodec.decode(
+            ImageCodec.encodePNGSamples(
+                [1, 2, 3, 4, 5, 6], width: 2, height: 1, colorType: 2,
+                bitDepth: 8, transparency: [0, 4, 0, 5, 0, 6]))
         XCTAssertEqual(rgb.channels, 4)
         XCTAssertEqual(rgb.pixels, [1, 2, 3, 255, 4, 5, 6, 0])
     }
@@ -90,8 +96,9 @@ final class PNGTests: XCTestCase {
     func testEightBitEncoderRoundTripsExactly() throws {
         var g = SeededGenerator(seed: 12)
         for channels in 1...4 {
-            let image = try Image(width: 31, height: 17, channels: channels,
-                                  pixels: (0..<(31 * 17 * channels)).map { _ in UInt8.random(in: 0...255, using: &g) })
+            let image = try Image(
+                width: 31, height: 17, channels: channels,
+                pixels: (0..<(31 * 17 * channels)).map { _ in UInt8.random(in: 0...255, using: &g) })
             XCTAssertEqual(try ImageCodec.decode(ImageCodec.encodePNG(image)), image)
         }
     }

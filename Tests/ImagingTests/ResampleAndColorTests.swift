@@ -28,7 +28,8 @@ final class ResampleAndColorTests: XCTestCase {
     }
 
     func testBilinearUpscaleUsesHalfPixelCentres() {
-        let out = resizePlanes([1, 2, 3, 4], channels: 1, width: 2, height: 2, toWidth: 4, toHeight: 4, method: .bilinear)
+        let out = resizePlanes(
+            [1, 2, 3, 4], channels: 1, width: 2, height: 2, toWidth: 4, toHeight: 4, method: .bilinear)
         XCTAssertEqual(out, [1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4])
     }
 
@@ -52,8 +53,10 @@ final class ResampleAndColorTests: XCTestCase {
     func testColormapsMatchPublishedEndpoints() {
         // matplotlib's inferno table: first entry (0.001462, 0.000466, 0.013866), last (0.988362, 0.998364, 0.644924).
         let lo = Colormap.inferno.rgb(0), hi = Colormap.inferno.rgb(1)
-        XCTAssertEqual(lo.r, 0.0015, accuracy: 0.02); XCTAssertEqual(lo.g, 0.0005, accuracy: 0.02); XCTAssertEqual(lo.b, 0.0139, accuracy: 0.02)
-        XCTAssertEqual(hi.r, 0.9884, accuracy: 0.02); XCTAssertEqual(hi.g, 0.9984, accuracy: 0.02); XCTAssertEqual(hi.b, 0.6449, accuracy: 0.02)
+        XCTAssertEqual(lo.r, 0.0015, accuracy: 0.02); XCTAssertEqual(lo.g, 0.0005, accuracy: 0.02);
+        XCTAssertEqual(lo.b, 0.0139, accuracy: 0.02)
+        XCTAssertEqual(hi.r, 0.9884, accuracy: 0.02); XCTAssertEqual(hi.g, 0.9984, accuracy: 0.02);
+        XCTAssertEqual(hi.b, 0.6449, accuracy: 0.02)
         // Inferno is perceptually ordered: luminance rises monotonically.
         var last: Float = -1
         for i in 0...64 {
@@ -105,7 +108,10 @@ final class BlurTests: XCTestCase {
                 XCTAssertEqual(Double(fast[y * w + x]), acc, accuracy: 1e-5)
             }
         }
-        XCTAssertEqual(gaussianBlur([Float](repeating: 3, count: 20), width: 5, height: 4, sigma: 4).map { ($0 * 1e4).rounded() / 1e4 },
-                       [Float](repeating: 3, count: 20))
+        XCTAssertEqual(
+            gaussianBlur([Float](repeating: 3, count: 20), width: 5, height: 4, sigma: 4).map {
+                ($0 * 1e4).rounded() / 1e4
+            },
+            [Float](repeating: 3, count: 20))
     }
 }

@@ -26,9 +26,11 @@ final class MetricsTests: XCTestCase {
     func testImageMetricsMatchScikitLearn() throws {
         for (k, c) in try reference().image.enumerated() {
             let labels = c.labels.map { $0 == 1 }
-            XCTAssertEqual(try XCTUnwrap(areaUnderROC(scores: c.scores, labels: labels)), c.auroc, accuracy: 1e-12, "case \(k)")
-            XCTAssertEqual(try XCTUnwrap(averagePrecision(scores: c.scores, labels: labels)), c.average_precision,
-                           accuracy: 1e-12, "case \(k)")
+            XCTAssertEqual(
+                try XCTUnwrap(areaUnderROC(scores: c.scores, labels: labels)), c.auroc, accuracy: 1e-12, "case \(k)")
+            XCTAssertEqual(
+                try XCTUnwrap(averagePrecision(scores: c.scores, labels: labels)), c.average_precision,
+                accuracy: 1e-12, "case \(k)")
             let best = try XCTUnwrap(bestF1(scores: c.scores, labels: labels))
             XCTAssertEqual(best.f1, c.f1_max, accuracy: 1e-9, "case \(k)")
             XCTAssertEqual(best.threshold, c.f1_threshold, accuracy: 1e-12, "case \(k)")
@@ -66,8 +68,10 @@ final class MetricsTests: XCTestCase {
 
     func testConnectedComponentsUseEightNeighbours() {
         // Two diagonal pixels touch (one region); a pixel two columns away does not.
-        let mask: [Bool] = [true, false, false, false,
-                            false, true, false, true]
+        let mask: [Bool] = [
+            true, false, false, false,
+            false, true, false, true,
+        ]
         let parts = connectedComponents(mask, width: 4, height: 2)
         XCTAssertEqual(parts.map { $0.sorted() }.sorted { $0[0] < $1[0] }, [[0, 5], [7]])
     }

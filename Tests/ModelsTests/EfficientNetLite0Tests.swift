@@ -1,7 +1,7 @@
+import Detection
 import Imaging
 import Models
 import NeuralNet
-import Detection
 import Tensors
 import XCTest
 
@@ -53,8 +53,10 @@ final class EfficientNetLite0Tests: XCTestCase {
         XCTAssertEqual(offset, bytes.count)
         let input = fixtureInput()
         let features = network.features(input, stages: Set(EfficientNetLite0.Stage.allCases))
-        let names: [EfficientNetLite0.Stage: String] = [.stride2: "s2", .stride4: "s4", .stride8: "s8", .stride16: "s16",
-                                                         .stride32: "s32"]
+        let names: [EfficientNetLite0.Stage: String] = [
+            .stride2: "s2", .stride4: "s4", .stride8: "s8", .stride16: "s16",
+            .stride32: "s32",
+        ]
         for (stage, name) in names {
             guard let got = features[stage], let want = reference[name] else { return XCTFail("missing \(name)") }
             XCTAssertEqual(got.shape, want.shape, name)
@@ -99,8 +101,9 @@ final class EfficientNetLite0Tests: XCTestCase {
     func testWrongCheckpointIsRefusedByName() throws {
         let other = SafeTensors(tensors: ["_conv_stem.weight": Tensor(shape: [16, 3, 3, 3])])
         XCTAssertThrowsError(try EfficientNetLite0(checkpoint: other, path: "other.safetensors")) { error in
-            XCTAssertEqual(String(describing: error),
-                           "other.safetensors: tensor _conv_stem.weight has shape [16, 3, 3, 3], expected [32, 3, 3, 3]")
+            XCTAssertEqual(
+                String(describing: error),
+                "other.safetensors: tensor _conv_stem.weight has shape [16, 3, 3, 3], expected [32, 3, 3, 3]")
         }
     }
 }

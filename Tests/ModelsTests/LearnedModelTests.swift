@@ -27,7 +27,10 @@ final class LearnedModelTests: XCTestCase {
         // Probe weights of every part: the trunk's gradient flows through both the direct
         // path and the branch (concatenation + upsampling).
         let parts: [(String, WritableKeyPath<StudentNetwork, ConvStack>, ConvStack.Gradients)] =
-            [("trunk", \.trunk, gradients.trunk), ("branch", \.branch, gradients.branch), ("head", \.head, gradients.head)]
+            [
+                ("trunk", \.trunk, gradients.trunk), ("branch", \.branch, gradients.branch),
+                ("head", \.head, gradients.head),
+            ]
         for (name, path, grads) in parts {
             for layer in student[keyPath: path].weights.indices {
                 let scale = max(grads.weights[layer].map { abs($0) }.max() ?? 0, 1e-3)
@@ -37,8 +40,9 @@ final class LearnedModelTests: XCTestCase {
                     up[keyPath: path].weights[layer].storage[i] += 1e-3
                     down[keyPath: path].weights[layer].storage[i] -= 1e-3
                     let numeric = (loss(up) - loss(down)) / 2e-3
-                    XCTAssertEqual(numeric, Double(grads.weights[layer][i]), accuracy: 0.03 * Double(scale),
-                                   "\(name) layer \(layer) weight \(i)")
+                    XCTAssertEqual(
+                        numeric, Double(grads.weights[layer][i]), accuracy: 0.03 * Double(scale),
+                        "\(name) layer \(layer) weight \(i)")
                 }
             }
         }
@@ -47,12 +51,16 @@ final class LearnedModelTests: XCTestCase {
     func testStudentMapsAreMeanDiscrepancyAndVariance() {
         // Two "students" that are exact constants: a 1x1 head with zero weights and biases a and b.
         var g = SeededGenerator(seed: 2)
-        var students = [StudentNetwork(width: 4, outChannels: 2, generator: &g), StudentNetwork(width: 4, outChannels: 2, generator: &g)]
+        var students = [
+            StudentNetwork(width: 4, outChannels: 2, generator: &g),
+            StudentNetwork(width: 4, outChannels: 2, generator: &g),
+        ]
         for (k, value) in [Float(1), 3].enumerated() {
             students[k].head.weights[0].storage = [Float](repeating: 0, count: students[k].head.weights[0].count)
             students[k].head.biases[0] = [value, value]
         }
-        let ensemble = StudentEnsemble(students: students, standardization: FeatureStandardization(mean: [0, 0], scale: [1, 1]))
+        let ensemble = StudentEnsemble(
+            students: students, standardization: FeatureStandardization(mean: [0, 0], scale: [1, 1]))
         let teacher = Tensor(shape: [1, 2, 1, 1], storage: [0, 2])
         let maps = ensemble.maps(input: Tensor(shape: [1, 3, 8, 8]), teacher: teacher)
         // Channel 0: errors 1, 9 -> 5; channel 1: errors 1, 1 -> 1; mean 3. Variance 1 per channel.

@@ -1,6 +1,6 @@
-import XCTest
 import NeuralNet
 import Tensors
+import XCTest
 
 /// Every backward pass against central finite differences of its own forward pass (in
 /// Double where it matters), plus adjoint identities for the linear resamplers.
@@ -16,9 +16,11 @@ final class GradientTests: XCTestCase {
     }
 
     /// Checks `analytic` against (f(x + e) - f(x - e)) / 2e at `probes` coordinates of `values`.
-    func checkGradient(_ name: String, values: inout [Float], analytic: [Float], probes: [Int], epsilon: Float = 1e-2,
-                       tolerance: Double = 2e-2, file: StaticString = #filePath, line: UInt = #line,
-                       loss: ([Float]) -> Double) {
+    func checkGradient(
+        _ name: String, values: inout [Float], analytic: [Float], probes: [Int], epsilon: Float = 1e-2,
+        tolerance: Double = 2e-2, file: StaticString = #filePath, line: UInt = #line,
+        loss: ([Float]) -> Double
+    ) {
         let scale = max(analytic.map { Double(abs($0)) }.max() ?? 0, 1e-3)
         for i in probes {
             let saved = values[i]
@@ -28,8 +30,9 @@ final class GradientTests: XCTestCase {
             let down = loss(values)
             values[i] = saved
             let numeric = (up - down) / (2 * Double(epsilon))
-            XCTAssertEqual(numeric, Double(analytic[i]), accuracy: tolerance * scale,
-                           "\(name)[\(i)]: numeric \(numeric) analytic \(analytic[i])", file: file, line: line)
+            XCTAssertEqual(
+                numeric, Double(analytic[i]), accuracy: tolerance * scale,
+                "\(name)[\(i)]: numeric \(numeric) analytic \(analytic[i])", file: file, line: line)
         }
     }
 
@@ -49,8 +52,11 @@ final class GradientTests: XCTestCase {
         let r = noise(y.count, &g)
         var dW = [Float](repeating: 0, count: weight.count), dB = [Float](repeating: 0, count: 4)
         let dy = Tensor(shape: y.shape, storage: r)
-        guard let dx = convolutionBackward(dy, weight: weight, geometry: geometry, columns: columns, inputShape: x.shape,
-                                           weightGradient: &dW, biasGradient: &dB, needsInputGradient: true) else {
+        guard
+            let dx = convolutionBackward(
+                dy, weight: weight, geometry: geometry, columns: columns, inputShape: x.shape,
+                weightGradient: &dW, biasGradient: &dB, needsInputGradient: true)
+        else {
             return XCTFail("no input gradient")
         }
         // The loss is linear in each argument, so finite differences are exact up to rounding.
@@ -90,8 +96,10 @@ final class GradientTests: XCTestCase {
 
     func testConvStackBackwardMatchesFiniteDifferences() {
         var g = SeededGenerator(seed: 3)
-        let specs = [LayerSpec(outChannels: 4, kernel: 3, stride: 2), LayerSpec(outChannels: 5, kernel: 3, upsample: 2),
-                     LayerSpec(outChannels: 3, kernel: 1, relu: false)]
+        let specs = [
+            LayerSpec(outChannels: 4, kernel: 3, stride: 2), LayerSpec(outChannels: 5, kernel: 3, upsample: 2),
+            LayerSpec(outChannels: 3, kernel: 1, relu: false),
+        ]
         var stack = ConvStack(inChannels: 2, specs: specs, generator: &g)
         for i in stack.biases.indices { stack.biases[i] = noise(stack.biases[i].count, &g).map { $0 * 0.1 } }
         var x = Tensor(shape: [1, 2, 8, 6], storage: noise(96, &g))
@@ -110,20 +118,25 @@ final class GradientTests: XCTestCase {
             for i in 0..<out.count { let d = Double(out.storage[i]) - Double(target.storage[i]); total += d * d }
             return total / Double(out.count)
         }
-        checkGradient("dx", values: &x.storage, analytic: dx.storage, probes: probes(x.count, 24, &g), epsilon: 1e-3) { v in
+        checkGradient("dx", values: &x.storage, analytic: dx.storage, probes: probes(x.count, 24, &g), epsilon: 1e-3) {
+            v in
             loss(stack, Tensor(shape: x.shape, storage: v))
         }
         for layer in specs.indices {
             var w = stack.weights[layer].storage
-            checkGradient("dW\(layer)", values: &w, analytic: gradients.weights[layer], probes: probes(w.count, 16, &g),
-                          epsilon: 1e-3) { v in
+            checkGradient(
+                "dW\(layer)", values: &w, analytic: gradients.weights[layer], probes: probes(w.count, 16, &g),
+                epsilon: 1e-3
+            ) { v in
                 var s = stack
                 s.weights[layer].storage = v
                 return loss(s, x)
             }
             var b = stack.biases[layer]
-            checkGradient("db\(layer)", values: &b, analytic: gradients.biases[layer], probes: Array(b.indices),
-                          epsilon: 1e-3) { v in
+            checkGradient(
+                "db\(layer)", values: &b, analytic: gradients.biases[layer], probes: Array(b.indices),
+                epsilon: 1e-3
+            ) { v in
                 var s = stack
                 s.biases[layer] = v
                 return loss(s, x)
@@ -148,12 +161,17 @@ final class GradientTests: XCTestCase {
         for s in sums { XCTAssertEqual(s, 1, accuracy: 1e-5) }
         XCTAssertEqual(out.shape, queries.shape)
         var dMemory = [Float](repeating: 0, count: 20)
-        let dq = readout.backward(Tensor(shape: out.shape, storage: r), memory: memory, cache: cache,
-                                  entropyWeight: entropyWeight, memoryGradient: &dMemory)
-        checkGradient("dqueries", values: &queries.storage, analytic: dq.storage, probes: Array(0..<24), epsilon: 1e-3,
-                      tolerance: 1e-2) { v in loss(Tensor(shape: queries.shape, storage: v), memory) }
-        checkGradient("dmemory", values: &memory.storage, analytic: dMemory, probes: Array(0..<20), epsilon: 1e-3,
-                      tolerance: 1e-2) { v in loss(queries, Tensor(shape: memory.shape, storage: v)) }
+        let dq = readout.backward(
+            Tensor(shape: out.shape, storage: r), memory: memory, cache: cache,
+            entropyWeight: entropyWeight, memoryGradient: &dMemory)
+        checkGradient(
+            "dqueries", values: &queries.storage, analytic: dq.storage, probes: Array(0..<24), epsilon: 1e-3,
+            tolerance: 1e-2
+        ) { v in loss(Tensor(shape: queries.shape, storage: v), memory) }
+        checkGradient(
+            "dmemory", values: &memory.storage, analytic: dMemory, probes: Array(0..<20), epsilon: 1e-3,
+            tolerance: 1e-2
+        ) { v in loss(queries, Tensor(shape: memory.shape, storage: v)) }
     }
 
     func testHardMeanSquaredErrorKeepsOnlyTheLargestErrors() {

@@ -6,23 +6,29 @@ final class KernelTests: XCTestCase {
 
     func testSgemmMatchesNaiveLoop() {
         var g = SeededGenerator(seed: 1)
-        for (ta, tb, m, n, k) in [(false, false, 7, 5, 3), (true, false, 16, 33, 9), (false, true, 1, 64, 40),
-                                  (true, true, 13, 11, 17), (false, false, 64, 300, 27)] {
+        for (ta, tb, m, n, k) in [
+            (false, false, 7, 5, 3), (true, false, 16, 33, 9), (false, true, 1, 64, 40),
+            (true, true, 13, 11, 17), (false, false, 64, 300, 27),
+        ] {
             let a = [Float].random(m * k, using: &g), b = [Float].random(k * n, using: &g)
             let c0 = [Float].random(m * n, using: &g)
             var expected = c0
-            naiveGemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: a, lda: ta ? m : k, b: b,
-                      ldb: tb ? k : n, beta: 0.3, c: &expected, ldc: n)
+            naiveGemm(
+                transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: a, lda: ta ? m : k, b: b,
+                ldb: tb ? k : n, beta: 0.3, c: &expected, ldc: n)
             var c = c0
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
-                        sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: ap.baseAddress!,
-                              lda: ta ? m : k, b: bp.baseAddress!, ldb: tb ? k : n, beta: 0.3, c: cp.baseAddress!, ldc: n)
+                        sgemm(
+                            transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.7, a: ap.baseAddress!,
+                            lda: ta ? m : k, b: bp.baseAddress!, ldb: tb ? k : n, beta: 0.3, c: cp.baseAddress!, ldc: n)
                     }
                 }
             }
-            for i in 0..<(m * n) { XCTAssertEqual(c[i], expected[i], accuracy: 1e-4, "gemm \(ta) \(tb) \(m)x\(n)x\(k)") }
+            for i in 0..<(m * n) {
+                XCTAssertEqual(c[i], expected[i], accuracy: 1e-4, "gemm \(ta) \(tb) \(m)x\(n)x\(k)")
+            }
         }
     }
 
@@ -33,9 +39,18 @@ final class KernelTests: XCTestCase {
         (ConvGeometry(inChannels: 6, outChannels: 4, kernel: 5, stride: 1, padding: (2, 2, 2, 2), groups: 2), 8, 11, 1),
         (ConvGeometry(inChannels: 16, outChannels: 24, kernel: 1), 6, 5, 2),
         (ConvGeometry(inChannels: 4, outChannels: 6, kernel: 4, stride: 2, padding: (1, 2, 0, 3)), 13, 10, 1),
-        (ConvGeometry(inChannels: 12, outChannels: 12, kernel: 3, stride: 1, padding: (1, 1, 1, 1), groups: 12), 7, 9, 2),
-        (ConvGeometry(inChannels: 8, outChannels: 8, kernel: 5, stride: 2, padding: (1, 2, 1, 2), groups: 8), 12, 10, 1),
-        (ConvGeometry(inChannels: 8, outChannels: 8, kernel: 3, stride: 2, padding: (0, 1, 0, 1), groups: 8), 11, 16, 1),
+        (
+            ConvGeometry(inChannels: 12, outChannels: 12, kernel: 3, stride: 1, padding: (1, 1, 1, 1), groups: 12), 7,
+            9, 2
+        ),
+        (
+            ConvGeometry(inChannels: 8, outChannels: 8, kernel: 5, stride: 2, padding: (1, 2, 1, 2), groups: 8), 12, 10,
+            1
+        ),
+        (
+            ConvGeometry(inChannels: 8, outChannels: 8, kernel: 3, stride: 2, padding: (0, 1, 0, 1), groups: 8), 11, 16,
+            1
+        ),
     ]
 
     func testConv2dMatchesNaiveLoop() {
@@ -58,8 +73,9 @@ final class KernelTests: XCTestCase {
         for k in [3, 5] {
             for s in [1, 2] {
                 for (h, w) in [(9, 9), (16, 12), (7, 13)] {
-                    let geo = ConvGeometry.same(inChannels: 10, outChannels: 10, kernel: k, stride: s, height: h,
-                                                width: w, groups: 10)
+                    let geo = ConvGeometry.same(
+                        inChannels: 10, outChannels: 10, kernel: k, stride: s, height: h,
+                        width: w, groups: 10)
                     let x = Tensor(shape: [2, 10, h, w], storage: .random(2 * 10 * h * w, using: &g))
                     let wt = Tensor(shape: geo.weightShape, storage: .random(10 * k * k, using: &g))
                     let bias = [Float].random(10, using: &g)
@@ -74,10 +90,12 @@ final class KernelTests: XCTestCase {
     func testSamePaddingFollowsTensorFlow() {
         // TF: out = ceil(in / s), pad_total = max((out - 1) * s + k - in, 0), the extra pixel after.
         let cases: [(size: Int, k: Int, s: Int, before: Int, after: Int)] = [
-            (224, 3, 2, 0, 1), (224, 5, 2, 1, 2), (7, 3, 2, 1, 1), (112, 3, 1, 1, 1), (14, 5, 1, 2, 2), (15, 5, 2, 2, 2),
+            (224, 3, 2, 0, 1), (224, 5, 2, 1, 2), (7, 3, 2, 1, 1), (112, 3, 1, 1, 1), (14, 5, 1, 2, 2),
+            (15, 5, 2, 2, 2),
         ]
         for c in cases {
-            let geo = ConvGeometry.same(inChannels: 1, outChannels: 1, kernel: c.k, stride: c.s, height: c.size, width: c.size)
+            let geo = ConvGeometry.same(
+                inChannels: 1, outChannels: 1, kernel: c.k, stride: c.s, height: c.size, width: c.size)
             XCTAssertEqual(geo.padding.top, c.before, "\(c)")
             XCTAssertEqual(geo.padding.bottom, c.after, "\(c)")
             XCTAssertEqual(geo.outputSize(height: c.size, width: c.size).h, (c.size + c.s - 1) / c.s)
@@ -100,8 +118,9 @@ final class KernelTests: XCTestCase {
                 expected.storage[c * 36 + i] = (v - mean[c]) / (variance[c] + eps).squareRoot() * gamma[c] + beta[c]
             }
         }
-        let (fw, fb) = foldBatchNorm(weight: wt, bias: [], gamma: gamma, beta: beta, mean: mean, variance: variance,
-                                     epsilon: eps)
+        let (fw, fb) = foldBatchNorm(
+            weight: wt, bias: [], gamma: gamma, beta: beta, mean: mean, variance: variance,
+            epsilon: eps)
         let folded = conv2d(x, weight: fw, bias: fb, geometry: geo)
         XCTAssertLessThan(folded.maxAbsDifference(expected), 1e-4)
     }
@@ -145,7 +164,10 @@ final class KernelTests: XCTestCase {
         var g = SeededGenerator(seed: 6)
         let r = Tensor(shape: [1, 2, 5, 3], storage: .random(30, using: &g))
         XCTAssertEqual(upsampleBilinear(r, height: 5, width: 3).storage, r.storage)
-        XCTAssertTrue(upsampleBilinear(Tensor(shape: [1, 1, 3, 3], value: 2.5), height: 8, width: 7).storage.allSatisfy { $0 == 2.5 })
+        XCTAssertTrue(
+            upsampleBilinear(Tensor(shape: [1, 1, 3, 3], value: 2.5), height: 8, width: 7).storage.allSatisfy {
+                $0 == 2.5
+            })
     }
 
     func testConcatenationAndElementwise() {

@@ -4,9 +4,12 @@ import XCTest
 
 final class SafeTensorsTests: XCTestCase {
     func sample() -> SafeTensors {
-        SafeTensors(tensors: ["b.bias": Tensor(shape: [3], storage: [1, -2, 3.5]),
-                              "a.weight": Tensor(shape: [2, 1, 2, 2], storage: (0..<8).map { Float($0) / 3 })],
-                    metadata: ["format_version": "1", "method": "test"])
+        SafeTensors(
+            tensors: [
+                "b.bias": Tensor(shape: [3], storage: [1, -2, 3.5]),
+                "a.weight": Tensor(shape: [2, 1, 2, 2], storage: (0..<8).map { Float($0) / 3 }),
+            ],
+            metadata: ["format_version": "1", "method": "test"])
     }
 
     func testRoundTripIsExactAndDeterministic() throws {
@@ -34,7 +37,9 @@ final class SafeTensorsTests: XCTestCase {
     func testMalformedFilesAreRefusedWithAReason() throws {
         let good = try sample().encoded()
         var cases: [(String, [UInt8])] = [("empty", []), ("short", [1, 2, 3])]
-        for cut in [4, 8, 9, 20, good.count / 2, good.count - 1] { cases.append(("truncated at \(cut)", Array(good.prefix(cut)))) }
+        for cut in [4, 8, 9, 20, good.count / 2, good.count - 1] {
+            cases.append(("truncated at \(cut)", Array(good.prefix(cut))))
+        }
         var huge = good
         huge[7] = 0x7F
         cases.append(("absurd header length", huge))
@@ -50,7 +55,11 @@ final class SafeTensorsTests: XCTestCase {
         cases.append(("size mismatch", withHeader(#"{"t":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#)))
         cases.append(("wrong dtype", withHeader(#"{"t":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}"#)))
         cases.append(("negative dim", withHeader(#"{"t":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}"#)))
-        cases.append(("overflowing shape", withHeader(#"{"t":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,16]}}"#)))
+        cases.append(
+            (
+                "overflowing shape",
+                withHeader(#"{"t":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,16]}}"#)
+            ))
         cases.append(("reversed offsets", withHeader(#"{"t":{"dtype":"F32","shape":[4],"data_offsets":[16,0]}}"#)))
         cases.append(("not an object", withHeader(#"[1,2,3]"#)))
         cases.append(("bad metadata", withHeader(#"{"__metadata__":{"a":1}}"#)))
@@ -64,7 +73,9 @@ final class SafeTensorsTests: XCTestCase {
 
     func testMissingOrMisshapenTensorIsNamed() throws {
         let st = sample()
-        XCTAssertThrowsError(try st.tensor("nope", path: "m")) { XCTAssertEqual(String(describing: $0), "m: missing tensor nope") }
+        XCTAssertThrowsError(try st.tensor("nope", path: "m")) {
+            XCTAssertEqual(String(describing: $0), "m: missing tensor nope")
+        }
         XCTAssertThrowsError(try st.tensor("b.bias", shape: [4], path: "m")) {
             XCTAssertTrue(String(describing: $0).contains("shape [3], expected [4]"))
         }

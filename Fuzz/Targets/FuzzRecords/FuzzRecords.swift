@@ -1,7 +1,7 @@
-import FuzzSupport
-import Foundation
 import Batch
 import Detection
+import Foundation
+import FuzzSupport
 
 /// libFuzzer entry: bytes through the readers of files anomap reads back — results.json
 /// (`--resume`, `merge`), report.json and the marks exported from a report (`label`).

@@ -44,17 +44,22 @@ public struct AutoencoderComponent: ScoringComponent {
         let d = PatchFeatureExtractor.dimension, learning = settings.learning, l = learning.latentChannels
         let standardization = try FeatureStandardization.load(bundle)
         guard l > 0, learning.memorySize > 0, learning.temperature > 0, learning.temperature.isFinite,
-              learning.shrinkage >= 0, learning.shrinkage.isFinite,
-              let encoder = ConvStack(inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l),
-                                      tensors: bundle.tensors, prefix: "ae.encoder"),
-              let decoder = ConvStack(inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d),
-                                      tensors: bundle.tensors, prefix: "ae.decoder"),
-              let memory = bundle.tensors["ae.memory"], memory.shape == [learning.memorySize, l] else {
+            learning.shrinkage >= 0, learning.shrinkage.isFinite,
+            let encoder = ConvStack(
+                inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: l),
+                tensors: bundle.tensors, prefix: "ae.encoder"),
+            let decoder = ConvStack(
+                inChannels: l, specs: MemoryAutoencoder.decoderSpecs(latent: l, outChannels: d),
+                tensors: bundle.tensors, prefix: "ae.decoder"),
+            let memory = bundle.tensors["ae.memory"], memory.shape == [learning.memorySize, l]
+        else {
             throw BundleError("autoencoder tensors or settings are missing or malformed")
         }
         let readout = MemoryReadout(temperature: learning.temperature, shrinkage: learning.shrinkage)
-        return AutoencoderComponent(autoencoder: MemoryAutoencoder(encoder: encoder, decoder: decoder, memory: memory,
-                                                                   readout: readout, standardization: standardization))
+        return AutoencoderComponent(
+            autoencoder: MemoryAutoencoder(
+                encoder: encoder, decoder: decoder, memory: memory,
+                readout: readout, standardization: standardization))
     }
 
     /// Standardization, encoder, decoder and memory.
@@ -76,12 +81,16 @@ public struct AutoencoderComponent: ScoringComponent {
         var phase: String { "autoencoder" }
         var needs: TrainingNeeds { .teacherFeatures }
 
-        mutating func fit(_ data: TrainingData, generator: inout SeededGenerator,
-                          progress: ProgressHandler) throws -> any ScoringComponent {
+        mutating func fit(
+            _ data: TrainingData, generator: inout SeededGenerator,
+            progress: ProgressHandler
+        ) throws -> any ScoringComponent {
             let (standardization, targets) = data.teacherTargets()
-            return AutoencoderComponent(autoencoder: train(targets: targets, standardization: standardization,
-                                                           settings: settings.learning, seed: settings.seed,
-                                                           progress: progress))
+            return AutoencoderComponent(
+                autoencoder: train(
+                    targets: targets, standardization: standardization,
+                    settings: settings.learning, seed: settings.seed,
+                    progress: progress))
         }
     }
 
@@ -89,15 +98,19 @@ public struct AutoencoderComponent: ScoringComponent {
     /// gradients accumulated over a batch, one AdamW step per batch. Each batch is split in two
     /// fixed halves whose gradients are computed on two threads and summed, and every random
     /// choice comes from generators derived from `seed`, so the same seed gives the same weights.
-    static func train(targets: [Tensor], standardization: FeatureStandardization,
-                      settings: LearningSettings, seed: UInt64, progress: ProgressHandler) -> MemoryAutoencoder {
+    static func train(
+        targets: [Tensor], standardization: FeatureStandardization,
+        settings: LearningSettings, seed: UInt64, progress: ProgressHandler
+    ) -> MemoryAutoencoder {
         var generator = SeededGenerator(seed: seed &+ 0xAE00_0000)
         let d = PatchFeatureExtractor.dimension
-        var encoder = ConvStack(inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: settings.latentChannels),
-                                generator: &generator)
-        var decoder = ConvStack(inChannels: settings.latentChannels,
-                                specs: MemoryAutoencoder.decoderSpecs(latent: settings.latentChannels, outChannels: d),
-                                generator: &generator)
+        var encoder = ConvStack(
+            inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: settings.latentChannels),
+            generator: &generator)
+        var decoder = ConvStack(
+            inChannels: settings.latentChannels,
+            specs: MemoryAutoencoder.decoderSpecs(latent: settings.latentChannels, outChannels: d),
+            generator: &generator)
         let n = settings.memorySize, l = settings.latentChannels
         var memory = Tensor(shape: [n, l], storage: (0..<(n * l)).map { _ in generator.nextGaussian() })
         let readout = MemoryReadout(temperature: settings.temperature, shrinkage: settings.shrinkage)
@@ -105,7 +118,8 @@ public struct AutoencoderComponent: ScoringComponent {
         // to vary, not to be fresh for every value (measured: drawing every value took a third
         // of the autoencoder's training time).
         let poolSize = 1 << 20
-        let pool = settings.inputNoise > 0 ? (0..<poolSize).map { _ in settings.inputNoise * generator.nextGaussian() } : []
+        let pool =
+            settings.inputNoise > 0 ? (0..<poolSize).map { _ in settings.inputNoise * generator.nextGaussian() } : []
         var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         var order = Array(targets.indices)
         let batches = (targets.count + settings.batchSize - 1) / settings.batchSize
@@ -121,9 +135,13 @@ public struct AutoencoderComponent: ScoringComponent {
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
                 let batch = Array(order[start..<min(start + settings.batchSize, order.count)])
                 let noiseSeed = generator.next()
-                let halves = [Array(batch.prefix((batch.count + 1) / 2)), Array(batch.dropFirst((batch.count + 1) / 2))]
-                var partials = [Partial](repeating: Partial(encoder: .init(for: encoder), decoder: .init(for: decoder),
-                                                            memory: [Float](repeating: 0, count: n * l)), count: 2)
+                let halves = [
+                    Array(batch.prefix((batch.count + 1) / 2)), Array(batch.dropFirst((batch.count + 1) / 2)),
+                ]
+                var partials = [Partial](
+                    repeating: Partial(
+                        encoder: .init(for: encoder), decoder: .init(for: decoder),
+                        memory: [Float](repeating: 0, count: n * l)), count: 2)
                 let (enc, dec, mem) = (encoder, decoder, memory)
                 partials.withUnsafeMutableBufferPointer { buffer in
                     let out = UnsafeSendable(buffer.baseAddress)
@@ -142,11 +160,16 @@ public struct AutoencoderComponent: ScoringComponent {
                             let (output, decoderTape) = dec.trainingForward(latent)
                             let (loss, dy) = meanSquaredError(output, target)
                             slot.pointee.loss += Double(loss + settings.entropyWeight * readout.entropy(cache))
-                            guard let dLatent = dec.backward(dy, tape: decoderTape, gradients: &slot.pointee.decoder,
-                                                             needsInputGradient: true) else { continue }
-                            let dz = readout.backward(dLatent, memory: mem, cache: cache, entropyWeight: settings.entropyWeight,
-                                                      memoryGradient: &slot.pointee.memory)
-                            _ = enc.backward(dz, tape: encoderTape, gradients: &slot.pointee.encoder, needsInputGradient: false)
+                            guard
+                                let dLatent = dec.backward(
+                                    dy, tape: decoderTape, gradients: &slot.pointee.decoder,
+                                    needsInputGradient: true)
+                            else { continue }
+                            let dz = readout.backward(
+                                dLatent, memory: mem, cache: cache, entropyWeight: settings.entropyWeight,
+                                memoryGradient: &slot.pointee.memory)
+                            _ = enc.backward(
+                                dz, tape: encoderTape, gradients: &slot.pointee.encoder, needsInputGradient: false)
                         }
                     }
                 }
@@ -161,10 +184,13 @@ public struct AutoencoderComponent: ScoringComponent {
                 adam.update(&decoder, gradients: decoderGradients, scale: scale, slot: 1)
                 adam.update(2 * 1024, value: &memory.storage, gradient: memoryGradient, scale: scale, decays: false)
                 step += 1
-                progress(String(format: "autoencoder (loss %.3f)", epochLoss / Double(max(1, start + batch.count))), step, total)
+                progress(
+                    String(format: "autoencoder (loss %.3f)", epochLoss / Double(max(1, start + batch.count))), step,
+                    total)
             }
         }
-        return MemoryAutoencoder(encoder: encoder, decoder: decoder, memory: memory, readout: readout,
-                                 standardization: standardization)
+        return MemoryAutoencoder(
+            encoder: encoder, decoder: decoder, memory: memory, readout: readout,
+            standardization: standardization)
     }
 }

@@ -29,7 +29,8 @@ public struct GaussianComponent: ScoringComponent {
         let count = min(settings.gaussianChannels, PatchFeatureExtractor.dimension)
         let channels = Array(context.channelPermutation.prefix(count)).sorted()
         let grid = settings.featureGrid
-        return Fitter(accumulator: PositionalGaussianAccumulator(channels: channels, height: grid.height, width: grid.width))
+        return Fitter(
+            accumulator: PositionalGaussianAccumulator(channels: channels, height: grid.height, width: grid.width))
     }
 
     /// The Gaussians from `gaussian.channels` (d), `gaussian.mean` (h * w, d) and
@@ -37,21 +38,27 @@ public struct GaussianComponent: ScoringComponent {
     public static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> GaussianComponent {
         let (h, w) = settings.featureGrid
         guard let channels = bundle.tensors["gaussian.channels"], let mean = bundle.tensors["gaussian.mean"],
-              let precision = bundle.tensors["gaussian.precision"] else { throw BundleError("Gaussian tensors are missing") }
+            let precision = bundle.tensors["gaussian.precision"]
+        else { throw BundleError("Gaussian tensors are missing") }
         let list = channels.storage.map { Int($0) }
         let d = list.count
         guard d > 0, list.allSatisfy({ (0..<PatchFeatureExtractor.dimension).contains($0) }),
-              mean.shape == [h * w, d], precision.shape == [h * w, PositionalGaussian.packedCount(d)] else {
+            mean.shape == [h * w, d], precision.shape == [h * w, PositionalGaussian.packedCount(d)]
+        else {
             throw BundleError("Gaussian tensors have the wrong shape")
         }
-        return GaussianComponent(gaussian: PositionalGaussian(channels: list, mean: mean, precision: precision,
-                                                              height: h, width: w))
+        return GaussianComponent(
+            gaussian: PositionalGaussian(
+                channels: list, mean: mean, precision: precision,
+                height: h, width: w))
     }
 
     /// Channels, means and packed precisions.
     public var tensors: [String: Tensor] {
-        ["gaussian.mean": gaussian.mean, "gaussian.precision": gaussian.precision,
-         "gaussian.channels": Tensor(shape: [gaussian.channels.count], storage: gaussian.channels.map { Float($0) })]
+        [
+            "gaussian.mean": gaussian.mean, "gaussian.precision": gaussian.precision,
+            "gaussian.channels": Tensor(shape: [gaussian.channels.count], storage: gaussian.channels.map { Float($0) }),
+        ]
     }
 
     /// Mahalanobis distances, (h * w).
@@ -67,8 +74,10 @@ public struct GaussianComponent: ScoringComponent {
             accumulator.add(input.embeddings)
         }
 
-        mutating func fit(_ data: TrainingData, generator: inout SeededGenerator,
-                          progress: ProgressHandler) throws -> any ScoringComponent {
+        mutating func fit(
+            _ data: TrainingData, generator: inout SeededGenerator,
+            progress: ProgressHandler
+        ) throws -> any ScoringComponent {
             GaussianComponent(gaussian: accumulator.finish())
         }
     }

@@ -29,7 +29,8 @@ public struct MemoryBankComponent: ScoringComponent {
     /// The bank from the `bank` tensor, (M, D').
     public static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> MemoryBankComponent {
         guard let entries = bundle.tensors["bank"], entries.shape.count == 2, entries.shape[0] > 0,
-              entries.shape[1] == settings.embeddingDimension else {
+            entries.shape[1] == settings.embeddingDimension
+        else {
             throw BundleError("bank tensor is missing or has the wrong shape")
         }
         return MemoryBankComponent(bank: PatchMemoryBank(entries: entries))
@@ -46,8 +47,10 @@ public struct MemoryBankComponent: ScoringComponent {
     /// Adds every patch of the images whose distance to the bank exceeds `rawLimit`, image by
     /// image (a later image is compared with the patches already added). The bank may grow to
     /// twice `settings.bankSize`, so inference time stays bounded.
-    public func learningNormal(from inputs: [ComponentInput], rawLimit: Float,
-                               settings: DetectorSettings) throws -> (component: MemoryBankComponent, added: Int)? {
+    public func learningNormal(
+        from inputs: [ComponentInput], rawLimit: Float,
+        settings: DetectorSettings
+    ) throws -> (component: MemoryBankComponent, added: Int)? {
         let d = bank.dimension
         var entries = bank.entries.storage
         var current = bank
@@ -61,8 +64,9 @@ public struct MemoryBankComponent: ScoringComponent {
                 added += 1
             }
             guard entries.count / d <= 2 * settings.bankSize else {
-                throw PipelineError.model("the marks would grow the memory bank by more than \(settings.bankSize) patches: "
-                    + "copy the false-alarm images into the good folder and run `anomap train` again")
+                throw PipelineError.model(
+                    "the marks would grow the memory bank by more than \(settings.bankSize) patches: "
+                        + "copy the false-alarm images into the good folder and run `anomap train` again")
             }
             current = PatchMemoryBank(entries: Tensor(shape: [entries.count / d, d], storage: entries))
         }
@@ -94,19 +98,23 @@ public struct MemoryBankComponent: ScoringComponent {
             }
         }
 
-        mutating func fit(_ data: TrainingData, generator: inout SeededGenerator,
-                          progress: ProgressHandler) throws -> any ScoringComponent {
+        mutating func fit(
+            _ data: TrainingData, generator: inout SeededGenerator,
+            progress: ProgressHandler
+        ) throws -> any ScoringComponent {
             progress("coreset", 0, 1)
             let d = settings.embeddingDimension
-            let chosen = PatchMemoryBank.greedyCoreset(candidates, dimension: d, size: settings.bankSize,
-                                                       projectedDimension: settings.projectionDimension,
-                                                       generator: &generator)
+            let chosen = PatchMemoryBank.greedyCoreset(
+                candidates, dimension: d, size: settings.bankSize,
+                projectedDimension: settings.projectionDimension,
+                generator: &generator)
             var entries = [Float]()
             entries.reserveCapacity(chosen.count * d)
             for index in chosen { entries.append(contentsOf: candidates[(index * d)..<((index + 1) * d)]) }
             candidates = []
             progress("coreset", 1, 1)
-            return MemoryBankComponent(bank: PatchMemoryBank(entries: Tensor(shape: [chosen.count, d], storage: entries)))
+            return MemoryBankComponent(
+                bank: PatchMemoryBank(entries: Tensor(shape: [chosen.count, d], storage: entries)))
         }
     }
 }

@@ -44,8 +44,10 @@ struct StudentFitter<C: StudentReadingComponent>: ComponentFitter {
     var phase: String { "students" }
     var needs: TrainingNeeds { [.inputs, .teacherFeatures] }
 
-    mutating func fit(_ data: TrainingData, generator: inout SeededGenerator,
-                      progress: ProgressHandler) throws -> any ScoringComponent {
+    mutating func fit(
+        _ data: TrainingData, generator: inout SeededGenerator,
+        progress: ProgressHandler
+    ) throws -> any ScoringComponent {
         C(ensemble: StudentEnsemble.trained(data, settings: settings, progress: progress))
     }
 }
@@ -62,11 +64,13 @@ extension StudentEnsemble: SharedWork {
     }
 
     /// The ensemble of a training, trained the first time a component asks for it.
-    static func trained(_ data: TrainingData, settings: DetectorSettings, progress: ProgressHandler) -> StudentEnsemble {
+    static func trained(_ data: TrainingData, settings: DetectorSettings, progress: ProgressHandler) -> StudentEnsemble
+    {
         data.shared("students") {
             let (standardization, targets) = data.teacherTargets()
-            let students = trainStudents(inputs: data.inputs, targets: targets, settings: settings.learning,
-                                         seed: settings.seed, progress: progress)
+            let students = trainStudents(
+                inputs: data.inputs, targets: targets, settings: settings.learning,
+                seed: settings.seed, progress: progress)
             return StudentEnsemble(students: students, standardization: standardization)
         }
     }
@@ -75,13 +79,17 @@ extension StudentEnsemble: SharedWork {
     static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> StudentEnsemble {
         try bundle.shared("students") {
             let learning = settings.learning, d = PatchFeatureExtractor.dimension
-            guard (1...16).contains(learning.students), learning.studentWidth >= 4, learning.studentWidth % 4 == 0 else {
+            guard (1...16).contains(learning.students), learning.studentWidth >= 4, learning.studentWidth % 4 == 0
+            else {
                 throw BundleError("student settings are out of range")
             }
             let standardization = try FeatureStandardization.load(bundle)
             let students = try (0..<learning.students).map { k in
-                guard let s = StudentNetwork(width: learning.studentWidth, outChannels: d, tensors: bundle.tensors,
-                                             prefix: "student.\(k)") else {
+                guard
+                    let s = StudentNetwork(
+                        width: learning.studentWidth, outChannels: d, tensors: bundle.tensors,
+                        prefix: "student.\(k)")
+                else {
                     throw BundleError("student \(k) tensors are missing or have the wrong shape")
                 }
                 return s
@@ -93,7 +101,9 @@ extension StudentEnsemble: SharedWork {
     /// The standardization and every student's tensors.
     var tensors: [String: Tensor] {
         var all = standardization.tensors
-        for (k, student) in students.enumerated() { all.merge(student.namedTensors(prefix: "student.\(k)")) { a, _ in a } }
+        for (k, student) in students.enumerated() {
+            all.merge(student.namedTensors(prefix: "student.\(k)")) { a, _ in a }
+        }
         return all
     }
 
@@ -103,8 +113,10 @@ extension StudentEnsemble: SharedWork {
     /// same weights.
     ///
     /// inputs: (1, 3, H, W) normalized images; targets: standardized teacher embeddings.
-    static func trainStudents(inputs: [Tensor], targets: [Tensor], settings: LearningSettings, seed: UInt64,
-                              progress: ProgressHandler) -> [StudentNetwork] {
+    static func trainStudents(
+        inputs: [Tensor], targets: [Tensor], settings: LearningSettings, seed: UInt64,
+        progress: ProgressHandler
+    ) -> [StudentNetwork] {
         let k = settings.students
         var results = [StudentNetwork?](repeating: nil, count: k)
         let lock = NSLock()
@@ -112,8 +124,9 @@ extension StudentEnsemble: SharedWork {
         let total = batches * settings.studentEpochs
         DispatchQueue.concurrentPerform(iterations: k) { index in
             var generator = SeededGenerator(seed: seed &+ 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9)
-            var student = StudentNetwork(width: settings.studentWidth, outChannels: PatchFeatureExtractor.dimension,
-                                         generator: &generator)
+            var student = StudentNetwork(
+                width: settings.studentWidth, outChannels: PatchFeatureExtractor.dimension,
+                generator: &generator)
             var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
             var gradients = StudentNetwork.Gradients(for: student)
             var order = Array(inputs.indices)
@@ -150,15 +163,18 @@ extension StudentEnsemble: SharedWork {
 extension FeatureStandardization {
     /// `teacher.mean` and `teacher.scale`, the key the learned components share.
     var tensors: [String: Tensor] {
-        ["teacher.mean": Tensor(shape: [mean.count], storage: mean),
-         "teacher.scale": Tensor(shape: [scale.count], storage: scale)]
+        [
+            "teacher.mean": Tensor(shape: [mean.count], storage: mean),
+            "teacher.scale": Tensor(shape: [scale.count], storage: scale),
+        ]
     }
 
     /// The standardization stored in a bundle.
     static func load(_ bundle: BundleContents) throws -> FeatureStandardization {
         let d = PatchFeatureExtractor.dimension
         guard let mean = bundle.tensors["teacher.mean"], let scale = bundle.tensors["teacher.scale"], mean.count == d,
-              scale.count == d, scale.storage.allSatisfy({ $0 > 0 }) else {
+            scale.count == d, scale.storage.allSatisfy({ $0 > 0 })
+        else {
             throw BundleError("teacher standardization tensors are missing or malformed")
         }
         return FeatureStandardization(mean: mean.storage, scale: scale.storage)
