@@ -15,6 +15,9 @@ public enum ComponentRegistry {
         types.first { $0.name.rawValue == name }
     }
 
+    /// Each name with its summary, for `--help`: "knn (memory bank), gaussian (...)".
+    public static var summaries: String { types.map { "\($0.name) (\($0.summary))" }.joined(separator: ", ") }
+
     /// The registered names, comma-separated ("knn, gaussian, ...").
     public static var namesList: String { types.map { $0.name.rawValue }.joined(separator: ", ") }
 }

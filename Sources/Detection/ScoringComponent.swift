@@ -34,6 +34,8 @@ public protocol SharedWork: Sendable {
 public protocol ScoringComponent: Sendable {
     /// The name `--components` and the bundle use.
     static var name: Component { get }
+    /// A few words for `--help` ("memory bank").
+    static var summary: String { get }
     /// Whether it is learned by gradient descent over many passes: its map may be standardized
     /// position by position (`LearningSettings.positionalNormalization`).
     static var isLearned: Bool { get }

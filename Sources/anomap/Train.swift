@@ -31,7 +31,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "Scoring components, comma-separated: knn (memory bank), gaussian (per-position Gaussian), st (teacher-student discrepancy), variance (student disagreement), ae (memory autoencoder residual). Default: gaussian,st,ae (gaussian,knn with --preset fast)."
+            "Scoring components, comma-separated: \(ComponentRegistry.summaries). Default: gaussian,st,ae (gaussian,knn with --preset fast)."
     )
     var components: String?
 

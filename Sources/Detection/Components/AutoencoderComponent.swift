@@ -15,6 +15,8 @@ extension Component {
 public struct AutoencoderComponent: ScoringComponent {
     /// The name.
     public static let name = Component(declaring: "ae")
+    /// For `--help`.
+    public static let summary = "memory autoencoder residual"
     /// Trained by gradient descent.
     public static let isLearned = true
 

@@ -12,6 +12,8 @@ extension Component {
 public struct GaussianComponent: ScoringComponent {
     /// The name.
     public static let name = Component(declaring: "gaussian")
+    /// For `--help`.
+    public static let summary = "per-position Gaussian"
 
     /// The per-position Gaussians.
     public let gaussian: PositionalGaussian

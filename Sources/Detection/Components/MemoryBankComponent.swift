@@ -12,6 +12,8 @@ extension Component {
 public struct MemoryBankComponent: ScoringComponent {
     /// The name.
     public static let name = Component(declaring: "knn")
+    /// For `--help`.
+    public static let summary = "memory bank"
     /// A bank learns single images by adding their patches.
     public static let learnsFromMarks = true
 

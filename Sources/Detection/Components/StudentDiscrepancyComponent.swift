@@ -12,6 +12,8 @@ extension Component {
 public struct StudentDiscrepancyComponent: StudentReadingComponent {
     /// The name.
     public static let name = Component(declaring: "st")
+    /// For `--help`.
+    public static let summary = "teacher-student discrepancy"
 
     /// The students (shared with `variance`).
     public let ensemble: StudentEnsemble

@@ -12,6 +12,8 @@ extension Component {
 public struct StudentVarianceComponent: StudentReadingComponent {
     /// The name.
     public static let name = Component(declaring: "variance")
+    /// For `--help`.
+    public static let summary = "student disagreement"
 
     /// The students (shared with `st`).
     public let ensemble: StudentEnsemble
