@@ -25,20 +25,21 @@ extension Trainer {
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
         // the quantiles come from one pass of the networks.
         var coarse = [[[Float]]](repeating: [], count: components.count)
-        var geometry: Detector.MapGeometry?
+        // Each image its own geometry: with aspect-preserving input the grids differ.
+        var geometries = [Detector.MapGeometry]()
         let raw = detector()
         for (i, path) in paths.enumerated() {
             progress("calibration", i, paths.count)
             do {
                 let (maps, g) = raw.coarseMaps(try ImageCodec.read(contentsOf: path))
                 for (c, map) in maps.enumerated() { coarse[c].append(map) }
-                geometry = g
+                geometries.append(g)
             } catch {
                 failures.append(String(describing: error))
             }
         }
         progress("calibration", paths.count, paths.count)
-        guard let geometry, let first = coarse.first, !first.isEmpty else {
+        guard let first = coarse.first, !first.isEmpty else {
             throw PipelineError.input("none of the calibration images could be read")
         }
         var positional = [Component: PositionalStandardization]()
@@ -56,7 +57,7 @@ extension Trainer {
         let standardized = detector(positional: positional)
         for image in first.indices {
             for c in components.indices {
-                let result = standardized.refine(coarse[c][image], geometry: geometry)
+                let result = standardized.refine(coarse[c][image], geometry: geometries[image])
                 peaks[c].append(result.score)
                 pixels[c] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }
             }
@@ -76,7 +77,7 @@ extension Trainer {
         var fusedPixels = groups.map { _ in [Float]() }, fusedPeaks = groups.map { _ in [Float]() }
         if ownCalibration.contains(false) {
             for image in first.indices {
-                let (map, scoreMap) = fusing.fusedMaps(coarse: coarse.map { $0[image] }, geometry: geometry)
+                let (map, scoreMap) = fusing.fusedMaps(coarse: coarse.map { $0[image] }, geometry: geometries[image])
                 for (g, result) in [map, scoreMap ?? map].prefix(groups.count).enumerated() where !ownCalibration[g] {
                     fusedPeaks[g].append(result.score)
                     fusedPixels[g] += stride(from: 0, to: result.map.count, by: 7).map { result.map[$0] }

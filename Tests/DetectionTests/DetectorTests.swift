@@ -254,6 +254,52 @@ final class DetectorTests: XCTestCase {
         XCTAssertNotEqual(loaded.normalization, loaded.scoreNormalization, "the heatmap is calibrated on its own maps")
     }
 
+    func testAspectPreservingInputTrainsAndInspectsImagesOfMixedSizes() throws {
+        let (extractor, sha) = try requireBackbone()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aspect-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Good parts of several heights and widths, as photos of a part often are.
+        var g = SeededGenerator(seed: 21)
+        var paths = [String]()
+        for (i, (w, h)) in [(96, 120), (96, 128), (100, 124), (92, 136), (96, 118), (104, 130), (96, 126), (90, 122)]
+            .enumerated()
+        {
+            let part = try SyntheticParts.good(size: 128, generator: &g).resized(width: w, height: h, method: .bilinear)
+            let path = dir + "/\(i).png"
+            try ImageCodec.writePNG(part, to: path)
+            paths.append(path)
+        }
+        var settings = smallSettings()
+        settings.keepsAspectRatio = true
+        settings.wideBlurSigma = 8
+        settings.calibrationShare = 0.3
+        let (detector, report) = try Trainer.train(
+            paths: paths, extractor: extractor, backboneSHA256: sha,
+            settings: settings)
+        XCTAssertTrue(report.failures.isEmpty, "\(report.failures)")
+        let loaded = try roundTrip(detector)
+        for (w, h) in [(96, 120), (200, 90), (64, 160)] {
+            let image = try SyntheticParts.good(size: 128, generator: &g).resized(
+                width: w, height: h, method: .bilinear)
+            let inspection = loaded.inspect(image)
+            XCTAssertEqual(inspection.map.count, w * h)
+            XCTAssertTrue(inspection.map.allSatisfy(\.isFinite) && inspection.score.isFinite, "\(w)x\(h)")
+        }
+        // Per-position models need one grid: refused with one line, not trapped.
+        for components in [[Component.gaussian], [.st], [.ae]] {
+            var refused = settings
+            refused.components = components
+            XCTAssertThrowsError(
+                try Trainer.train(
+                    paths: paths, extractor: extractor, backboneSHA256: sha,
+                    settings: refused)
+            ) {
+                XCTAssertTrue("\($0)".contains("drop --keep-aspect"), "\($0)")
+            }
+        }
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)
