@@ -57,6 +57,8 @@ public enum MarksFile {
     }
 
     /// Splits RFC 4180 CSV into rows of fields (quoted fields may hold commas, quotes and newlines).
+    /// Hand-written on purpose: CSV.swift 2.5.2 reads an unterminated quoted field silently to
+    /// the end of the file, where a damaged marks file must be refused with a reason.
     static func csvRows(_ text: String) throws -> [[String]] {
         var rows = [[String]](), row = [String](), field = "", quoted = false, atFieldStart = true
         // Characters, not scalars: "\r\n" is one Character.
