@@ -22,8 +22,12 @@ public struct Component: RawRepresentable, Hashable, Codable, Sendable, CustomSt
 
     /// The implementing type.
     public var type: any ScoringComponent.Type {
-        // Every `Component` value passed the registry check (or declared a registered type).
-        ComponentRegistry.type(named: rawValue) ?? ComponentRegistry.types[0]
+        // Parsed and decoded names passed the registry check; a declared one that is missing
+        // from the registry is a programming error, caught by the first test that uses it.
+        guard let type = ComponentRegistry.type(named: rawValue) else {
+            preconditionFailure("component \(rawValue) is declared but not listed in ComponentRegistry.types")
+        }
+        return type
     }
 
     /// Whether the component is learned by gradient descent (rather than fitted in one pass).
