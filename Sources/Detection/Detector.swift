@@ -68,11 +68,7 @@ public struct Detector: Sendable {
 
     /// What the components see of `image`: its model input and teacher features.
     public func componentInput(_ image: Image) -> ComponentInput {
-        let input = settings.input(for: image)
-        let teacher = extractor.embed(input)
-        return ComponentInput(
-            image: input, teacher: teacher,
-            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+        ComponentInput(image, settings: settings, extractor: extractor)
     }
 
     /// Each component's map on the feature grid (positionally standardized where the detector
@@ -186,11 +182,6 @@ public struct Detector: Sendable {
             scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 
-    /// Patch embeddings of normalized input, with position channels when configured.
-    public func embeddings(_ input: Tensor) -> Tensor {
-        Detector.embeddings(extractor.embed(input), positionWeight: settings.positionWeight)
-    }
-
     /// Appends (x, y) * weight channels to (1, D, h, w) features.
     static func embeddings(_ features: Tensor, positionWeight: Float) -> Tensor {
         guard positionWeight > 0 else { return features }
@@ -203,5 +194,16 @@ public struct Detector: Sendable {
             }
         }
         return concatChannels([features, position])
+    }
+}
+
+extension ComponentInput {
+    /// What the components see of `image` under `settings` (also before a detector exists).
+    init(_ image: Image, settings: DetectorSettings, extractor: PatchFeatureExtractor) {
+        let input = settings.input(for: image)
+        let teacher = extractor.embed(input)
+        self.init(
+            image: input, teacher: teacher,
+            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
     }
 }

@@ -65,13 +65,9 @@ public enum Trainer {
             progress("features", i, training.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                let input = settings.input(for: image)
-                let teacher = extractor.embed(input)
-                let sample = ComponentInput(
-                    image: input, teacher: teacher,
-                    embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
-                if needs.contains(.inputs) { data.inputs.append(input) }
-                if needs.contains(.teacherFeatures) { data.rawTeacher.append(teacher) }
+                let sample = ComponentInput(image, settings: settings, extractor: extractor)
+                if needs.contains(.inputs) { data.inputs.append(sample.image) }
+                if needs.contains(.teacherFeatures) { data.rawTeacher.append(sample.teacher) }
                 for f in fitters.indices { fitters[f].observe(sample, generator: &generator) }
             } catch {
                 failures.append(String(describing: error))
