@@ -36,11 +36,11 @@ public struct Inspection: Sendable {
 
     /// The predicted defect pixels of a map under the rule above.
     static func outline(_ map: [Float], width: Int, height: Int, threshold: Float, anomalous: Bool) -> [Bool] {
-        guard anomalous, let peak = map.indices.max(by: { map[$0] < map[$1] }) else {
-            return [Bool](repeating: false, count: map.count)
-        }
+        guard anomalous else { return [Bool](repeating: false, count: map.count) }
         let above = map.map { $0 >= threshold }
-        if above[peak] { return above }
+        // The peak is looked for only when no pixel reaches the threshold (rare; one pass).
+        guard !above.contains(true), var peak = map.indices.first else { return above }
+        for i in map.indices where map[i] > map[peak] { peak = i }
         // Half the peak on the normalized scale (0 = the median normal pixel), the region
         // holding the peak only; a peak at or below normal outlines the peak pixel alone.
         let level = map[peak] > 0 ? map[peak] / 2 : map[peak]
