@@ -82,10 +82,14 @@ public enum Trainer {
         // 2. Each component fitted, in settings order; kept tensors are dropped once no
         //    remaining fitter needs them.
         var components = [any ScoringComponent]()
-        for f in fitters.indices {
-            components.append(try fitters[f].fit(data, generator: &generator, progress: progress))
-            clock.end(fitters[f].phase)
-            data.release(keeping: fitters[(f + 1)...].reduce(TrainingNeeds()) { $0.union($1.needs) })
+        // A fitter is dropped once fitted: what it accumulated (the Gaussian's sums, the
+        // bank's candidate patches) must not stay alive while the next component fits.
+        let phases = fitters.map(\.phase), laterNeeds = fitters.map(\.needs)
+        for f in phases.indices {
+            var fitter = fitters.removeFirst()
+            components.append(try fitter.fit(data, generator: &generator, progress: progress))
+            clock.end(phases[f])
+            data.release(keeping: laterNeeds[(f + 1)...].reduce(TrainingNeeds()) { $0.union($1) })
         }
 
         // 3. Calibration on the held-out good images.
@@ -98,7 +102,7 @@ public enum Trainer {
             trainingImages: training.count, calibrationImages: calibration.count,
             failures: failures, seconds: clock.total, phaseSeconds: clock.seconds,
             phases: clock.order,
-            componentPhases: Dictionary(uniqueKeysWithValues: zip(settings.components, fitters.map(\.phase))))
+            componentPhases: Dictionary(uniqueKeysWithValues: zip(settings.components, phases)))
         return (detector, report)
     }
 
