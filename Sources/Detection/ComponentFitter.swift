@@ -47,13 +47,12 @@ public struct TrainingContext: Sendable {
 
 /// The training images' tensors kept for fitters that pass over them many times, and parts
 /// that several components share (one student ensemble for `st` and `variance`).
-public final class TrainingData {
+public final class TrainingData: SharedParts {
     /// Normalized model inputs, (1, 3, H, W) each (kept when a fitter needs `.inputs`).
     public internal(set) var inputs: [Tensor] = []
     /// Teacher features as extracted, (1, D, h, w) each, until first standardized.
     var rawTeacher: [Tensor] = []
     private var standardized: (FeatureStandardization, [Tensor])?
-    private var parts: [String: Any] = [:]
 
     /// The per-channel standardization of the teacher features and the standardized features.
     public func teacherTargets() -> (standardization: FeatureStandardization, targets: [Tensor]) {
@@ -63,14 +62,6 @@ public final class TrainingData {
         rawTeacher = []
         standardized = result
         return result
-    }
-
-    /// The part stored under `key`, made by `make` the first time it is asked for.
-    public func shared<T>(_ key: String, _ make: () throws -> T) rethrows -> T {
-        if let part = parts[key] as? T { return part }
-        let part = try make()
-        parts[key] = part
-        return part
     }
 
     /// Drops what no remaining fitter needs.

@@ -53,6 +53,13 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// of 8) instead of squashing it to an inputSize square.
     public var keepsAspectRatio = false
 
+    /// Why `component`, which needs every image on one feature grid (a model per grid position,
+    /// or networks and statistics of one fixed size), cannot take these settings; nil when the
+    /// input size is fixed.
+    func fixedSizeRefusal(_ component: Component) -> String? {
+        keepsAspectRatio ? "the \(component) component needs one fixed input size; drop --keep-aspect" : nil
+    }
+
     /// The model-resolution size for an image of `width` x `height`.
     public func modelSize(width: Int, height: Int) -> (width: Int, height: Int) {
         guard keepsAspectRatio else { return (inputSize, inputSize) }

@@ -28,7 +28,7 @@ public struct AutoencoderComponent: ScoringComponent {
 
     /// The encoder halves the grid twice: one fixed size, a multiple of 32 pixels.
     public static func refusal(for settings: DetectorSettings) -> String? {
-        if settings.keepsAspectRatio { return "the ae component needs one fixed input size; drop --keep-aspect" }
+        if let refusal = settings.fixedSizeRefusal(name) { return refusal }
         if settings.inputSize % 32 != 0 {
             return "the ae component needs an input size that is a multiple of 32, got \(settings.inputSize)"
         }

@@ -23,7 +23,7 @@ public struct GaussianComponent: ScoringComponent {
 
     /// One Gaussian per grid position needs every image on the same grid.
     public static func refusal(for settings: DetectorSettings) -> String? {
-        settings.keepsAspectRatio ? "the gaussian component needs one fixed input size; drop --keep-aspect" : nil
+        settings.fixedSizeRefusal(name)
     }
 
     /// A fitter that accumulates each position's mean and covariance in one pass.

@@ -19,7 +19,7 @@ extension StudentReadingComponent {
 
     /// Students need one fixed input size.
     public static func refusal(for settings: DetectorSettings) -> String? {
-        settings.keepsAspectRatio ? "the \(name) component needs one fixed input size; drop --keep-aspect" : nil
+        settings.fixedSizeRefusal(name)
     }
 
     /// Trains the students (once, whichever component asks first).
