@@ -9,6 +9,7 @@ import NeuralNet
 import SafeFiles
 import Tensors
 
+BLASKernels.restartWithBetterKernels()
 let environment = ProcessInfo.processInfo.environment
 let threads = Int(environment["ANOMAP_THREADS"] ?? "") ?? 2
 setComputeThreads(threads)

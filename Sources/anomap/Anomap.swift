@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 
 /// The anomap command-line tool: visual anomaly localization on a CPU.
 @main
@@ -14,6 +15,7 @@ struct Anomap: ParsableCommand {
     /// Runs the command line; usage errors exit with 2 (argument-parser's default is 64) so
     /// scripts see one code for "the whole run could not start".
     static func main() {
+        BLASKernels.restartWithBetterKernels()
         do {
             var command = try parseAsRoot()
             try command.run()
