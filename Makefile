@@ -5,6 +5,12 @@ THREADS ?= 2
 # Compile our kernels for AVX2 + FMA when this CPU has them (OpenBLAS picks its own kernels).
 CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
 RELEASE := -c release $(CPU_FLAGS)
+# OpenBLAS takes some virtual CPUs for SSE3-only ones; the tool restarts itself with the right
+# kernels (BLASKernels), the test process cannot: pin them, so that tests see the kernels the
+# tool uses (model bytes depend on them).
+ifneq ($(CPU_FLAGS),)
+export OPENBLAS_CORETYPE ?= Haswell
+endif
 
 .PHONY: setup samples build release test demo bench bench-memory fuzz test-sanitize format clean
 

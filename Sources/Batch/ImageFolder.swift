@@ -59,3 +59,16 @@ public enum ImageFolder {
         return ImageFormat.sniff([UInt8](head)) != nil
     }
 }
+
+extension ImageFolder {
+    /// Sizes (width, height) of up to `count` of `paths`, evenly spread over the sorted list;
+    /// unreadable files are left out (training reports them).
+    public static func sampledSizes(_ paths: [String], count: Int = 16) -> [(width: Int, height: Int)] {
+        let sorted = paths.sorted()
+        guard !sorted.isEmpty else { return [] }
+        let picks = Set((0..<min(count, sorted.count)).map { $0 * sorted.count / min(count, sorted.count) })
+        return picks.sorted().compactMap { i in
+            (try? ImageCodec.read(contentsOf: sorted[i])).map { (width: $0.width, height: $0.height) }
+        }
+    }
+}

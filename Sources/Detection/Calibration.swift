@@ -23,38 +23,45 @@ extension Trainer {
                 backboneSHA256: backboneSHA256)
         }
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
-        // the quantiles come from one pass of the networks.
-        var coarse = [[[Float]]](repeating: [], count: components.count)
-        // Each image its own geometry: with aspect-preserving input the grids differ.
-        var geometries = [Detector.MapGeometry]()
+        // the quantiles come from one pass of the networks. Positional statistics are per tile
+        // position (every tile has the same grid), so the tiles are kept until stitched.
+        var tiles = [[[[Float]]]](), layouts = [TileLayout]()
         let raw = detector()
         for (i, path) in paths.enumerated() {
             progress("calibration", i, paths.count)
             do {
-                let (maps, g) = raw.coarseMaps(try ImageCodec.read(contentsOf: path))
-                for (c, map) in maps.enumerated() { coarse[c].append(map) }
-                geometries.append(g)
+                let (maps, layout) = raw.rawTileMaps(try ImageCodec.read(contentsOf: path))
+                tiles.append(maps)
+                layouts.append(layout)
             } catch {
                 failures.append(String(describing: error))
             }
         }
         progress("calibration", paths.count, paths.count)
-        guard let first = coarse.first, !first.isEmpty else {
+        guard !tiles.isEmpty else {
             throw PipelineError.input("none of the calibration images could be read")
         }
         var positional = [Component: PositionalStandardization]()
         for (c, name) in settings.components.enumerated()
         where name.isLearned && settings.learning.positionalNormalization {
-            let statistics = PositionalStandardization(of: coarse[c])
-            positional[name] = statistics
-            coarse[c] = coarse[c].map { statistics.apply($0) }
+            positional[name] = PositionalStandardization(of: tiles.flatMap { $0.map { $0[c] } })
         }
+        let standardized = detector(positional: positional)
+        // Each image its own geometry: with aspect-preserving input the grids differ.
+        var coarse = [[[Float]]](repeating: [], count: components.count)
+        var geometries = [Detector.MapGeometry]()
+        for (maps, layout) in zip(tiles, layouts) {
+            let (stitched, geometry) = standardized.stitched(maps, layout: layout)
+            for (c, map) in stitched.enumerated() { coarse[c].append(map) }
+            geometries.append(geometry)
+        }
+        tiles = []
+        let first = coarse[0]
 
         // Each component: the median of its refined maps' pixels (every 7th) and the 99th
         // percentile of their peaks.
         var pixels = [[Float]](repeating: [], count: components.count)
         var peaks = [[Float]](repeating: [], count: components.count)
-        let standardized = detector(positional: positional)
         for image in first.indices {
             for c in components.indices {
                 let result = standardized.refine(coarse[c][image], geometry: geometries[image])

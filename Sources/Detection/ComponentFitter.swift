@@ -64,6 +64,16 @@ public final class TrainingData: SharedParts {
         return result
     }
 
+    /// Keeps a model input in `slot` (the next one, or one to replace).
+    func keep(input: Tensor, at slot: Int) {
+        if slot < inputs.count { inputs[slot] = input } else { inputs.append(input) }
+    }
+
+    /// Keeps teacher features in `slot` (the next one, or one to replace).
+    func keep(teacher: Tensor, at slot: Int) {
+        if slot < rawTeacher.count { rawTeacher[slot] = teacher } else { rawTeacher.append(teacher) }
+    }
+
     /// Drops what no remaining fitter needs.
     func release(keeping needs: TrainingNeeds) {
         if !needs.contains(.inputs) { inputs = [] }

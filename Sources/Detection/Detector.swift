@@ -66,27 +66,53 @@ public struct Detector: Sendable {
         public var inputHeight: Int, inputWidth: Int
     }
 
-    /// What the components see of `image`: its model input and teacher features.
+    /// What the components see of `image` (untiled): its model input and teacher features.
     public func componentInput(_ image: Image) -> ComponentInput {
         ComponentInput(image, settings: settings, extractor: extractor)
     }
 
-    /// Each component's map on the feature grid (positionally standardized where the detector
-    /// has statistics), in settings order, and their geometry.
-    public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
-        let input = componentInput(image)
-        let maps = zip(components, rawCoarseMaps(input)).map { component, coarse -> [Float] in
-            guard let standardization = positional[component.name], standardization.mean.count == coarse.count else {
-                return coarse
-            }
-            return standardization.apply(coarse)
+    /// What the components see of each tile of `image`, in layout order (one for an untiled
+    /// detector), made one at a time as `body` asks for them.
+    public func forEachTile(of image: Image, _ body: (Int, ComponentInput, TileLayout) -> Void) {
+        ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor, body)
+    }
+
+    /// Each tile's raw component maps (`tiles[tile][component]`, settings order) and the layout.
+    public func rawTileMaps(_ image: Image) -> (tiles: [[[Float]]], layout: TileLayout) {
+        var tiles = [[[Float]]](), layout = TileLayout(width: 8, height: 8, tile: 0, overlap: 0)
+        forEachTile(of: image) { _, input, tileLayout in
+            tiles.append(rawCoarseMaps(input))
+            layout = tileLayout
         }
+        return (tiles, layout)
+    }
+
+    /// Tiles' raw maps standardized position by position (where the detector has statistics,
+    /// which are per tile position) and stitched into one map per component on the whole
+    /// image's grid, with its geometry.
+    public func stitched(_ tiles: [[[Float]]], layout: TileLayout) -> (maps: [[Float]], geometry: MapGeometry) {
+        let maps = components.indices.map { c in
+            layout.stitch(
+                tiles.map { tile in
+                    guard let standardization = positional[components[c].name],
+                        standardization.mean.count == tile[c].count
+                    else { return tile[c] }
+                    return standardization.apply(tile[c])
+                })
+        }
+        let grid = layout.grid
         return (
             maps,
             MapGeometry(
-                gridHeight: input.embeddings.height, gridWidth: input.embeddings.width,
-                inputHeight: input.image.height, inputWidth: input.image.width)
+                gridHeight: grid.height, gridWidth: grid.width, inputHeight: layout.height, inputWidth: layout.width)
         )
+    }
+
+    /// Each component's map on the whole image's feature grid (positionally standardized where
+    /// the detector has statistics, tiles stitched), in settings order, and their geometry.
+    public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
+        let (tiles, layout) = rawTileMaps(image)
+        return stitched(tiles, layout: layout)
     }
 
     /// Each component's raw map on the feature grid, in settings order.
@@ -182,15 +208,21 @@ public struct Detector: Sendable {
             scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
     }
 
-    /// Appends (x, y) * weight channels to (1, D, h, w) features.
-    static func embeddings(_ features: Tensor, positionWeight: Float) -> Tensor {
+    /// Appends (x, y) * weight channels to (1, D, h, w) features: the patch's position in 0...1
+    /// on the whole image's grid of `gridWidth` x `gridHeight` cells, of which the features are
+    /// the cells from `offset` on (a tile's).
+    static func embeddings(
+        _ features: Tensor, positionWeight: Float, offset: (x: Int, y: Int) = (0, 0),
+        grid: (height: Int, width: Int)? = nil
+    ) -> Tensor {
         guard positionWeight > 0 else { return features }
         let h = features.height, w = features.width
+        let (gh, gw) = grid ?? (h, w)
         var position = Tensor(shape: [1, 2, h, w])
         for y in 0..<h {
             for x in 0..<w {
-                position.storage[y * w + x] = positionWeight * (Float(x) + 0.5) / Float(w)
-                position.storage[h * w + y * w + x] = positionWeight * (Float(y) + 0.5) / Float(h)
+                position.storage[y * w + x] = positionWeight * (Float(offset.x + x) + 0.5) / Float(gw)
+                position.storage[h * w + y * w + x] = positionWeight * (Float(offset.y + y) + 0.5) / Float(gh)
             }
         }
         return concatChannels([features, position])
@@ -198,12 +230,41 @@ public struct Detector: Sendable {
 }
 
 extension ComponentInput {
-    /// What the components see of `image` under `settings` (also before a detector exists).
+    /// What the components see of `image` under `settings` (also before a detector exists),
+    /// untiled: the whole working image.
     init(_ image: Image, settings: DetectorSettings, extractor: PatchFeatureExtractor) {
         let input = settings.input(for: image)
         let teacher = extractor.embed(input)
         self.init(
             image: input, teacher: teacher,
             embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
+    }
+
+    /// What the components see of each tile of `image` under `settings`, in layout order, made
+    /// one at a time as `body` asks for them (the whole image once when untiled).
+    static func forEachTile(
+        of image: Image, settings: DetectorSettings, extractor: PatchFeatureExtractor,
+        _ body: (Int, ComponentInput, TileLayout) -> Void
+    ) {
+        let input = settings.input(for: image)
+        let layout = TileLayout(width: input.width, height: input.height, settings: settings)
+        for t in 0..<layout.count {
+            body(
+                t, ComponentInput(tile: t, of: input, layout: layout, settings: settings, extractor: extractor), layout)
+        }
+    }
+
+    /// What the components see of tile `index` of a working image (1, 3, H, W) laid out by
+    /// `layout`; the position channels, if any, locate the tile's patches in the whole image.
+    init(
+        tile index: Int, of input: Tensor, layout: TileLayout, settings: DetectorSettings,
+        extractor: PatchFeatureExtractor
+    ) {
+        let crop = layout.crop(input, tile: index)
+        let teacher = extractor.embed(crop)
+        self.init(
+            image: crop, teacher: teacher,
+            embeddings: Detector.embeddings(
+                teacher, positionWeight: settings.positionWeight, offset: layout.cellOffset(index), grid: layout.grid))
     }
 }

@@ -53,18 +53,47 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// of 8) instead of squashing it to an inputSize square.
     public var keepsAspectRatio = false
 
+    /// Side, in model pixels, of the square tiles the working image is cut into (a multiple of
+    /// 32; 0: the whole image at once). Every component then sees tiles of one size, whatever
+    /// the image's size and aspect, and the tiles' maps are stitched into one.
+    public var tileSize = 0
+    /// Share of a tile's side that neighbouring tiles overlap (0...0.75); the overlap is
+    /// blended, so a defect on a tile border is seen whole by one tile or the other.
+    public var tileOverlap = 0.25
+
+    /// Whether the working image is cut into tiles.
+    public var isTiled: Bool { tileSize > 0 }
+
     /// Why `component`, which needs every image on one feature grid (a model per grid position,
     /// or networks and statistics of one fixed size), cannot take these settings; nil when the
-    /// input size is fixed.
+    /// input size is fixed (square input, or tiles).
     func fixedSizeRefusal(_ component: Component) -> String? {
-        keepsAspectRatio ? "the \(component) component needs one fixed input size; drop --keep-aspect" : nil
+        keepsAspectRatio && !isTiled
+            ? "the \(component) component needs one fixed input size: add --tile SIZE or drop --keep-aspect" : nil
     }
 
-    /// The model-resolution size for an image of `width` x `height`.
+    /// Why the size and tiling settings cannot work together (one line), or nil.
+    public var resolutionRefusal: String? {
+        guard isTiled else { return nil }
+        if tileSize < 64 || tileSize % 32 != 0 {
+            return "--tile must be a multiple of 32 of at least 64, got \(tileSize)"
+        }
+        if !(0...0.75).contains(tileOverlap) { return "--tile-overlap must be in 0...0.75, got \(tileOverlap)" }
+        if !keepsAspectRatio && tileSize > inputSize {
+            return
+                "--tile \(tileSize) is larger than the \(inputSize)x\(inputSize) input: lower --tile or raise --input-size"
+        }
+        return nil
+    }
+
+    /// The model-resolution (working) size for an image of `width` x `height`: the inputSize
+    /// square, or with `keepsAspectRatio` about inputSize^2 pixels at the image's aspect, each
+    /// side a multiple of 8 and, when tiled, at least one tile.
     public func modelSize(width: Int, height: Int) -> (width: Int, height: Int) {
         guard keepsAspectRatio else { return (inputSize, inputSize) }
-        let scale = Double(inputSize) / (Double(width) * Double(height)).squareRoot()
-        func side(_ v: Int) -> Int { max(32, Int((Double(v) * scale / 8).rounded()) * 8) }
+        var scale = Double(inputSize) / (Double(width) * Double(height)).squareRoot()
+        if isTiled { scale = max(scale, Double(tileSize) / Double(max(1, min(width, height)))) }
+        func side(_ v: Int) -> Int { max(isTiled ? tileSize : 32, Int((Double(v) * scale / 8).rounded()) * 8) }
         return (side(width), side(height))
     }
 
@@ -74,8 +103,10 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         return Preprocessing.lite0Input(image, width: w, height: h)
     }
 
-    /// Feature grid (height, width) of a fixed-size input: the model size at stride 8.
+    /// Feature grid (height, width) that the components see: a tile's, or a fixed-size input's
+    /// (the model size at stride 8).
     public var featureGrid: (height: Int, width: Int) {
+        if isTiled { return (tileSize / 8, tileSize / 8) }
         let size = modelSize(width: inputSize, height: inputSize)
         return ((size.height + 7) / 8, (size.width + 7) / 8)
     }
@@ -129,6 +160,39 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         wideBlurSigma = try c.decodeIfPresent(Float.self, forKey: .wideBlurSigma) ?? d.wideBlurSigma
         positionWeight = try c.decodeIfPresent(Float.self, forKey: .positionWeight) ?? d.positionWeight
         keepsAspectRatio = try c.decodeIfPresent(Bool.self, forKey: .keepsAspectRatio) ?? d.keepsAspectRatio
+        tileSize = try c.decodeIfPresent(Int.self, forKey: .tileSize) ?? d.tileSize
+        tileOverlap = try c.decodeIfPresent(Double.self, forKey: .tileOverlap) ?? d.tileOverlap
         learning = try c.decodeIfPresent(LearningSettings.self, forKey: .learning) ?? d.learning
+    }
+
+    /// Encodes every setting; the tile fields only when tiled, so untiled bundles keep the bytes
+    /// they had before tiling existed.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(components, forKey: .components)
+        try c.encode(componentWeights, forKey: .componentWeights)
+        try c.encode(scoreComponents, forKey: .scoreComponents)
+        try c.encode(gaussianChannels, forKey: .gaussianChannels)
+        try c.encode(inputSize, forKey: .inputSize)
+        try c.encode(bankSize, forKey: .bankSize)
+        try c.encode(calibrationShare, forKey: .calibrationShare)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(maxCandidates, forKey: .maxCandidates)
+        try c.encode(projectionDimension, forKey: .projectionDimension)
+        try c.encode(blurSigma, forKey: .blurSigma)
+        try c.encode(wideBlurSigma, forKey: .wideBlurSigma)
+        try c.encode(positionWeight, forKey: .positionWeight)
+        try c.encode(learning, forKey: .learning)
+        try c.encode(keepsAspectRatio, forKey: .keepsAspectRatio)
+        if isTiled {
+            try c.encode(tileSize, forKey: .tileSize)
+            try c.encode(tileOverlap, forKey: .tileOverlap)
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case components, componentWeights, scoreComponents, gaussianChannels, inputSize, bankSize, calibrationShare
+        case seed, maxCandidates, projectionDimension, blurSigma, wideBlurSigma, positionWeight, learning
+        case keepsAspectRatio, tileSize, tileOverlap
     }
 }

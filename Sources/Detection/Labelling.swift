@@ -19,7 +19,8 @@ extension Detector {
                     + "copy the false-alarm images into the good folder and run `anomap train` again "
                     + "(a model trained with `--components \(learners)` learns from marks without retraining)")
         }
-        let inputs = images.map(componentInput)
+        var inputs = [ComponentInput]()
+        for image in images { forEachTile(of: image) { _, input, _ in inputs.append(input) } }
         var learned = [any ScoringComponent](), added = 0
         for (component, normalization) in zip(components, componentNormalizations) {
             let limit =

@@ -141,6 +141,7 @@ public enum ModelBundle {
         for component in settings.components {
             if let reason = component.type.refusal(for: settings) { throw fail("settings cannot work: \(reason)") }
         }
+        if let reason = settings.resolutionRefusal { throw fail("settings cannot work: \(reason)") }
         guard settings.blurSigma.isFinite, (0...64).contains(settings.blurSigma), settings.wideBlurSigma.isFinite,
             (0...64).contains(settings.wideBlurSigma), settings.positionWeight.isFinite,
             settings.positionWeight >= 0

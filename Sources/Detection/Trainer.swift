@@ -43,6 +43,7 @@ public enum Trainer {
         guard !settings.components.isEmpty else { throw PipelineError.input("no scoring components selected") }
         var settings = settings
         settings.scoreComponents = settings.scoreComponents.filter(settings.components.contains)
+        if let reason = settings.resolutionRefusal { throw PipelineError.input(reason) }
         for component in settings.components {
             if let reason = component.type.refusal(for: settings) { throw PipelineError.input(reason) }
         }
@@ -56,19 +57,34 @@ public enum Trainer {
         let context = TrainingContext(trainingImages: training.count, channelPermutation: channelPermutation)
         var fitters = settings.components.map { $0.type.fitter(settings: settings, context: context) }
 
-        // 1. One teacher pass over the training images; each fitter sees every image once, and
-        //    what fitters need for later passes (inputs, teacher features) is kept.
+        // 1. One teacher pass over the training images (tile by tile when tiled); each fitter
+        //    sees every tile once, and what fitters need for later passes (inputs, teacher
+        //    features) is kept: of a tiled image set, a seeded uniform sample of as many tiles
+        //    as there are training images (reservoir sampling), so memory and the learned
+        //    components' training time do not grow with the number of tiles.
         let needs = fitters.reduce(TrainingNeeds()) { $0.union($1.needs) }
         let data = TrainingData()
         var failures = [String]()
+        var tilesSeen = 0
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                let sample = ComponentInput(image, settings: settings, extractor: extractor)
-                if needs.contains(.inputs) { data.inputs.append(sample.image) }
-                if needs.contains(.teacherFeatures) { data.rawTeacher.append(sample.teacher) }
-                for f in fitters.indices { fitters[f].observe(sample, generator: &generator) }
+                ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { _, sample, _ in
+                    if !needs.isEmpty {
+                        var slot: Int? = tilesSeen
+                        if settings.isTiled && tilesSeen >= training.count {
+                            let j = Int(generator.next() % UInt64(tilesSeen + 1))
+                            slot = j < training.count ? j : nil
+                        }
+                        if let slot {
+                            if needs.contains(.inputs) { data.keep(input: sample.image, at: slot) }
+                            if needs.contains(.teacherFeatures) { data.keep(teacher: sample.teacher, at: slot) }
+                        }
+                    }
+                    tilesSeen += 1
+                    for f in fitters.indices { fitters[f].observe(sample, generator: &generator) }
+                }
             } catch {
                 failures.append(String(describing: error))
             }

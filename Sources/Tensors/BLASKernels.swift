@@ -6,14 +6,14 @@ public enum BLASKernels {
     /// The kernel family OpenBLAS chose at load time ("Haswell", "Prescott", ...).
     public static var current: String { anomap_blas_core().map { String(cString: $0) } ?? "unknown" }
 
-    /// The best family this CPU can run, when OpenBLAS has chosen an older one (it does for
-    /// virtual CPUs it does not recognize); nil when its choice is right or it was told one.
+    /// The family to run instead, when OpenBLAS chose another (it takes some virtual CPUs for
+    /// SSE3-only ones): Haswell on every AVX2 CPU, so models train to the same bytes on every
+    /// such machine; nil when its choice is that one, or OPENBLAS_CORETYPE was set by hand.
     public static var better: String? {
         guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
             let preferred = anomap_blas_preferred_core().map({ String(cString: $0) })
         else { return nil }
-        let vector = ["Haswell", "Zen", "SkylakeX", "CooperLake", "SapphireRapids", "Excavator"]
-        return vector.contains(current) ? nil : preferred
+        return current.caseInsensitiveCompare(preferred) == .orderedSame ? nil : preferred
     }
 
     /// Restarts the process with OPENBLAS_CORETYPE set to `better`, which OpenBLAS reads only

@@ -82,9 +82,11 @@ struct Eval: ParsableCommand {
                 guard !set.trainingImages.isEmpty else {
                     throw PipelineError.input("\(dataset ?? ""): no train/good images")
                 }
+                let (settings, resolution) = training.settings(forTraining: set.trainingImages)
+                if let resolution, !runOptions.quiet { printError("resolution: \(resolution)") }
                 var (trained, report) = try Trainer.train(
                     paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
-                    settings: training.settings, sensitivity: training.sensitivity,
+                    settings: settings, sensitivity: training.sensitivity,
                     progress: progress.handler)
                 trainSeconds = report.seconds
                 for line in try training.applyThreshold(to: &trained, progress: progress.handler)

@@ -16,8 +16,22 @@ struct TrainingOptions: ParsableArguments {
             valueName: "learned|fast"))
     var preset = DetectorSettings.Preset.learned
 
-    @Option(name: .long, help: "Side of the square the images are resized to for the backbone (multiple of 8).")
-    var inputSize = 256
+    @Option(
+        name: .long,
+        help:
+            "Side of the square the images are resized to for the backbone, or with --keep-aspect the square root of the working pixels (multiple of 8; default: chosen from the training images, 256 for square ones)."
+    )
+    var inputSize: Int?
+
+    @Option(
+        name: .long,
+        help:
+            "Cut the working image into tiles of this side (multiple of 32; 0: no tiles; default: 256 for elongated or large training images, else 0)."
+    )
+    var tile: Int?
+
+    @Option(name: .long, help: "Share of a tile's side that neighbouring tiles overlap (0...0.75).")
+    var tileOverlap = DetectorSettings().tileOverlap
 
     @Option(name: .long, help: "Patch embeddings kept in the memory bank (default 4096; 1024 with --preset fast).")
     var bankSize: Int?
@@ -63,8 +77,11 @@ struct TrainingOptions: ParsableArguments {
     var wideBlurSigma: Float?
 
     @Flag(
-        name: .long, help: "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square.")
-    var keepAspect = false
+        name: .long, inversion: .prefixedNo,
+        help:
+            "Keep each image's aspect ratio (about input-size^2 pixels) instead of squashing it square (default: chosen from the training images)."
+    )
+    var keepAspect: Bool?
 
     @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
     var positionWeight: Float = 0
@@ -91,8 +108,17 @@ struct TrainingOptions: ParsableArguments {
     var learning: LearningOptions
 
     func validate() throws {
-        guard (32...1024).contains(inputSize), inputSize % 8 == 0 else {
+        guard (32...1024).contains(inputSize ?? 256), (inputSize ?? 256) % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
+        }
+        var sizes = DetectorSettings()
+        sizes.tileSize = tile ?? 0
+        sizes.tileOverlap = tileOverlap
+        sizes.keepsAspectRatio = keepAspect ?? ((tile ?? 0) > 0)
+        sizes.inputSize = inputSize ?? max(256, sizes.tileSize)
+        if let refusal = sizes.resolutionRefusal { throw ValidationError(refusal) }
+        for component in parsedComponents where keepAspect == true && tile == 0 {
+            if let refusal = component.type.refusal(for: sizes) { throw ValidationError(refusal) }
         }
         guard components.map({ (try? Component.list($0)) != nil }) ?? true else {
             throw ValidationError("--components takes a comma-separated list of: \(ComponentRegistry.namesList)")
@@ -162,6 +188,32 @@ struct TrainingOptions: ParsableArguments {
     /// The components trained: the preset's unless --components names others.
     var parsedComponents: [Component] { components.flatMap { try? Component.list($0) } ?? preset.settings.components }
 
+    /// Whether the working resolution is left to `train` (no size option given).
+    var choosesResolution: Bool { inputSize == nil || keepAspect == nil || tile == nil }
+
+    /// The settings, the resolution chosen from the training images at `paths` where no option
+    /// sets it, and a line saying what was chosen (nil when the options set it all).
+    func settings(forTraining paths: [String]) -> (settings: DetectorSettings, line: String?) {
+        var s = settings
+        guard choosesResolution else { return (s, nil) }
+        let choice = ResolutionChoice(sizes: ImageFolder.sampledSizes(paths))
+        s.keepsAspectRatio = keepAspect ?? (tile.map { $0 > 0 } ?? choice.keepsAspectRatio)
+        if let tile {
+            s.tileSize = tile
+        } else if s.keepsAspectRatio {
+            // Kept aspect without tiles only where every component takes any size.
+            var untiled = s
+            untiled.tileSize = 0
+            let needsTiles = s.components.contains { $0.type.refusal(for: untiled) != nil }
+            s.tileSize = choice.tileSize > 0 || needsTiles ? ResolutionChoice.tile : 0
+        } else {
+            s.tileSize = 0
+        }
+        s.inputSize = inputSize ?? (s.keepsAspectRatio ? max(choice.inputSize, s.tileSize) : max(256, s.tileSize))
+        return (s, "\(s.resolutionDescription) (\(choice.basis); --input-size, --keep-aspect and --tile override)")
+    }
+
+    /// The settings the options give, the resolution left at its defaults where no option sets it.
     var settings: DetectorSettings {
         var s = preset.settings
         s.components = parsedComponents
@@ -174,12 +226,14 @@ struct TrainingOptions: ParsableArguments {
         } else if parsedComponents != preset.settings.components {
             s.scoreComponents = []
         }
-        s.inputSize = inputSize
+        s.tileSize = tile ?? 0
+        s.tileOverlap = tileOverlap
+        s.keepsAspectRatio = keepAspect ?? ((tile ?? 0) > 0)
+        s.inputSize = inputSize ?? max(256, s.tileSize)
         if let bankSize { s.bankSize = bankSize }
         s.calibrationShare = calibrationShare
         s.seed = seed
         s.positionWeight = positionWeight
-        s.keepsAspectRatio = keepAspect
         s.learning = learning.settings
         return s
     }
@@ -222,9 +276,11 @@ struct Train: ParsableCommand {
             let paths = try ImageFolder.images(in: good)
             let (network, sha) = try backbone.loadWithChecksum()
             let progress = ProgressReporter(quiet: runOptions.quiet)
+            let (settings, resolution) = training.settings(forTraining: paths)
+            if let resolution, !runOptions.quiet { printError("resolution: \(resolution)") }
             var (detector, report) = try Trainer.train(
                 paths: paths, extractor: PatchFeatureExtractor(backbone: network),
-                backboneSHA256: sha, settings: training.settings,
+                backboneSHA256: sha, settings: settings,
                 sensitivity: training.sensitivity, progress: progress.handler)
             for failure in report.failures { printError("skipped: \(failure)") }
             for line in try training.applyThreshold(to: &detector, progress: progress.handler) where !runOptions.quiet {
@@ -237,6 +293,7 @@ struct Train: ParsableCommand {
                     "errors": report.failures.count, "seconds": (report.seconds * 1000).rounded() / 1000,
                     "phase_seconds": report.phaseSeconds.mapValues { ($0 * 1000).rounded() / 1000 },
                     "components": training.parsedComponents.map(\.rawValue), "threshold": Double(detector.threshold),
+                    "resolution": settings.resolutionDescription,
                     "model": output,
                 ])
             }

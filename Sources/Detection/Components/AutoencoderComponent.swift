@@ -26,10 +26,10 @@ public struct AutoencoderComponent: ScoringComponent {
     /// Wraps a trained autoencoder.
     public init(autoencoder: MemoryAutoencoder) { self.autoencoder = autoencoder }
 
-    /// The encoder halves the grid twice: one fixed size, a multiple of 32 pixels.
+    /// The encoder halves the grid twice: one fixed size (the input, or a tile), a multiple of 32 pixels.
     public static func refusal(for settings: DetectorSettings) -> String? {
         if let refusal = settings.fixedSizeRefusal(name) { return refusal }
-        if settings.inputSize % 32 != 0 {
+        if !settings.isTiled && settings.inputSize % 32 != 0 {
             return "the ae component needs an input size that is a multiple of 32, got \(settings.inputSize)"
         }
         return nil

@@ -76,11 +76,14 @@ public struct MemoryBankComponent: ScoringComponent {
     }
 
     /// Candidate patches: a seeded random share of every training image's patches, at most
-    /// `settings.maxCandidates` in all (bounds the coreset's memory and time).
+    /// `settings.maxCandidates` in all (bounds the coreset's memory and time). Tiled, each tile
+    /// counts as an image and, once that many are held, every further patch replaces a random
+    /// one with the probability that keeps the sample uniform (reservoir sampling).
     struct Fitter: ComponentFitter {
         let settings: DetectorSettings
         let perImage: Int
         var candidates = [Float]()
+        var seen = 0
         var phase: String { "coreset" }
 
         init(settings: DetectorSettings, trainingImages: Int) {
@@ -96,7 +99,16 @@ public struct MemoryBankComponent: ScoringComponent {
             var picks = Array(0..<p)
             picks.shuffle(using: &generator)
             for index in picks.prefix(perImage) {
-                for k in 0..<d { candidates.append(features.storage[k * p + index]) }
+                var slot = seen
+                if settings.isTiled && seen >= settings.maxCandidates {
+                    slot = Int(generator.next() % UInt64(seen + 1))
+                }
+                seen += 1
+                if slot * d == candidates.count {
+                    for k in 0..<d { candidates.append(features.storage[k * p + index]) }
+                } else if slot < settings.maxCandidates {
+                    for k in 0..<d { candidates[slot * d + k] = features.storage[k * p + index] }
+                }
             }
         }
 
