@@ -39,7 +39,9 @@ let package = Package(
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
         .executableTarget(
             name: "anomap-bench",
-            dependencies: ["Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet"]),
+            dependencies: [
+                "Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet", "SyntheticData",
+            ]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),
         .testTarget(

@@ -127,7 +127,7 @@ public enum SmallDefectParts {
     /// Writes the benchmark in the MVTec layout under `root`; returns the number of files written.
     @discardableResult
     public static func write(
-        to root: String, shape: Shape = Shape(), train: Int = 30, testGood: Int = 12, testPerDefect: Int = 8,
+        to root: String, shape: Shape = Shape(), train: Int = 30, testGood: Int = 20, testPerDefect: Int = 12,
         seed: UInt64 = 11
     ) throws -> Int {
         var g = SeededGenerator(seed: seed)

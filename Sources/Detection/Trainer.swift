@@ -25,6 +25,10 @@ public struct TrainingReport: Sendable {
 
 /// Builds a detector from good images.
 public enum Trainer {
+    /// Tiles kept at least for the learned components of a tiled set (about 0.9 GB of inputs
+    /// and teacher features at 256-pixel tiles): a few large images give them enough to learn from.
+    public static let minimumKeptTiles = 640
+
     /// Trains on the images at `paths`. Unreadable files are skipped and reported; it fails
     /// only when too few readable images remain.
     ///
@@ -59,13 +63,15 @@ public enum Trainer {
 
         // 1. One teacher pass over the training images (tile by tile when tiled); each fitter
         //    sees every tile once, and what fitters need for later passes (inputs, teacher
-        //    features) is kept: of a tiled image set, a seeded uniform sample of as many tiles
-        //    as there are training images (reservoir sampling), so memory and the learned
-        //    components' training time do not grow with the number of tiles.
+        //    features) is kept: of a tiled image set, a seeded uniform sample (reservoir
+        //    sampling) of as many tiles as there are training images, and at least
+        //    `minimumKeptTiles`, so memory and the learned components' training time do not grow
+        //    with the number of tiles beyond those of an untiled set of that many images.
         let needs = fitters.reduce(TrainingNeeds()) { $0.union($1.needs) }
         let data = TrainingData()
         var failures = [String]()
         var tilesSeen = 0
+        let keptTiles = max(training.count, minimumKeptTiles)
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
             do {
@@ -73,9 +79,9 @@ public enum Trainer {
                 ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { _, sample, _ in
                     if !needs.isEmpty {
                         var slot: Int? = tilesSeen
-                        if settings.isTiled && tilesSeen >= training.count {
+                        if settings.isTiled && tilesSeen >= keptTiles {
                             let j = Int(generator.next() % UInt64(tilesSeen + 1))
-                            slot = j < training.count ? j : nil
+                            slot = j < keptTiles ? j : nil
                         }
                         if let slot {
                             if needs.contains(.inputs) { data.keep(input: sample.image, at: slot) }

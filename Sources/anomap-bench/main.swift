@@ -7,6 +7,7 @@ import Imaging
 import Models
 import NeuralNet
 import SafeFiles
+import SyntheticData
 import Tensors
 
 BLASKernels.restartWithBetterKernels()
@@ -221,6 +222,85 @@ if let set = dataset {
     }
 } else {
     print("  (detector rows skipped: no dataset at \(data); set ANOMAP_BENCH_DATA to an MVTec-layout folder)")
+}
+
+// High resolution: the small-defect benchmark (1024x2560 parts with hairline cracks, pinholes
+// and faint stains, made by SyntheticData), squashed to 256x256 against the resolution `train`
+// chooses (aspect kept, tiled); the cost against the pixels processed; a 2000x8000 image.
+if environment["ANOMAP_BENCH_HIGHRES"] != "0" {
+    let exe = root.appendingPathComponent(".build/release/anomap").path
+    let scratch = NSTemporaryDirectory() + "anomap-bench-highres-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    print("  high resolution: writing the small-defect benchmark and evaluating it (several minutes)...")
+    func metrics(_ out: String) -> String {
+        guard let bytes = FileManager.default.contents(atPath: out + "/metrics.json"),
+            let report = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any],
+            let o = report["overall"] as? [String: Any]
+        else { return "failed" }
+        func number(_ d: [String: Any], _ key: String) -> Double { (d[key] as? NSNumber)?.doubleValue ?? 0 }
+        return String(
+            format: "%.3f / %.3f / %.3f (%.0f ms/image, train %.0f s)", number(o, "image_auroc"),
+            number(o, "pixel_auroc"), number(o, "aupro"), number(report, "ms_per_image"),
+            number(report, "train_seconds"))
+    }
+    let squash = ["--no-keep-aspect", "--input-size", "256", "--tile", "0"]
+    for channels in [1, 3] {
+        let set = scratch + "/small-defects-\(channels)"
+        guard (try? SmallDefectParts.write(to: set, shape: .init(channels: channels))) != nil else { continue }
+        let kind = channels == 1 ? "gray" : "RGB"
+        for preset in channels == 1 ? DetectorSettings.Preset.allCases : [.fast] {
+            for (name, extra) in [("256x256 squash", squash), ("chosen by train", [])] {
+                let out = scratch + "/eval-\(channels)-\(preset.rawValue)-\(extra.isEmpty ? "chosen" : "squash")"
+                let model =
+                    scratch + "/\(preset.rawValue)-\(channels)-\(extra.isEmpty ? "chosen" : "squash").safetensors"
+                let run = runChild(
+                    [
+                        exe, "eval", set, "--train", "--preset", preset.rawValue, "--out", out, "--save-model", model,
+                        "--quiet", "--threads", String(threads),
+                    ] + extra)
+                row(
+                    "small defects (\(kind) 1024x2560), \(preset.rawValue) preset, \(name): image AUROC / pixel AUROC / AUPRO@0.3",
+                    metrics(out), String(format: "(peak RSS %.0f MiB, exit %d)", run.peakMiB, run.status))
+            }
+        }
+    }
+    // Cost against pixels: fast models at 1x, 4x and 16x the pixels of 256x256 (aspect kept,
+    // 256-pixel tiles), each inspecting the gray set's good test images.
+    let gray = scratch + "/small-defects-1"
+    for (factor, side) in [(1, 256), (4, 512), (16, 1024)] {
+        let model = scratch + "/scale-\(side).safetensors"
+        _ = runChild([
+            exe, "train", gray + "/train/good", "-o", model, "--preset", "fast", "--input-size", String(side),
+            "--keep-aspect", "--tile", "256", "--quiet", "--threads", String(threads),
+        ])
+        let count = (try? FileManager.default.contentsOfDirectory(atPath: gray + "/test/good").count) ?? 1
+        let run = runChild([
+            exe, "inspect", gray + "/test/good", "--model", model, "--out", scratch + "/scale-out-\(side)",
+            "--no-images", "--quiet", "--threads", String(threads),
+        ])
+        row(
+            "fast preset, \(factor)x the pixels of 256x256 (--input-size \(side) --keep-aspect --tile 256): inspect",
+            String(format: "%.0f ms/image", 1000 * run.seconds / Double(count)),
+            String(format: "(whole command over %d 1024x2560 images; peak RSS %.0f MiB)", count, run.peakMiB))
+    }
+    // A 2000x8000 part inspected with the models `train` chose for the gray set.
+    var g = SeededGenerator(seed: 99)
+    let huge = scratch + "/huge/part.png"
+    try? FileManager.default.createDirectory(atPath: scratch + "/huge", withIntermediateDirectories: true)
+    if let part = try? SmallDefectParts.defective("hairline", .init(width: 2000, height: 8000), generator: &g),
+        (try? ImageCodec.writePNG(part.image, to: huge, compressionLevel: 1)) != nil
+    {
+        for preset in DetectorSettings.Preset.allCases {
+            let run = runChild([
+                exe, "inspect", huge, "--model", scratch + "/\(preset.rawValue)-1-chosen.safetensors", "--out",
+                scratch + "/huge-out-\(preset.rawValue)", "--quiet", "--threads", String(threads),
+            ])
+            row(
+                "\(preset.rawValue) preset, inspect one 2000x8000 image with heatmap/overlay/mask PNGs",
+                String(format: "%.1f s", run.seconds),
+                String(format: "(peak RSS %.0f MiB, limit 1024; exit %d)", run.peakMiB, run.status))
+        }
+    }
 }
 
 // Ablation of the scoring components on the dataset: one model is trained with every

@@ -1,4 +1,7 @@
 import Foundation
+import Imaging
+import SyntheticData
+import Tensors
 import XCTest
 
 /// train / inspect / eval as a user runs them, on a small synthetic dataset.
@@ -41,6 +44,41 @@ final class DetectorCLITests: XCTestCase {
         let unknown = try cli.run(["train", data + "/train/good", "-o", plain, "--preset", "quick"])
         XCTAssertEqual(unknown.status, 2, unknown.stderr)
         XCTAssertTrue(unknown.stderr.contains("preset"), unknown.stderr)
+    }
+
+    func testTrainChoosesTilesForElongatedImagesSaysSoAndRefusesImpossibleSizes() throws {
+        let cli = CLIRunner()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-tiles-\(getpid())")
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("good"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var g = SeededGenerator(seed: 4)
+        for i in 0..<8 {
+            let part = try SyntheticParts.good(size: 160, generator: &g).resized(
+                width: 100, height: 300, method: .bilinear)
+            try ImageCodec.writePNG(part, to: dir.appendingPathComponent("good/\(i).png").path)
+        }
+        let model = dir.appendingPathComponent("m.safetensors").path
+        let train = try cli.run(["train", dir.path + "/good", "-o", model, "--preset", "fast", "--json"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertTrue(train.stderr.contains("resolution: aspect kept"), train.stderr)
+        XCTAssertTrue(train.stderr.contains("256-pixel tiles"), train.stderr)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as? [String: Any])
+        XCTAssertTrue((summary["resolution"] as? String)?.contains("tiles") ?? false, train.stdout)
+        let inspect = try cli.run([
+            "inspect", dir.path + "/good/0.png", "--model", model, "--out", dir.path + "/out", "--quiet",
+        ])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        // Options override the choice; impossible combinations are one line before any work.
+        for (arguments, expected) in [
+            (["--tile", "48"], "multiple of 32"), (["--keep-aspect", "--tile", "0"], "add --tile"),
+            (["--no-keep-aspect", "--input-size", "128", "--tile", "256"], "larger than"),
+            (["--tile", "128", "--tile-overlap", "0.9"], "--tile-overlap"),
+        ] {
+            let refused = try cli.run(["train", dir.path + "/good", "-o", model, "--quiet"] + arguments)
+            XCTAssertEqual(refused.status, 2, "\(arguments): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(expected), "\(arguments): \(refused.stderr)")
+        }
     }
 
     func testTrainInspectEvalWithACorruptFileInTheFolder() throws {
