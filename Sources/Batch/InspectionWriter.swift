@@ -64,7 +64,10 @@ public struct InspectionWriter {
     /// their paths relative to the output folder. Any failure is a `PipelineError.output`: it
     /// ends the run (disk full, folder gone).
     public func write(_ rendered: RenderedInspection, stem: String) throws -> [String] {
-        let dir = (root as NSString).appendingPathComponent((stem as NSString).deletingLastPathComponent)
+        // Not NSString.deletingLastPathComponent: swift-corelibs-foundation traps on a
+        // one-character string ("0", the stem of `0.png`).
+        let parent = stem.lastIndex(of: "/").map { String(stem[..<$0]) } ?? ""
+        let dir = parent.isEmpty ? root : (root as NSString).appendingPathComponent(parent)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var written = [String]()

@@ -128,12 +128,17 @@ for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
 
 // Detector rows: whole-command runs on the shared magnetic_tile data, each in its own process
 // so its peak resident memory (wait4's ru_maxrss) is its own.
-func runChild(_ arguments: [String]) -> (seconds: Double, peakMiB: Double, status: Int32) {
+func runChild(_ arguments: [String], silent: Bool = false) -> (seconds: Double, peakMiB: Double, status: Int32) {
     var pid: pid_t = 0
     let argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
+    // `silent`: the child's stdout (an eval table) goes to /dev/null, not into the bench's table.
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if silent { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
     let t0 = DispatchTime.now().uptimeNanoseconds
-    guard posix_spawn(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return (0, 0, -1) }
+    guard posix_spawn(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return (0, 0, -1) }
     var status: Int32 = 0
     var usage = rusage()
     wait4(pid, &status, 0, &usage)
@@ -257,7 +262,7 @@ if environment["ANOMAP_BENCH_HIGHRES"] != "0" {
                     [
                         exe, "eval", set, "--train", "--preset", preset.rawValue, "--out", out, "--save-model", model,
                         "--quiet", "--threads", String(threads),
-                    ] + extra)
+                    ] + extra, silent: true)
                 row(
                     "small defects (\(kind) 1024x2560), \(preset.rawValue) preset, \(name): image AUROC / pixel AUROC / AUPRO@0.3",
                     metrics(out), String(format: "(peak RSS %.0f MiB, exit %d)", run.peakMiB, run.status))

@@ -261,15 +261,9 @@ final class DetectorTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Good parts of several heights and widths, as photos of a part often are.
         var g = SeededGenerator(seed: 21)
-        var paths = [String]()
-        for (i, (w, h)) in [(96, 120), (96, 128), (100, 124), (92, 136), (96, 118), (104, 130), (96, 126), (90, 122)]
-            .enumerated()
-        {
-            let part = try SyntheticParts.good(size: 128, generator: &g).resized(width: w, height: h, method: .bilinear)
-            let path = dir + "/\(i).png"
-            try ImageCodec.writePNG(part, to: path)
-            paths.append(path)
-        }
+        let paths = try writeGoodParts(
+            [(96, 120), (96, 128), (100, 124), (92, 136), (96, 118), (104, 130), (96, 126), (90, 122)], to: dir,
+            generator: &g)
         var settings = smallSettings()
         settings.keepsAspectRatio = true
         settings.wideBlurSigma = 8

@@ -139,15 +139,9 @@ final class TilingTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var g = SeededGenerator(seed: 8)
-        var paths = [String]()
-        for (i, (w, h)) in [(96, 240), (120, 200), (80, 260), (100, 220), (160, 150), (90, 250), (110, 230), (96, 96)]
-            .enumerated()
-        {
-            let part = try SyntheticParts.good(size: 160, generator: &g).resized(width: w, height: h, method: .bilinear)
-            let path = dir + "/\(i).png"
-            try ImageCodec.writePNG(part, to: path)
-            paths.append(path)
-        }
+        let paths = try writeGoodParts(
+            [(96, 240), (120, 200), (80, 260), (100, 220), (160, 150), (90, 250), (110, 230), (96, 96)], to: dir,
+            generator: &g)
         let all: [Component] = [.gaussian, .knn, .st, .variance, .ae]
         for (keep, tile) in [(false, 0), (false, 64), (true, 64), (true, 0)] {
             var settings = smallSettings()
@@ -201,5 +195,16 @@ final class TilingTests: XCTestCase {
         s.tileOverlap = 0.25
         let size = s.modelSize(width: 500, height: 1250)
         XCTAssertTrue(abs(size.width - 500) <= 8 && abs(size.height - 1250) <= 8, "\(size)")
+    }
+}
+
+/// Good synthetic parts resized to each of `sizes` (width, height), written as PNGs into `dir`.
+func writeGoodParts(_ sizes: [(Int, Int)], to dir: String, generator g: inout SeededGenerator) throws -> [String] {
+    try sizes.enumerated().map { i, size in
+        let part = try SyntheticParts.good(size: 160, generator: &g).resized(
+            width: size.0, height: size.1, method: .bilinear)
+        let path = dir + "/\(i).png"
+        try ImageCodec.writePNG(part, to: path)
+        return path
     }
 }
