@@ -83,8 +83,12 @@ struct TrainingOptions: ParsableArguments {
     )
     var keepAspect: Bool?
 
-    @Option(name: .long, help: "Weight of the patch position in the embedding (0: position-free).")
-    var positionWeight: Float = 0
+    @Option(
+        name: .long,
+        help:
+            "Weight of the patch position in the embedding (0: position-free; default: 1 for a tiled model with knn, else 0)."
+    )
+    var positionWeight: Float?
 
     @Option(
         name: .long,
@@ -143,7 +147,7 @@ struct TrainingOptions: ParsableArguments {
         guard (0...64).contains(wideBlurSigma ?? 0) else {
             throw ValidationError("--wide-blur-sigma must be in 0...64")
         }
-        guard positionWeight >= 0, positionWeight.isFinite else {
+        guard (positionWeight ?? 0) >= 0, (positionWeight ?? 0).isFinite else {
             throw ValidationError("--position-weight must be >= 0")
         }
         guard (bankSize ?? 1) >= 1 else { throw ValidationError("--bank-size must be positive") }
@@ -215,6 +219,10 @@ struct TrainingOptions: ParsableArguments {
         // level (small-defect benchmark, learned preset: image AUROC 0.868 -> 0.917). Without
         // them the Gaussian alone scores better (fast preset: 0.868, against 0.788 fused).
         if s.isTiled && scoreComponents == nil && s.components.contains(where: \.isLearned) { s.scoreComponents = [] }
+        // Tiled, where a patch lies in the whole image enters the memory bank's embedding: a
+        // tile alone does not know (small-defect benchmark, fast preset: pixel AUROC 0.934 -> 0.950, AUPRO
+        // 0.986 -> 0.987).
+        if s.isTiled && positionWeight == nil && s.components.contains(.knn) { s.positionWeight = 1 }
         return (s, "\(s.resolutionDescription) (\(choice.basis); --input-size, --keep-aspect and --tile override)")
     }
 
@@ -238,7 +246,7 @@ struct TrainingOptions: ParsableArguments {
         if let bankSize { s.bankSize = bankSize }
         s.calibrationShare = calibrationShare
         s.seed = seed
-        s.positionWeight = positionWeight
+        s.positionWeight = positionWeight ?? 0
         s.learning = learning.settings
         return s
     }
