@@ -75,8 +75,8 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Why the size and tiling settings cannot work together (one line), or nil.
     public var resolutionRefusal: String? {
         guard isTiled else { return nil }
-        if tileSize < 64 || tileSize % 32 != 0 {
-            return "--tile must be a multiple of 32 of at least 64, got \(tileSize)"
+        if tileSize < 64 || tileSize > 1024 || tileSize % 32 != 0 {
+            return "--tile must be a multiple of 32 in 64...1024, got \(tileSize)"
         }
         if !(0...0.75).contains(tileOverlap) { return "--tile-overlap must be in 0...0.75, got \(tileOverlap)" }
         if !keepsAspectRatio && tileSize > inputSize {

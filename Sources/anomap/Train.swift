@@ -26,7 +26,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "Cut the working image into tiles of this side (multiple of 32; 0: no tiles; default: 256 for elongated or large training images, else 0)."
+            "Cut the working image into tiles of this side (multiple of 32 in 64...1024; 0: no tiles; default: 256 for elongated or large training images, else 0)."
     )
     var tile: Int?
 

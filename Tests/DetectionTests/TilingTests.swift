@@ -173,6 +173,9 @@ final class TilingTests: XCTestCase {
         ) {
             XCTAssertTrue("\($0)".contains("multiple of 32"), "\($0)")
         }
+        refused.tileSize = 1 << 20  // a bundle's or a typo's: refused before any allocation
+        XCTAssertThrowsError(
+            try Trainer.train(paths: paths, extractor: extractor, backboneSHA256: sha, settings: refused))
         refused.tileSize = 256
         XCTAssertThrowsError(
             try Trainer.train(paths: paths, extractor: extractor, backboneSHA256: sha, settings: refused)
