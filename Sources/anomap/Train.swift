@@ -214,11 +214,6 @@ struct TrainingOptions: ParsableArguments {
             s.tileSize = 0
         }
         s.inputSize = inputSize ?? (s.keepsAspectRatio ? max(choice.inputSize, s.tileSize) : max(256, s.tileSize))
-        // Tiled, a model with learned components takes the image score from every component's
-        // fused map: the Gaussian alone, shared by all tiles, misses faint large stains at image
-        // level (small-defect benchmark, learned preset: image AUROC 0.868 -> 0.917). Without
-        // them the Gaussian alone scores better (fast preset: 0.868, against 0.788 fused).
-        if s.isTiled && scoreComponents == nil && s.components.contains(where: \.isLearned) { s.scoreComponents = [] }
         // Tiled, where a patch lies in the whole image enters the memory bank's embedding: a
         // tile alone does not know (small-defect benchmark, fast preset: pixel AUROC 0.934 -> 0.950, AUPRO
         // 0.986 -> 0.987).
