@@ -56,13 +56,12 @@ extension Trainer {
             geometries.append(geometry)
         }
         tiles = []
-        let first = coarse[0]
 
         // Each component: the median of its refined maps' pixels (every 7th) and the 99th
         // percentile of their peaks.
         var pixels = [[Float]](repeating: [], count: components.count)
         var peaks = [[Float]](repeating: [], count: components.count)
-        for image in first.indices {
+        for image in layouts.indices {
             for c in components.indices {
                 let result = standardized.refine(coarse[c][image], geometry: geometries[image])
                 peaks[c].append(result.score)
@@ -83,7 +82,7 @@ extension Trainer {
         let ownCalibration = groups.map { indices, widened in indices.count == 1 && !widened }
         var fusedPixels = groups.map { _ in [Float]() }, fusedPeaks = groups.map { _ in [Float]() }
         if ownCalibration.contains(false) {
-            for image in first.indices {
+            for image in layouts.indices {
                 let (map, scoreMap) = fusing.fusedMaps(coarse: coarse.map { $0[image] }, geometry: geometries[image])
                 for (g, result) in [map, scoreMap ?? map].prefix(groups.count).enumerated() where !ownCalibration[g] {
                     fusedPeaks[g].append(result.score)

@@ -66,24 +66,17 @@ public struct Detector: Sendable {
         public var inputHeight: Int, inputWidth: Int
     }
 
-    /// What the components see of `image` (untiled): its model input and teacher features.
-    public func componentInput(_ image: Image) -> ComponentInput {
-        ComponentInput(image, settings: settings, extractor: extractor)
-    }
-
     /// What the components see of each tile of `image`, in layout order (one for an untiled
-    /// detector), made one at a time as `body` asks for them.
-    public func forEachTile(of image: Image, _ body: (Int, ComponentInput, TileLayout) -> Void) {
+    /// detector), made one at a time as `body` asks for them; returns the layout.
+    @discardableResult
+    public func forEachTile(of image: Image, _ body: (ComponentInput) -> Void) -> TileLayout {
         ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor, body)
     }
 
     /// Each tile's raw component maps (`tiles[tile][component]`, settings order) and the layout.
     public func rawTileMaps(_ image: Image) -> (tiles: [[[Float]]], layout: TileLayout) {
-        var tiles = [[[Float]]](), layout = TileLayout(width: 8, height: 8, tile: 0, overlap: 0)
-        forEachTile(of: image) { _, input, tileLayout in
-            tiles.append(rawCoarseMaps(input))
-            layout = tileLayout
-        }
+        var tiles = [[[Float]]]()
+        let layout = forEachTile(of: image) { tiles.append(rawCoarseMaps($0)) }
         return (tiles, layout)
     }
 
@@ -230,28 +223,20 @@ public struct Detector: Sendable {
 }
 
 extension ComponentInput {
-    /// What the components see of `image` under `settings` (also before a detector exists),
-    /// untiled: the whole working image.
-    init(_ image: Image, settings: DetectorSettings, extractor: PatchFeatureExtractor) {
-        let input = settings.input(for: image)
-        let teacher = extractor.embed(input)
-        self.init(
-            image: input, teacher: teacher,
-            embeddings: Detector.embeddings(teacher, positionWeight: settings.positionWeight))
-    }
-
-    /// What the components see of each tile of `image` under `settings`, in layout order, made
-    /// one at a time as `body` asks for them (the whole image once when untiled).
+    /// What the components see of each tile of `image` under `settings` (also before a
+    /// detector exists), in layout order, made one at a time as `body` asks for them (the whole
+    /// working image once when untiled); returns the layout.
+    @discardableResult
     static func forEachTile(
         of image: Image, settings: DetectorSettings, extractor: PatchFeatureExtractor,
-        _ body: (Int, ComponentInput, TileLayout) -> Void
-    ) {
+        _ body: (ComponentInput) -> Void
+    ) -> TileLayout {
         let input = settings.input(for: image)
         let layout = TileLayout(width: input.width, height: input.height, settings: settings)
         for t in 0..<layout.count {
-            body(
-                t, ComponentInput(tile: t, of: input, layout: layout, settings: settings, extractor: extractor), layout)
+            body(ComponentInput(tile: t, of: input, layout: layout, settings: settings, extractor: extractor))
         }
+        return layout
     }
 
     /// What the components see of tile `index` of a working image (1, 3, H, W) laid out by

@@ -20,7 +20,7 @@ extension Detector {
                     + "(a model trained with `--components \(learners)` learns from marks without retraining)")
         }
         var inputs = [ComponentInput]()
-        for image in images { forEachTile(of: image) { _, input, _ in inputs.append(input) } }
+        for image in images { forEachTile(of: image) { inputs.append($0) } }
         var learned = [any ScoringComponent](), added = 0
         for (component, normalization) in zip(components, componentNormalizations) {
             let limit =

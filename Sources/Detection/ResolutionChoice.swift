@@ -43,15 +43,6 @@ public struct ResolutionChoice: Sendable, Equatable {
         }
     }
 
-    /// Settings with this choice applied.
-    public func applied(to settings: DetectorSettings) -> DetectorSettings {
-        var s = settings
-        s.inputSize = inputSize
-        s.keepsAspectRatio = keepsAspectRatio
-        s.tileSize = tileSize
-        return s
-    }
-
     /// Why, in words: the sample it was chosen from.
     public var basis: String {
         "chosen from \(sampled) training images of median size \(medianWidth)x\(medianHeight)"

@@ -6,7 +6,7 @@ import Tensors
 /// of the whole image's grid and stitching needs no resampling. Overlapping cells are blended
 /// with weights that fall off linearly over the overlap towards a tile's inner borders (where
 /// the networks' zero padding shows), so the stitched map has no seams.
-public struct TileLayout: Sendable, Equatable {
+public struct TileLayout: Sendable {
     /// The working image's width and height, in model pixels (multiples of 8).
     public let width: Int, height: Int
     /// Tile width and height (the whole image when untiled).
@@ -118,10 +118,4 @@ public struct TileLayout: Sendable, Equatable {
 
     /// Cell offset (x, y) of tile `index` on the whole image's grid.
     public func cellOffset(_ index: Int) -> (x: Int, y: Int) { (origins[index].x / 8, origins[index].y / 8) }
-
-    /// Tuples are not Equatable: compares the sizes and origins.
-    public static func == (a: TileLayout, b: TileLayout) -> Bool {
-        a.width == b.width && a.height == b.height && a.tileWidth == b.tileWidth && a.tileHeight == b.tileHeight
-            && a.origins.map(\.x) == b.origins.map(\.x) && a.origins.map(\.y) == b.origins.map(\.y)
-    }
 }

@@ -76,7 +76,7 @@ public enum Trainer {
             progress("features", i, training.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path)
-                ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { _, sample, _ in
+                ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { sample in
                     if !needs.isEmpty {
                         var slot: Int? = tilesSeen
                         if settings.isTiled && tilesSeen >= keptTiles {

@@ -194,8 +194,10 @@ final class TilingTests: XCTestCase {
         XCTAssertEqual(strip.inputSize, 1024)  // the pixel budget: about 1024^2 working pixels
         let elongated = ResolutionChoice(sizes: [(500, 1250), (500, 1260)])
         XCTAssertEqual(elongated.inputSize, Int((500.0 * 1255).squareRoot() / 8) * 8)  // native resolution
-        var s = elongated.applied(to: DetectorSettings())
-        s.tileOverlap = 0.25
+        var s = DetectorSettings()
+        (s.inputSize, s.keepsAspectRatio, s.tileSize) = (
+            elongated.inputSize, elongated.keepsAspectRatio, elongated.tileSize
+        )
         let size = s.modelSize(width: 500, height: 1250)
         XCTAssertTrue(abs(size.width - 500) <= 8 && abs(size.height - 1250) <= 8, "\(size)")
     }
