@@ -64,14 +64,9 @@ public final class TrainingData: SharedParts {
         return result
     }
 
-    /// Keeps a model input in `slot` (the next one, or one to replace).
-    func keep(input: Tensor, at slot: Int) {
-        if slot < inputs.count { inputs[slot] = input } else { inputs.append(input) }
-    }
-
-    /// Keeps teacher features in `slot` (the next one, or one to replace).
-    func keep(teacher: Tensor, at slot: Int) {
-        if slot < rawTeacher.count { rawTeacher[slot] = teacher } else { rawTeacher.append(teacher) }
+    /// Keeps `tensor` in `slot` of `list` (the next one, or one to replace).
+    static func keep(_ tensor: Tensor, in list: inout [Tensor], at slot: Int) {
+        if slot < list.count { list[slot] = tensor } else { list.append(tensor) }
     }
 
     /// Drops what no remaining fitter needs.

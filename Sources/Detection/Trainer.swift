@@ -77,15 +77,13 @@ public enum Trainer {
             do {
                 let image = try ImageCodec.read(contentsOf: path)
                 ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { sample in
-                    if !needs.isEmpty {
-                        var slot: Int? = tilesSeen
-                        if settings.isTiled && tilesSeen >= keptTiles {
-                            let j = Int(generator.next() % UInt64(tilesSeen + 1))
-                            slot = j < keptTiles ? j : nil
-                        }
-                        if let slot {
-                            if needs.contains(.inputs) { data.keep(input: sample.image, at: slot) }
-                            if needs.contains(.teacherFeatures) { data.keep(teacher: sample.teacher, at: slot) }
+                    if !needs.isEmpty,
+                        let slot = generator.reservoirSlot(
+                            seen: tilesSeen, capacity: settings.isTiled ? keptTiles : .max)
+                    {
+                        if needs.contains(.inputs) { TrainingData.keep(sample.image, in: &data.inputs, at: slot) }
+                        if needs.contains(.teacherFeatures) {
+                            TrainingData.keep(sample.teacher, in: &data.rawTeacher, at: slot)
                         }
                     }
                     tilesSeen += 1

@@ -15,6 +15,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// Where item number `seen` (counting from 0) of a stream goes in a uniform random sample
+    /// of at most `capacity` items (Vitter's Algorithm R): its own slot while there is room,
+    /// then a random slot to replace, or nil to drop it. Draws only once the sample is full.
+    public mutating func reservoirSlot(seen: Int, capacity: Int) -> Int? {
+        guard seen >= capacity else { return seen }
+        let j = Int(next() % UInt64(seen + 1))
+        return j < capacity ? j : nil
+    }
+
     /// A standard normal sample (Box-Muller), used for random projections.
     public mutating func nextGaussian() -> Float {
         let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)

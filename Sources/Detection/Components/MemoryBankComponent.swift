@@ -99,14 +99,13 @@ public struct MemoryBankComponent: ScoringComponent {
             var picks = Array(0..<p)
             picks.shuffle(using: &generator)
             for index in picks.prefix(perImage) {
-                var slot = seen
-                if settings.isTiled && seen >= settings.maxCandidates {
-                    slot = Int(generator.next() % UInt64(seen + 1))
-                }
+                let slot = generator.reservoirSlot(
+                    seen: seen, capacity: settings.isTiled ? settings.maxCandidates : .max)
                 seen += 1
+                guard let slot else { continue }
                 if slot * d == candidates.count {
                     for k in 0..<d { candidates.append(features.storage[k * p + index]) }
-                } else if slot < settings.maxCandidates {
+                } else {
                     for k in 0..<d { candidates[slot * d + k] = features.storage[k * p + index] }
                 }
             }
