@@ -82,8 +82,7 @@ struct Eval: ParsableCommand {
                 guard !set.trainingImages.isEmpty else {
                     throw PipelineError.input("\(dataset ?? ""): no train/good images")
                 }
-                let (settings, resolution) = training.settings(forTraining: set.trainingImages)
-                if let resolution, !runOptions.quiet { printError("resolution: \(resolution)") }
+                let settings = training.settings(forTraining: set.trainingImages, quiet: runOptions.quiet)
                 var (trained, report) = try Trainer.train(
                     paths: set.trainingImages, extractor: extractor, backboneSHA256: sha,
                     settings: settings, sensitivity: training.sensitivity,

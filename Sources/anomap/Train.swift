@@ -115,14 +115,10 @@ struct TrainingOptions: ParsableArguments {
         guard (32...1024).contains(inputSize ?? 256), (inputSize ?? 256) % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
-        var sizes = DetectorSettings()
-        sizes.tileSize = tile ?? 0
-        sizes.tileOverlap = tileOverlap
-        sizes.keepsAspectRatio = keepAspect ?? ((tile ?? 0) > 0)
-        sizes.inputSize = inputSize ?? max(256, sizes.tileSize)
-        if let refusal = sizes.resolutionRefusal { throw ValidationError(refusal) }
-        for component in parsedComponents where keepAspect == true && tile == 0 {
-            if let refusal = component.type.refusal(for: sizes) { throw ValidationError(refusal) }
+        let sized = settings
+        if let refusal = sized.resolutionRefusal { throw ValidationError(refusal) }
+        for component in sized.components where keepAspect == true && tile == 0 {
+            if let refusal = component.type.refusal(for: sized) { throw ValidationError(refusal) }
         }
         guard components.map({ (try? Component.list($0)) != nil }) ?? true else {
             throw ValidationError("--components takes a comma-separated list of: \(ComponentRegistry.namesList)")
@@ -196,10 +192,10 @@ struct TrainingOptions: ParsableArguments {
     var choosesResolution: Bool { inputSize == nil || keepAspect == nil || tile == nil }
 
     /// The settings, the resolution chosen from the training images at `paths` where no option
-    /// sets it, and a line saying what was chosen (nil when the options set it all).
-    func settings(forTraining paths: [String]) -> (settings: DetectorSettings, line: String?) {
+    /// sets it; says on stderr (unless `quiet`) what was chosen.
+    func settings(forTraining paths: [String], quiet: Bool) -> DetectorSettings {
         var s = settings
-        guard choosesResolution else { return (s, nil) }
+        guard choosesResolution else { return s }
         let choice = ResolutionChoice(sizes: ImageFolder.sampledSizes(paths))
         s.keepsAspectRatio = keepAspect ?? (tile.map { $0 > 0 } ?? choice.keepsAspectRatio)
         if let tile {
@@ -215,10 +211,15 @@ struct TrainingOptions: ParsableArguments {
         }
         s.inputSize = inputSize ?? (s.keepsAspectRatio ? max(choice.inputSize, s.tileSize) : max(256, s.tileSize))
         // Tiled, where a patch lies in the whole image enters the memory bank's embedding: a
-        // tile alone does not know (small-defect benchmark, fast preset: pixel AUROC 0.934 -> 0.950, AUPRO
-        // 0.986 -> 0.987).
+        // tile alone does not know (small-defect benchmark, fast preset: pixel AUROC 0.934 ->
+        // 0.950, AUPRO 0.986 -> 0.987).
         if s.isTiled && positionWeight == nil && s.components.contains(.knn) { s.positionWeight = 1 }
-        return (s, "\(s.resolutionDescription) (\(choice.basis); --input-size, --keep-aspect and --tile override)")
+        if !quiet {
+            printError(
+                "resolution: \(s.resolutionDescription) (\(choice.basis); --input-size, --keep-aspect and --tile override)"
+            )
+        }
+        return s
     }
 
     /// The settings the options give, the resolution left at its defaults where no option sets it.
@@ -284,8 +285,7 @@ struct Train: ParsableCommand {
             let paths = try ImageFolder.images(in: good)
             let (network, sha) = try backbone.loadWithChecksum()
             let progress = ProgressReporter(quiet: runOptions.quiet)
-            let (settings, resolution) = training.settings(forTraining: paths)
-            if let resolution, !runOptions.quiet { printError("resolution: \(resolution)") }
+            let settings = training.settings(forTraining: paths, quiet: runOptions.quiet)
             var (detector, report) = try Trainer.train(
                 paths: paths, extractor: PatchFeatureExtractor(backbone: network),
                 backboneSHA256: sha, settings: settings,
