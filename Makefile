@@ -12,7 +12,7 @@ ifneq ($(CPU_FLAGS),)
 export OPENBLAS_CORETYPE ?= Haswell
 endif
 
-.PHONY: setup samples build release test demo bench bench-memory fuzz test-sanitize format clean
+.PHONY: setup samples build release test demo bench bench-peers bench-memory fuzz test-sanitize format clean
 
 # Install apt packages and the pretrained weights when missing (idempotent, fast when done).
 setup:
@@ -41,6 +41,11 @@ demo: samples release
 
 bench: samples release
 	ANOMAP_THREADS=$(THREADS) .build/release/anomap-bench
+
+# anomap's Lite0 against ONNX Runtime and OpenVINO (from PyPI, in a virtual environment under
+# ~/.cache/anomap), outputs checked, timed interleaved in one run. Not part of `make test`.
+bench-peers: samples release
+	@THREADS=$(THREADS) bash Scripts/bench_peers.sh
 
 # Peak memory of inspect over 1,000 and 10,000 images (about 8 minutes).
 bench-memory: samples release

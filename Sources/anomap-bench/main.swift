@@ -52,6 +52,7 @@ guard let weightBytes = try? readFile(weights), let checkpoint = try? SafeTensor
     let network = try? EfficientNetLite0(checkpoint: checkpoint)
 else { fail("cannot load \(weights): run `make setup`") }
 let weightsSHA256 = sha256Hex(weightBytes)
+if CommandLine.arguments.dropFirst().first == "--peers" { servePeers(network) }
 guard let sample = try? ImageCodec.read(contentsOf: photo) else { fail("cannot read \(photo): run `make samples`") }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
 
