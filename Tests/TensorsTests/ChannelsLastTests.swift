@@ -1,0 +1,190 @@
+import NeuralNet
+import Tensors
+import XCTest
+
+/// The channels-last inference kernels against `naiveConv2d` (nested loops in Double, NCHW).
+final class ChannelsLastTests: XCTestCase {
+    override func tearDown() { setComputeThreads(2) }
+
+    func randomTensor(_ shape: [Int], _ g: inout SeededGenerator) -> Tensor {
+        Tensor(shape: shape, storage: .random(shape.reduce(1, *), using: &g))
+    }
+
+    func assertClose(_ a: Tensor, _ b: Tensor, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.shape, b.shape, message, file: file, line: line)
+        guard a.shape == b.shape else { return }
+        let worst = zip(a.storage, b.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        XCTAssertLessThan(worst, 2e-5, message, file: file, line: line)
+    }
+
+    /// Dense k x k convolutions (1x1 included) through patches and the packed product, with
+    /// channel counts on and off the 8/16-lane blocks, pixel counts below and above a tile.
+    func testPackedProductMatchesNaiveConvolution() {
+        var g = SeededGenerator(seed: 11)
+        for (cin, cout, k, s, h, w, act) in [
+            (16, 24, 1, 1, 3, 5, Activation.relu6), (40, 40, 1, 1, 1, 1, .none), (3, 32, 3, 2, 9, 14, .relu6),
+            (7, 19, 3, 1, 6, 7, .relu), (24, 144, 1, 1, 4, 4, .relu6), (5, 3, 5, 2, 11, 8, .none),
+        ] {
+            let x = randomTensor([1, cin, h, w], &g), weight = randomTensor([cout, cin, k, k], &g)
+            let bias = [Float].random(cout, using: &g)
+            let geo = ConvGeometry.same(inChannels: cin, outChannels: cout, kernel: k, stride: s, height: h, width: w)
+            let expected = naiveConv2d(x, weight: weight, bias: bias, geometry: geo, activation: act)
+            let (oh, ow) = geo.outputSize(height: h, width: w)
+            let packed = PackedConvolution(weight: weight, bias: bias, depthwise: false, activation: act)
+            let input = channelsLast(x)
+            var out = [Float](repeating: .nan, count: oh * ow * cout)
+            var patches = [Float](repeating: 0, count: ow * k * k * cin)
+            input.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { yp in
+                    patches.withUnsafeMutableBufferPointer { pp in
+                        for y in 0..<oh {
+                            gatherPatches(
+                                xp.baseAddress!, height: h, width: w, channels: cin, kernel: k, stride: s,
+                                padTop: geo.padding.top, padLeft: geo.padding.left, outputRow: y, outWidth: ow,
+                                into: pp.baseAddress!)
+                            packedProduct(
+                                pp.baseAddress!, ldx: k * k * cin, pixels: ow, weights: packed,
+                                into: yp.baseAddress! + y * ow * cout, ldy: cout)
+                        }
+                    }
+                }
+            }
+            let got = out.withUnsafeBufferPointer {
+                channelsFirst($0.baseAddress!, batch: 1, height: oh, width: ow, channels: cout)
+            }
+            assertClose(got, expected, "dense \(cin)->\(cout) k\(k) s\(s) \(h)x\(w)")
+        }
+    }
+
+    /// A residual added to the packed product lands on the right pixels and channels.
+    func testPackedProductAddsTheResidual() {
+        var g = SeededGenerator(seed: 12)
+        let pixels = 13, cin = 9, cout = 24
+        let x = [Float].random(pixels * cin, using: &g), r = [Float].random(pixels * cout, using: &g)
+        let weight = randomTensor([cout, cin, 1, 1], &g)
+        let packed = PackedConvolution(weight: weight, bias: [], depthwise: false, activation: .none)
+        var y = [Float](repeating: 0, count: pixels * cout)
+        x.withUnsafeBufferPointer { xp in
+            r.withUnsafeBufferPointer { rp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    packedProduct(
+                        xp.baseAddress!, ldx: cin, pixels: pixels, weights: packed, into: yp.baseAddress!, ldy: cout,
+                        residual: rp.baseAddress!, ldr: cout)
+                }
+            }
+        }
+        for p in 0..<pixels {
+            for o in 0..<cout {
+                var acc = Double(r[p * cout + o])
+                for c in 0..<cin { acc += Double(x[p * cin + c]) * Double(weight[o, c, 0, 0]) }
+                XCTAssertEqual(Double(y[p * cout + o]), acc, accuracy: 1e-5)
+            }
+        }
+    }
+
+    /// Depthwise 3x3 and 5x5, stride 1 and 2, 'SAME' padding on odd and even sizes, rows and
+    /// columns narrower than the kernel, channel counts on and off the lane blocks.
+    func testDepthwiseRowMatchesNaiveConvolution() {
+        var g = SeededGenerator(seed: 13)
+        for (c, k, s, h, w) in [
+            (32, 3, 1, 9, 13), (96, 3, 2, 8, 10), (144, 5, 2, 7, 9), (240, 5, 1, 6, 12), (8, 5, 1, 3, 2),
+            (20, 3, 2, 5, 1),
+        ] {
+            let x = randomTensor([1, c, h, w], &g), weight = randomTensor([c, 1, k, k], &g)
+            let bias = [Float].random(c, using: &g)
+            let geo = ConvGeometry.same(
+                inChannels: c, outChannels: c, kernel: k, stride: s, height: h, width: w, groups: c)
+            let expected = naiveConv2d(x, weight: weight, bias: bias, geometry: geo, activation: .relu6)
+            let (oh, ow) = geo.outputSize(height: h, width: w)
+            let packed = PackedConvolution(weight: weight, bias: bias, depthwise: true, activation: .relu6)
+            // Zero-padded rows, as the kernel expects them: padding columns on both sides, and one
+            // zero row for the rows above and below the image.
+            let line = (geo.padding.left + w + geo.padding.right) * c
+            let input = channelsLast(x)
+            var padded = [Float](repeating: 0, count: (h + 1) * line)
+            for y in 0..<h {
+                for i in 0..<(w * c) { padded[y * line + geo.padding.left * c + i] = input[y * w * c + i] }
+            }
+            var out = [Float](repeating: .nan, count: oh * ow * c)
+            padded.withUnsafeBufferPointer { xp in
+                let base = xp.baseAddress!
+                out.withUnsafeMutableBufferPointer { yp in
+                    for y in 0..<oh {
+                        let taps = (0..<k).map { i -> UnsafePointer<Float> in
+                            let iy = y * s + i - geo.padding.top
+                            return base + (iy >= 0 && iy < h ? iy : h) * line
+                        }
+                        depthwiseRow(taps, stride: s, outWidth: ow, weights: packed, into: yp.baseAddress! + y * ow * c)
+                    }
+                }
+            }
+            let got = out.withUnsafeBufferPointer {
+                channelsFirst($0.baseAddress!, batch: 1, height: oh, width: ow, channels: c)
+            }
+            assertClose(got, expected, "depthwise c\(c) k\(k) s\(s) \(h)x\(w)")
+        }
+    }
+
+    /// The fused block against the three naive convolutions and the residual, on a batch; the
+    /// bytes are the same with 1 and 2 threads (the rows split differently).
+    func testInvertedResidualMatchesNaiveLayers() {
+        var g = SeededGenerator(seed: 14)
+        for (cin, e, cout, k, s, h, w, n) in [
+            (24, 6, 24, 3, 1, 10, 9, 1), (24, 6, 40, 5, 2, 11, 12, 2), (32, 1, 16, 3, 1, 8, 8, 1),
+            (40, 6, 40, 5, 1, 7, 5, 3),
+        ] {
+            let mid = cin * e
+            let expand =
+                e == 1
+                ? nil
+                : Conv2d(
+                    weight: randomTensor([mid, cin, 1, 1], &g), bias: .random(mid, using: &g), padding: .same,
+                    activation: .relu6)
+            let depthwise = Conv2d(
+                weight: randomTensor([mid, 1, k, k], &g), bias: .random(mid, using: &g), stride: s, padding: .same,
+                groups: mid, activation: .relu6)
+            let project = Conv2d(
+                weight: randomTensor([cout, mid, 1, 1], &g), bias: .random(cout, using: &g), padding: .same)
+            let residual = s == 1 && cin == cout
+            let x = randomTensor([n, cin, h, w], &g)
+            func naive(_ layer: Conv2d, _ t: Tensor) -> Tensor {
+                naiveConv2d(
+                    t, weight: layer.weight, bias: layer.bias,
+                    geometry: layer.geometry(height: t.height, width: t.width),
+                    activation: layer.activation)
+            }
+            var expected = naive(project, naive(depthwise, expand.map { naive($0, x) } ?? x))
+            if residual { for i in expected.storage.indices { expected.storage[i] += x.storage[i] } }
+            let block = InvertedResidual(expand: expand, depthwise: depthwise, project: project, residual: residual)
+            let (oh, ow) = block.geometry(height: h, width: w).outputSize(height: h, width: w)
+            var bytes = [[Float]]()
+            for threads in [1, 2] {
+                setComputeThreads(threads)
+                let out = channelsLastLayer(
+                    channelsLast(x), batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
+                ) { _, xp, rows, yp in block.forward(xp, height: h, width: w, rows: rows, into: yp) }
+                let got = out.withUnsafeBufferPointer {
+                    channelsFirst($0.baseAddress!, batch: n, height: oh, width: ow, channels: cout)
+                }
+                assertClose(got, expected, "block \(cin)x\(e)->\(cout) k\(k) s\(s) \(h)x\(w) threads \(threads)")
+                bytes.append(out)
+            }
+            XCTAssertEqual(bytes[0], bytes[1], "1 and 2 threads differ")
+            // The two-phase forward (whole expansion first, as small maps run) gives the same bytes.
+            guard expand != nil else { continue }
+            let input = channelsLast(x)
+            let expanded = channelsLastLayer(
+                input, batch: n, inputPerImage: h * w * cin, outputRows: h, outputPerRow: w * mid
+            ) { _, xp, rows, e in block.expandRows(xp, width: w, rows: rows, into: e) }
+            let twoPhase = expanded.withUnsafeBufferPointer { e in
+                channelsLastLayer(
+                    input, batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
+                ) { image, xp, rows, yp in
+                    block.forward(
+                        xp, height: h, width: w, rows: rows, into: yp, expanded: e.baseAddress! + image * h * w * mid)
+                }
+            }
+            XCTAssertEqual(twoPhase, bytes[0], "two-phase forward differs")
+        }
+    }
+}
