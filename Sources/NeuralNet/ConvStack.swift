@@ -37,9 +37,27 @@ public struct ConvStack: Sendable {
     /// Input channels of the first layer.
     public let inChannels: Int
     /// (O, C, k, k) weight of each layer.
-    public var weights: [Tensor]
+    public var weights: [Tensor] { didSet { packing = PackingCache() } }
     /// (O) bias of each layer.
-    public var biases: [[Float]]
+    public var biases: [[Float]] { didSet { packing = PackingCache() } }
+    /// The layers packed for inference, made on the first `forward` after the weights change
+    /// (packing every call cost 4% of an image's inspection).
+    private var packing = PackingCache()
+
+    /// Packed layers shared by the copies of a stack until its weights change.
+    final class PackingCache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var layers: [PackedConvolution]?
+
+        func layers(_ make: () -> [PackedConvolution]) -> [PackedConvolution] {
+            lock.lock()
+            defer { lock.unlock() }
+            if let layers { return layers }
+            let made = make()
+            layers = made
+            return made
+        }
+    }
 
     /// A stack with He-normal weights (He et al. 2015: std sqrt(2 / fan-in) before a ReLU,
     /// sqrt(1 / fan-in) otherwise) and zero biases, drawn from `generator`.
@@ -87,22 +105,68 @@ public struct ConvStack: Sendable {
             stride: s.stride, pad: s.padding)
     }
 
-    /// Inference: (N, C, H, W) -> (N, O, H', W') through the fast multithreaded kernels, or on
-    /// the calling thread alone (for one image, (1, C, H, W)) when the caller runs several
-    /// networks side by side: small layers split across cores cost more in hand-offs than
-    /// whole networks do.
+    /// Inference: (N, C, H, W) -> (N, O, H', W') through the channels-last kernels (weights
+    /// packed once, see `packing`), split across cores, or on
+    /// the calling thread alone when the caller runs several networks side by side: small
+    /// layers split across cores cost more in hand-offs than whole networks do. The same
+    /// kernels either way, so the numbers do not depend on how the work is spread.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
-        var a = x
+        let n = x.batch, threads = singleThreaded ? 1 : computeThreads
+        var (h, w, c) = (x.height, x.width, x.channels)
+        var values = [Float]()  // channels-last activations after the first layer
+        let layers = packing.layers {
+            specs.indices.map {
+                PackedConvolution(
+                    weight: weights[$0], bias: biases[$0], depthwise: false, activation: specs[$0].relu ? .relu : .none)
+            }
+        }
         for (i, spec) in specs.enumerated() {
             if spec.upsample > 1 {
-                a = upsampleBilinear(a, height: a.height * spec.upsample, width: a.width * spec.upsample)
+                if i == 0 { values = channelsLast(x) }
+                values = upsampleBilinearChannelsLast(
+                    values, batch: n, height: h, width: w, channels: c, toHeight: h * spec.upsample,
+                    width: w * spec.upsample)
+                (h, w) = (h * spec.upsample, w * spec.upsample)
             }
-            // The same kernels either way, so the numbers do not depend on how the work is spread.
-            a = conv2d(
-                a, weight: weights[i], bias: biases[i], geometry: geometry(i), activation: spec.relu ? .relu : .none,
-                threads: singleThreaded ? 1 : computeThreads)
+            let g = geometry(i)
+            let (oh, ow) = g.outputSize(height: h, width: w)
+            let packed = layers[i]
+            let k = spec.kernel, span = k * k * c, (ih, iw, ic) = (h, w, c)
+            let planar = i == 0 && spec.upsample == 1
+            let source = planar ? x.storage : values
+            values = channelsLastLayer(
+                source, batch: n, inputPerImage: ih * iw * ic, outputRows: oh, outputPerRow: ow * spec.outChannels,
+                threads: threads
+            ) { _, input, rows, y in
+                let o = spec.outChannels
+                if g.isPointwise && !planar {
+                    packedProduct(
+                        input + rows.lowerBound * iw * ic, ldx: ic, pixels: rows.count * iw, weights: packed,
+                        into: y + rows.lowerBound * ow * o, ldy: o)
+                    return
+                }
+                let patches = UnsafeMutablePointer<Float>.allocate(capacity: ow * span)
+                defer { patches.deallocate() }
+                for oy in rows {
+                    if planar {
+                        gatherPlanarPatches(
+                            input, height: ih, width: iw, channels: ic, kernel: k, stride: g.stride.h,
+                            padTop: g.padding.top, padLeft: g.padding.left, outputRow: oy, outWidth: ow, into: patches)
+                    } else {
+                        gatherPatches(
+                            input, height: ih, width: iw, channels: ic, kernel: k, stride: g.stride.h,
+                            padTop: g.padding.top, padLeft: g.padding.left, outputRow: oy, outWidth: ow, into: patches)
+                    }
+                    packedProduct(patches, ldx: span, pixels: ow, weights: packed, into: y + oy * ow * o, ldy: o)
+                }
+            }
+            (h, w, c) = (oh, ow, spec.outChannels)
         }
-        return a
+        if specs.isEmpty { return x }
+        return values.withUnsafeBufferPointer { v in
+            v.baseAddress.map { channelsFirst($0, batch: n, height: h, width: w, channels: c) }
+                ?? Tensor(shape: [n, c, h, w])
+        }
     }
 
     /// Everything the training forward keeps for the backward pass.

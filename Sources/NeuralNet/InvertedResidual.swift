@@ -117,18 +117,17 @@ public struct InvertedResidual: Sendable {
 }
 
 /// Runs a channels-last layer over a batch: `body(image, its input, rows, its output)` for every
-/// image and band of output rows, split across `computeThreads` workers — by images when the
+/// image and band of output rows, split across `threads` workers — by images when the
 /// batch has enough of them, else by rows — and returns the (N, OH, OW, C_out) output.
 ///
 /// Every output row is computed by the same code whatever the split, so the bytes do not
 /// depend on the thread count.
 public func channelsLastLayer(
     _ input: [Float], batch n: Int, inputPerImage: Int, outputRows: Int, outputPerRow: Int,
-    body: (Int, UnsafePointer<Float>, Range<Int>, UnsafeMutablePointer<Float>) -> Void
+    threads: Int = computeThreads, body: (Int, UnsafePointer<Float>, Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) -> [Float] {
     precondition(input.count == n * inputPerImage)
     let perImage = outputRows * outputPerRow, count = n * perImage
-    let threads = computeThreads
     let bands = n >= threads ? 1 : min(threads, outputRows)
     return [Float](unsafeUninitializedCapacity: max(count, 1)) { out, done in
         input.withUnsafeBufferPointer { src in

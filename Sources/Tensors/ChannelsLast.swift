@@ -50,12 +50,13 @@ public final class PackedConvolution: @unchecked Sendable {
         self.bias = .allocate(capacity: o)
         self.bias.initialize(repeating: 0, count: o)
         for (index, value) in bias.enumerated() { self.bias[index] = value }
-        for oc in 0..<o {
-            for ic in 0..<c {
-                for i in 0..<k {
-                    for j in 0..<k {
-                        let row = (i * k + j) * c + ic
-                        weights[row * o + oc] = weight[oc, ic, i, j]
+        weight.storage.withUnsafeBufferPointer { src in
+            for oc in 0..<o {
+                for ic in 0..<c {
+                    for i in 0..<k {
+                        for j in 0..<k {
+                            weights[((i * k + j) * c + ic) * o + oc] = src[((oc * c + ic) * k + i) * k + j]
+                        }
                     }
                 }
             }
@@ -395,6 +396,37 @@ public func gatherPlanarPatches(
     }
 }
 
+/// `upsampleBilinear` on a channels-last batch: (N, H, W, C) -> (N, OH, OW, C), the same
+/// half-pixel taps and the same arithmetic per element.
+public func upsampleBilinearChannelsLast(
+    _ input: [Float], batch n: Int, height h: Int, width w: Int, channels c: Int, toHeight oh: Int, width ow: Int
+) -> [Float] {
+    let ty = bilinearTaps(output: oh, input: h), tx = bilinearTaps(output: ow, input: w)
+    let count = n * oh * ow * c
+    return [Float](unsafeUninitializedCapacity: max(count, 1)) { out, done in
+        input.withUnsafeBufferPointer { src in
+            for b in 0..<n {
+                let x = b * h * w * c, y = b * oh * ow * c
+                for oy in 0..<oh {
+                    let (y0, y1, fy) = ty[oy]
+                    for ox in 0..<ow {
+                        let (x0, x1, fx) = tx[ox]
+                        let a = x + (y0 * w + x0) * c, bb = x + (y0 * w + x1) * c
+                        let cc = x + (y1 * w + x0) * c, d = x + (y1 * w + x1) * c
+                        let o = y + (oy * ow + ox) * c
+                        for ch in 0..<c {
+                            let top = src[a + ch] * (1 - fx) + src[bb + ch] * fx
+                            let bottom = src[cc + ch] * (1 - fx) + src[d + ch] * fx
+                            out[o + ch] = top * (1 - fy) + bottom * fy
+                        }
+                    }
+                }
+            }
+        }
+        done = count
+    }
+}
+
 /// (N, C, H, W) -> (N, H, W, C).
 public func channelsLast(_ t: Tensor) -> [Float] {
     let n = t.batch, c = t.channels, hw = t.height * t.width
@@ -419,8 +451,13 @@ public func channelsFirst(
     let hw = h * w
     return Tensor(shape: [n, c, h, w]) { out in
         for b in 0..<n {
-            for p in 0..<hw {
-                for ch in 0..<c { out[(b * c + ch) * hw + p] = values[(b * hw + p) * c + ch] }
+            // 16 pixels at a time: their rows stay in L1 while every channel's run is written.
+            for p0 in Swift.stride(from: 0, to: hw, by: 16) {
+                let p1 = min(hw, p0 + 16)
+                for ch in 0..<c {
+                    let plane = out.baseAddress.map { $0 + (b * c + ch) * hw }
+                    for p in p0..<p1 { plane?[p] = values[(b * hw + p) * c + ch] }
+                }
             }
         }
     }

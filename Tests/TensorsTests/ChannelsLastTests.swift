@@ -188,3 +188,43 @@ final class ChannelsLastTests: XCTestCase {
         }
     }
 }
+
+/// The channels-last `ConvStack.forward` (students, autoencoder) against the naive layers.
+final class ConvStackInferenceTests: XCTestCase {
+    override func tearDown() { setComputeThreads(2) }
+
+    func testForwardMatchesNaiveLayersOnEveryLayerKind() {
+        var g = SeededGenerator(seed: 15)
+        // A strided first layer on planar input, an upsampled one, a 1x1 without ReLU, odd sizes.
+        let specs = [
+            LayerSpec(outChannels: 12, kernel: 3, stride: 2), LayerSpec(outChannels: 20, kernel: 3),
+            LayerSpec(outChannels: 16, kernel: 3, upsample: 2), LayerSpec(outChannels: 9, kernel: 1, relu: false),
+        ]
+        let stack = ConvStack(inChannels: 3, specs: specs, generator: &g)
+        let x = Tensor(shape: [2, 3, 13, 10], storage: .random(2 * 3 * 13 * 10, using: &g))
+        var expected = x
+        for (i, spec) in specs.enumerated() {
+            if spec.upsample > 1 {
+                expected = upsampleBilinear(
+                    expected, height: expected.height * spec.upsample, width: expected.width * spec.upsample)
+            }
+            let geo = ConvGeometry.symmetric(
+                inChannels: expected.channels, outChannels: spec.outChannels, kernel: spec.kernel, stride: spec.stride,
+                pad: spec.padding)
+            expected = naiveConv2d(
+                expected, weight: stack.weights[i], bias: stack.biases[i], geometry: geo,
+                activation: spec.relu ? .relu : .none)
+        }
+        var outputs = [Tensor]()
+        for threads in [1, 2] {
+            setComputeThreads(threads)
+            let y = stack.forward(x)
+            XCTAssertEqual(y.shape, expected.shape)
+            let worst = zip(y.storage, expected.storage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 1
+            XCTAssertLessThan(worst, 2e-5, "threads \(threads)")
+            outputs.append(y)
+        }
+        XCTAssertEqual(outputs[0], outputs[1], "1 and 2 threads differ")
+        XCTAssertEqual(stack.forward(x, singleThreaded: true), outputs[1])
+    }
+}
