@@ -53,6 +53,11 @@ guard let weightBytes = try? readFile(weights), let checkpoint = try? SafeTensor
 else { fail("cannot load \(weights): run `make setup`") }
 let weightsSHA256 = sha256Hex(weightBytes)
 if CommandLine.arguments.dropFirst().first == "--peers" { servePeers(network) }
+if CommandLine.arguments.dropFirst().first == "--kernels" {
+    setComputeThreads(1)
+    kernelRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
+    exit(0)
+}
 guard let sample = try? ImageCodec.read(contentsOf: photo) else { fail("cannot read \(photo): run `make samples`") }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
 
@@ -108,6 +113,11 @@ do {
     let aeTime = measure { _ = ae.residual(teacher: teacher) }
     row("memory autoencoder residual, 256x256", String(format: "%.2f ms", aeTime.median), "(\(aeTime.runs) runs)")
 }
+
+// The networks' own GEMM shapes: the packed product against OpenBLAS, one thread.
+setComputeThreads(1)
+kernelRows(row)
+setComputeThreads(threads)
 
 // sgemm throughput on a square problem and on the shape of a typical 1x1 convolution.
 for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
