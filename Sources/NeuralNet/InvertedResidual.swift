@@ -77,7 +77,10 @@ public struct InvertedResidual: Sendable {
         let ring = UnsafeMutablePointer<Float>.allocate(capacity: (k + 1) * line)
         ring.initialize(repeating: 0, count: (k + 1) * line)
         let zeros = UnsafePointer(ring + k * line)
-        let filtered = UnsafeMutablePointer<Float>.allocate(capacity: ow * mid)
+        // Narrow rows are projected a few at a time: a product over 8 pixels would spend a third
+        // of its work on the shifted last tile.
+        let group = max(1, 48 / max(ow, 1))
+        let filtered = UnsafeMutablePointer<Float>.allocate(capacity: group * ow * mid)
         let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
         var held = [Int](repeating: -1, count: k)  // input row held by each ring slot
         defer {
@@ -108,10 +111,13 @@ public struct InvertedResidual: Sendable {
                 }
                 taps[i] = UnsafePointer(row)
             }
-            depthwiseRow(taps, stride: s, outWidth: ow, weights: depthwise, into: filtered)
+            let slot = (oy - rows.lowerBound) % group
+            depthwiseRow(taps, stride: s, outWidth: ow, weights: depthwise, into: filtered + slot * ow * mid)
+            guard slot == group - 1 || oy == rows.upperBound - 1 else { continue }
+            let first = oy - slot  // output rows first...oy are in `filtered`, and contiguous in y
             packedProduct(
-                filtered, ldx: mid, pixels: ow, weights: project, into: y + oy * ow * cout, ldy: cout,
-                residual: residual ? x + oy * w * cin : nil, ldr: cin)
+                filtered, ldx: mid, pixels: (slot + 1) * ow, weights: project, into: y + first * ow * cout, ldy: cout,
+                residual: residual ? x + first * w * cin : nil, ldr: cin)
         }
     }
 }
