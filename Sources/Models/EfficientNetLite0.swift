@@ -118,12 +118,8 @@ public struct EfficientNetLite0: Sendable {
         var out = [Stage: Tensor]()
         run(input, through: last) { index, map in
             for s in stages where Self.stageEnds[s] == index {
-                out[s] = map.values.withUnsafeBufferPointer { v in
-                    v.baseAddress.map {
-                        channelsFirst(
-                            $0, batch: input.batch, height: map.height, width: map.width, channels: map.channels)
-                    } ?? Tensor(shape: [input.batch, map.channels, map.height, map.width])
-                }
+                out[s] = channelsFirst(
+                    map.values, batch: input.batch, height: map.height, width: map.width, channels: map.channels)
             }
         }
         return out

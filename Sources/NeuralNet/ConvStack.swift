@@ -111,6 +111,7 @@ public struct ConvStack: Sendable {
     /// layers split across cores cost more in hand-offs than whole networks do. The same
     /// kernels either way, so the numbers do not depend on how the work is spread.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
+        if specs.isEmpty { return x }
         let n = x.batch, threads = singleThreaded ? 1 : computeThreads
         var (h, w, c) = (x.height, x.width, x.channels)
         var values = [Float]()  // channels-last activations after the first layer
@@ -162,11 +163,7 @@ public struct ConvStack: Sendable {
             }
             (h, w, c) = (oh, ow, spec.outChannels)
         }
-        if specs.isEmpty { return x }
-        return values.withUnsafeBufferPointer { v in
-            v.baseAddress.map { channelsFirst($0, batch: n, height: h, width: w, channels: c) }
-                ?? Tensor(shape: [n, c, h, w])
-        }
+        return channelsFirst(values, batch: n, height: h, width: w, channels: c)
     }
 
     /// Everything the training forward keeps for the backward pass.

@@ -8,7 +8,8 @@ public enum Padding: Sendable, Equatable {
     case same
 }
 
-/// A 2-D convolution layer (dense, grouped or depthwise) with bias and fused activation.
+/// A 2-D convolution layer's parameters (dense, grouped or depthwise) with bias and activation:
+/// what a checkpoint holds, batch norm folded; inference packs it (`PackedConvolution`).
 public struct Conv2d: Sendable {
     /// (O, C / groups, k, k).
     public var weight: Tensor
@@ -55,13 +56,6 @@ public struct Conv2d: Sendable {
                 inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
                 padding: (t, b, l, r), groups: groups)
         }
-    }
-
-    /// (N, C, H, W) -> (N, O, OH, OW).
-    public func forward(_ x: Tensor) -> Tensor {
-        conv2d(
-            x, weight: weight, bias: bias, geometry: geometry(height: x.height, width: x.width),
-            activation: activation)
     }
 
     /// The layer with an inference-mode batch norm folded into its weight and bias.

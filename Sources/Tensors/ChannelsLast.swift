@@ -1,7 +1,8 @@
 /// Channels-last (NHWC) inference kernels: an image is (H, W, C) with the channels of a pixel
 /// contiguous, so a 1x1 convolution is a small matrix product over pixels and a depthwise
 /// convolution vectorizes across channels. SIMD8/SIMD16 Float compile to AVX2 + FMA registers
-/// with `-target-cpu haswell` (`addingProduct` lowers to vfmadd). The oracle for every kernel
+/// with `-target-cpu haswell`, and SIMD16 to AVX-512 ones in `-DANOMAP_AVX512` builds
+/// (`addingProduct` lowers to vfmadd). The oracle for every kernel
 /// is `naiveConv2d` on the same data in (N, C, H, W) (see ChannelsLastTests).
 
 #if ANOMAP_AVX512
@@ -443,20 +444,19 @@ public func channelsLast(_ t: Tensor) -> [Float] {
 }
 
 /// (N, H, W, C) elements -> an (N, C, H, W) tensor.
-public func channelsFirst(
-    _ values: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int
-)
-    -> Tensor
-{
+public func channelsFirst(_ values: [Float], batch n: Int, height h: Int, width w: Int, channels c: Int) -> Tensor {
     let hw = h * w
+    precondition(values.count == n * hw * c, "channelsFirst: \(values.count) values for \([n, h, w, c])")
     return Tensor(shape: [n, c, h, w]) { out in
-        for b in 0..<n {
-            // 16 pixels at a time: their rows stay in L1 while every channel's run is written.
-            for p0 in Swift.stride(from: 0, to: hw, by: 16) {
-                let p1 = min(hw, p0 + 16)
-                for ch in 0..<c {
-                    let plane = out.baseAddress.map { $0 + (b * c + ch) * hw }
-                    for p in p0..<p1 { plane?[p] = values[(b * hw + p) * c + ch] }
+        values.withUnsafeBufferPointer { values in
+            for b in 0..<n {
+                // 16 pixels at a time: their rows stay in L1 while every channel's run is written.
+                for p0 in Swift.stride(from: 0, to: hw, by: 16) {
+                    let p1 = min(hw, p0 + 16)
+                    for ch in 0..<c {
+                        let plane = out.baseAddress.map { $0 + (b * c + ch) * hw }
+                        for p in p0..<p1 { plane?[p] = values[(b * hw + p) * c + ch] }
+                    }
                 }
             }
         }

@@ -94,9 +94,6 @@ public struct ConvGeometry: Equatable, Sendable {
         kernel == (1, 1) && stride == (1, 1) && padding == (0, 0, 0, 0)
     }
 
-    /// Whether every group has one input and one output channel.
-    public var isDepthwise: Bool { groups == inChannels && groups == outChannels }
-
     /// Whether two geometries describe the same convolution.
     public static func == (a: ConvGeometry, b: ConvGeometry) -> Bool {
         a.inChannels == b.inChannels && a.outChannels == b.outChannels && a.kernel == b.kernel
@@ -198,75 +195,7 @@ public func parallelGEMM(
     }
 }
 
-/// 2-D convolution as im2col + `cblas_sgemm`, with bias and activation fused.
-///
-/// input (N, C, H, W), weight (O, C / groups, kh, kw), bias (O) or empty; returns (N, O, OH, OW).
-/// Depthwise geometries are routed to `depthwiseConv2d`, which is faster for them. `threads`
-/// 1 keeps the work on the calling thread (same numbers as any other count).
-public func conv2d(
-    _ input: Tensor, weight: Tensor, bias: [Float] = [], geometry g: ConvGeometry,
-    activation: Activation = .none, threads: Int = computeThreads
-) -> Tensor {
-    precondition(input.shape.count == 4 && input.channels == g.inChannels, "input \(input.shape) vs \(g)")
-    precondition(weight.shape == g.weightShape, "weight \(weight.shape) vs \(g.weightShape)")
-    precondition(bias.isEmpty || bias.count == g.outChannels)
-    if g.isDepthwise && g.groups > 1 {
-        return depthwiseConv2d(input, weight: weight, bias: bias, geometry: g, activation: activation)
-    }
-    let n = input.batch, h = input.height, w = input.width
-    let (oh, ow) = g.outputSize(height: h, width: w)
-    let cg = g.inChannels / g.groups, og = g.outChannels / g.groups
-    let k = cg * g.kernel.h * g.kernel.w
-    let spatial = oh * ow
-    let scratchCount = g.isPointwise ? 0 : k * spatial
-    // No scratch for 1x1 convolutions: an empty array, not `unsafeUninitializedCapacity: 0`,
-    // which writes its count into the shared empty-array storage (a race ThreadSanitizer sees).
-    var columns =
-        scratchCount == 0 ? [] : [Float](unsafeUninitializedCapacity: scratchCount) { _, done in done = scratchCount }
-    return Tensor(shape: [n, g.outChannels, oh, ow]) { out in
-        input.storage.withUnsafeBufferPointer { src in
-            weight.storage.withUnsafeBufferPointer { wt in
-                columns.withUnsafeMutableBufferPointer { col in
-                    bias.withUnsafeBufferPointer { bs in
-                        guard let x = src.baseAddress, let wp = wt.baseAddress, let y = out.baseAddress else { return }
-                        for b in 0..<n {
-                            for group in 0..<g.groups {
-                                let xin = x + (b * g.inChannels + group * cg) * h * w
-                                let yout = y + (b * g.outChannels + group * og) * spatial
-                                let rhs: UnsafePointer<Float>
-                                if g.isPointwise {
-                                    rhs = xin
-                                } else if let c = col.baseAddress {
-                                    im2col(xin, channels: cg, height: h, width: w, geometry: g, columns: c)
-                                    rhs = UnsafePointer(c)
-                                } else {
-                                    continue
-                                }
-                                let a = wp + group * og * k
-                                let groupBias = bs.baseAddress.map { $0 + group * og }
-                                parallelGEMM(m: og, n: spatial, k: k, a: a, b: rhs, c: yout, threads: threads) {
-                                    rows, cols in
-                                    // Bias and activation on the block this worker just wrote, while it is in cache.
-                                    for r in rows {
-                                        let line = yout + r * spatial
-                                        let bias = groupBias?[r] ?? 0
-                                        switch activation {
-                                        case .none: if bias != 0 { for i in cols { line[i] += bias } }
-                                        case .relu: for i in cols { line[i] = max(0, line[i] + bias) }
-                                        case .relu6: for i in cols { line[i] = min(6, max(0, line[i] + bias)) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The oracle for `conv2d` and `depthwiseConv2d`: the definition as nested loops, in Double.
+/// The oracle for the convolution kernels: the definition as nested loops, in Double.
 public func naiveConv2d(
     _ input: Tensor, weight: Tensor, bias: [Float] = [], geometry g: ConvGeometry,
     activation: Activation = .none

@@ -1,15 +1,3 @@
-/// Elementwise sum of two tensors of the same shape (residual connections).
-public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
-    precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
-    return Tensor(shape: a.shape) { out in
-        a.storage.withUnsafeBufferPointer { x in
-            b.storage.withUnsafeBufferPointer { y in
-                for i in 0..<out.count { out[i] = x[i] + y[i] }
-            }
-        }
-    }
-}
-
 /// Applies an activation to every element.
 public func activate(_ x: Tensor, _ activation: Activation) -> Tensor {
     Tensor(shape: x.shape) { out in
@@ -90,20 +78,6 @@ func boxAverage3x3(_ input: Tensor) -> Tensor {
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Mean over H and W: (N, C, H, W) -> (N, C).
-public func globalAveragePool(_ input: Tensor) -> Tensor {
-    let n = input.batch, c = input.channels, hw = input.height * input.width
-    return Tensor(shape: [n, c]) { out in
-        input.storage.withUnsafeBufferPointer { src in
-            for plane in 0..<(n * c) {
-                var acc: Float = 0
-                for i in 0..<hw { acc += src[plane * hw + i] }
-                out[plane] = acc / Float(hw)
             }
         }
     }

@@ -24,7 +24,8 @@ public struct Tensor: Equatable, Sendable {
     public init(shape: [Int], initializingWith initializer: (UnsafeMutableBufferPointer<Float>) -> Void) {
         let count = shape.reduce(1, *)
         guard count > 0 else {
-            // See conv2d: never `unsafeUninitializedCapacity: 0` (it writes to shared storage).
+            // Never `unsafeUninitializedCapacity: 0`: it writes its count into the shared
+            // empty-array storage, a race ThreadSanitizer sees.
             var empty = [Float]()
             empty.withUnsafeMutableBufferPointer { initializer($0) }
             self.init(shape: shape, storage: empty)

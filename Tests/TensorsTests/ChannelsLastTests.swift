@@ -49,9 +49,7 @@ final class ChannelsLastTests: XCTestCase {
                     }
                 }
             }
-            let got = out.withUnsafeBufferPointer {
-                channelsFirst($0.baseAddress!, batch: 1, height: oh, width: ow, channels: cout)
-            }
+            let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: cout)
             assertClose(got, expected, "dense \(cin)->\(cout) k\(k) s\(s) \(h)x\(w)")
         }
     }
@@ -118,9 +116,7 @@ final class ChannelsLastTests: XCTestCase {
                     }
                 }
             }
-            let got = out.withUnsafeBufferPointer {
-                channelsFirst($0.baseAddress!, batch: 1, height: oh, width: ow, channels: c)
-            }
+            let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: c)
             assertClose(got, expected, "depthwise c\(c) k\(k) s\(s) \(h)x\(w)")
         }
     }
@@ -163,9 +159,7 @@ final class ChannelsLastTests: XCTestCase {
                 let out = channelsLastLayer(
                     channelsLast(x), batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
                 ) { _, xp, rows, yp in block.forward(xp, height: h, width: w, rows: rows, into: yp) }
-                let got = out.withUnsafeBufferPointer {
-                    channelsFirst($0.baseAddress!, batch: n, height: oh, width: ow, channels: cout)
-                }
+                let got = channelsFirst(out, batch: n, height: oh, width: ow, channels: cout)
                 assertClose(got, expected, "block \(cin)x\(e)->\(cout) k\(k) s\(s) \(h)x\(w) threads \(threads)")
                 bytes.append(out)
             }
