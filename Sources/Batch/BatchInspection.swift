@@ -76,7 +76,12 @@ public struct BatchInspection {
         func decode(_ k: Int) -> Pending {
             let pending = Pending()
             decodeQueue.async {
-                pending.result = Result { try ImageCodec.read(contentsOf: todo[k].path) }
+                pending.result = Result {
+                    let (image, size) = try detector.read(contentsOf: todo[k].path)
+                    // A large JPEG the model reads smaller is drawn on at full size.
+                    let drawn = (writesImages || report != nil) && (image.width, image.height) != size
+                    return (image, size, drawn ? try ImageCodec.read(contentsOf: todo[k].path) : image)
+                }
                 pending.ready.signal()
             }
             return pending
@@ -97,8 +102,8 @@ public struct BatchInspection {
             summary.images += 1
             let inspected: (Image, Inspection)?
             switch pending.result {
-            case .success(let image)?:
-                inspected = (image, detector.inspect(image))
+            case .success(let decoded)?:
+                inspected = (decoded.photo, detector.inspect(decoded.image, size: decoded.size))
             case .failure(let error)?:
                 summary.errors += 1
                 onError("error: \(error)")
@@ -171,7 +176,7 @@ public struct BatchInspection {
     /// A decode running ahead of the detector.
     private final class Pending: @unchecked Sendable {
         let ready = DispatchSemaphore(value: 0)
-        var result: Result<Image, Error>?
+        var result: Result<(image: Image, size: (width: Int, height: Int), photo: Image), Error>?
         var failureDescription: String {
             if case .failure(let error)? = result { return String(describing: error) }
             return "not decoded"

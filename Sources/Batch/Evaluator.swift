@@ -16,13 +16,13 @@ public enum Evaluator {
         evaluate(detector, on: set, progress: progress) { _, _, _ in }
     }
 
-    /// Evaluates `detector` on `set`; `visit` sees each inspected image with its ground-truth mask
-    /// (all false for good images) and each unreadable one (nil), e.g. to fill a report; an error
-    /// it throws ends the evaluation.
+    /// Evaluates `detector` on `set`; `visit` sees each inspection with its ground-truth mask
+    /// (all false for good images; both at the image's full size) and each unreadable image
+    /// (nil), e.g. to fill a report; an error it throws ends the evaluation.
     public static func evaluate(
         _ detector: Detector, on set: EvaluationSet,
         progress: ProgressHandler,
-        visit: (EvaluationSet.Item, (image: Image, inspection: Inspection, truth: [Bool])?, Error?) throws -> Void
+        visit: (EvaluationSet.Item, (inspection: Inspection, truth: [Bool])?, Error?) throws -> Void
     ) rethrows -> EvaluationReport {
         let types = Array(Set(set.items.map(\.type)).subtracting(["good"])).sorted()
         var byType = [String: PixelMetricAccumulator]()
@@ -31,24 +31,24 @@ public enum Evaluator {
         var scored = [ScoredImage](), errors = [String](), times = [Double]()
         for (i, item) in set.items.enumerated() {
             progress("evaluate", i, set.items.count)
-            let inspected: (image: Image, inspection: Inspection, truth: [Bool])?
+            let inspected: (inspection: Inspection, truth: [Bool])?
             do {
                 let t0 = Date()
-                let image = try ImageCodec.read(contentsOf: item.path)
-                let inspection = detector.inspect(image)
+                let (image, size) = try detector.read(contentsOf: item.path)
+                let inspection = detector.inspect(image, size: size)
                 times.append(Date().timeIntervalSince(t0) * 1000)
                 scored.append(ScoredImage(path: item.path, type: item.type, score: Double(inspection.score)))
                 var mask = [Bool](repeating: false, count: inspection.map.count)
                 if let maskPath = item.mask {
                     let m = try ImageCodec.read(contentsOf: maskPath).gray()
-                        .resized(width: image.width, height: image.height, method: .nearest)
+                        .resized(width: size.width, height: size.height, method: .nearest)
                     mask = m.pixels.map { $0 > 127 }
                 }
-                inspected = (image, inspection, mask)
+                inspected = (inspection, mask)
                 if item.type == "good" {
-                    goodPixels.add(map: inspection.map, mask: mask, width: image.width, height: image.height)
+                    goodPixels.add(map: inspection.map, mask: mask, width: size.width, height: size.height)
                 } else {
-                    byType[item.type]?.add(map: inspection.map, mask: mask, width: image.width, height: image.height)
+                    byType[item.type]?.add(map: inspection.map, mask: mask, width: size.width, height: size.height)
                 }
             } catch {
                 errors.append(String(describing: error))

@@ -68,7 +68,9 @@ extension ImageFolder {
         guard !sorted.isEmpty else { return [] }
         let picks = Set((0..<min(count, sorted.count)).map { $0 * sorted.count / min(count, sorted.count) })
         return picks.sorted().compactMap { i in
-            (try? ImageCodec.read(contentsOf: sorted[i])).map { (width: $0.width, height: $0.height) }
+            // A JPEG is decoded at 1/8 (DCT scaling) just to learn its oriented full size.
+            (try? ImageCodec.readReporting(contentsOf: sorted[i], options: DecodeOptions(minimumSide: 1)))
+                .map { (width: $0.fullWidth, height: $0.fullHeight) }
         }
     }
 }

@@ -34,15 +34,17 @@ public struct RenderedInspection: Sendable {
 
     /// Draws the boundary pixels of predicted regions in bright green.
     static func outline(_ mask: [Bool], width: Int, height: Int, on image: inout Image) {
-        for y in 0..<height {
-            for x in 0..<width where mask[y * width + x] {
-                let edge =
-                    x == 0 || y == 0 || x == width - 1 || y == height - 1 || !mask[y * width + x - 1]
-                    || !mask[y * width + x + 1] || !mask[(y - 1) * width + x] || !mask[(y + 1) * width + x]
-                if edge {
-                    image[x, y, 0] = 0
-                    image[x, y, 1] = 255
-                    image[x, y, 2] = 0
+        precondition(image.channels == 3 && image.width == width && image.height == height)
+        mask.withUnsafeBufferPointer { m in
+            image.pixels.withUnsafeMutableBufferPointer { p in
+                for y in 0..<height {
+                    for x in 0..<width where m[y * width + x] {
+                        let i = y * width + x
+                        let edge =
+                            x == 0 || y == 0 || x == width - 1 || y == height - 1 || !m[i - 1] || !m[i + 1]
+                            || !m[i - width] || !m[i + width]
+                        if edge { (p[3 * i], p[3 * i + 1], p[3 * i + 2]) = (0, 255, 0) }
+                    }
                 }
             }
         }

@@ -285,6 +285,11 @@ static int is_jpeg(const uint8_t *data, size_t size) {
 
 int ac_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_image *out,
                    char message[AC_MESSAGE_SIZE]) {
+    return ac_jpeg_decode_scaled(data, size, max_pixels, 0, 0, out, message);
+}
+
+int ac_jpeg_decode_scaled(const uint8_t *data, size_t size, int64_t max_pixels, int32_t min_width,
+                          int32_t min_height, ac_image *out, char message[AC_MESSAGE_SIZE]) {
     if (!out || (!data && size)) {
         set_message(message, "invalid argument");
         return AC_INVALID_ARGUMENT;
@@ -343,6 +348,21 @@ int ac_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_imag
     int gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
     out->source_channels = cinfo.num_components;
     cinfo.out_color_space = cmyk ? JCS_CMYK : (gray ? JCS_GRAYSCALE : JCS_RGB);
+    out->source_width = (int32_t)cinfo.image_width;
+    out->source_height = (int32_t)cinfo.image_height;
+    /* DCT scaling: the smallest of 1/8, 1/4, 1/2 and 1 whose output still covers min_width x min_height (libjpeg
+     * rounds scaled sizes up). The inverse DCT then skips the coefficients it would discard. */
+    if (min_width > 0 || min_height > 0) {
+        for (unsigned int n = 1; n <= 8; n *= 2) {
+            unsigned long w = ((unsigned long)cinfo.image_width * n + 7) / 8;
+            unsigned long h = ((unsigned long)cinfo.image_height * n + 7) / 8;
+            if (n == 8 || (w >= (unsigned long)min_width && h >= (unsigned long)min_height)) {
+                cinfo.scale_num = n;
+                cinfo.scale_denom = 8;
+                break;
+            }
+        }
+    }
     jpeg_start_decompress(&cinfo);
 
     int in_channels = cinfo.output_components;

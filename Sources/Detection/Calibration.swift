@@ -30,7 +30,7 @@ extension Trainer {
         for (i, path) in paths.enumerated() {
             progress("calibration", i, paths.count)
             do {
-                let (maps, layout) = raw.rawTileMaps(try ImageCodec.read(contentsOf: path))
+                let (maps, layout) = raw.rawTileMaps(try raw.read(contentsOf: path).image)
                 tiles.append(maps)
                 layouts.append(layout)
             } catch {

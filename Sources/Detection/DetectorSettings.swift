@@ -61,6 +61,17 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// blended, so a defect on a tile border is seen whole by one tile or the other.
     public var tileOverlap = 0.25
 
+    /// Decode a JPEG at least twice the input square on both sides at 1/2, 1/4 or 1/8 of its
+    /// size (libjpeg's DCT scaling), which skips most of the decoding and of the resizing for
+    /// the model; maps and masks keep the full size. Off for bundles trained before it existed,
+    /// so they see what they saw.
+    public var scalesLargeJPEGs = true
+
+    /// How images are decoded for the model (training, calibration, inspection, evaluation).
+    public var decodeOptions: DecodeOptions {
+        DecodeOptions(minimumSide: keepsAspectRatio || !scalesLargeJPEGs ? nil : inputSize)
+    }
+
     /// Whether the working image is cut into tiles.
     public var isTiled: Bool { tileSize > 0 }
 
@@ -163,6 +174,8 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         tileSize = try c.decodeIfPresent(Int.self, forKey: .tileSize) ?? d.tileSize
         tileOverlap = try c.decodeIfPresent(Double.self, forKey: .tileOverlap) ?? d.tileOverlap
         learning = try c.decodeIfPresent(LearningSettings.self, forKey: .learning) ?? d.learning
+        // Bundles written before DCT-scaled decoding existed decoded at full size.
+        scalesLargeJPEGs = try c.decodeIfPresent(Bool.self, forKey: .scalesLargeJPEGs) ?? false
     }
 
     /// Encodes every setting; the tile fields only when tiled, so untiled bundles keep the bytes
@@ -188,11 +201,13 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
             try c.encode(tileSize, forKey: .tileSize)
             try c.encode(tileOverlap, forKey: .tileOverlap)
         }
+        // Only when on, so older bundles written again keep their bytes.
+        if scalesLargeJPEGs { try c.encode(scalesLargeJPEGs, forKey: .scalesLargeJPEGs) }
     }
 
     private enum CodingKeys: String, CodingKey {
         case components, componentWeights, scoreComponents, gaussianChannels, inputSize, bankSize, calibrationShare
         case seed, maxCandidates, projectionDimension, blurSigma, wideBlurSigma, positionWeight, learning
-        case keepsAspectRatio, tileSize, tileOverlap
+        case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs
     }
 }

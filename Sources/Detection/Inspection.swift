@@ -44,9 +44,22 @@ public struct Inspection: Sendable {
         // Half the peak on the normalized scale (0 = the median normal pixel), the region
         // holding the peak only; a peak at or below normal outlines the peak pixel alone.
         let level = map[peak] > 0 ? map[peak] / 2 : map[peak]
+        // Filled from the peak (8-connected), so only the region itself is visited.
         var mask = [Bool](repeating: false, count: map.count)
-        let regions = connectedComponents(map.map { $0 >= level }, width: width, height: height)
-        for i in regions.first(where: { $0.contains(peak) }) ?? [peak] { mask[i] = true }
+        var stack = [peak]
+        mask[peak] = true
+        while let i = stack.popLast() {
+            let y = i / width, x = i % width
+            for ny in max(0, y - 1)...min(height - 1, y + 1) {
+                for nx in max(0, x - 1)...min(width - 1, x + 1) {
+                    let j = ny * width + nx
+                    if !mask[j] && map[j] >= level {
+                        mask[j] = true
+                        stack.append(j)
+                    }
+                }
+            }
+        }
         return mask
     }
 
@@ -61,30 +74,31 @@ public struct Inspection: Sendable {
 }
 
 extension Detector {
-    /// Full inspection of one image: normalized map at the image's own size, verdict, regions.
-    public func inspect(_ image: Image) -> Inspection {
+    /// Full inspection of one image: normalized map at `size` (default: the image's own size;
+    /// the full size of an image decoded smaller, see `read(contentsOf:)`), verdict, regions.
+    public func inspect(_ image: Image, size: (width: Int, height: Int)? = nil) -> Inspection {
         let raw = analyze(image)
+        let (width, height) = size ?? (image.width, image.height)
         let resized = resizePlanes(
             raw.map, channels: 1, width: raw.width, height: raw.height,
-            toWidth: image.width, toHeight: image.height, method: .bilinear)
+            toWidth: width, toHeight: height, method: .bilinear)
         let map = resized.map { normalization.apply($0) }
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         return Inspection(
-            rawScore: raw.score, score: score, map: map,
-            width: image.width, height: image.height, threshold: threshold)
+            rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)
+    }
+
+    /// Reads an image file as this detector's model sees it (`settings.decodeOptions`: a large
+    /// JPEG may come out smaller), with its full size, which `inspect(_:size:)` maps take.
+    public func read(contentsOf path: String) throws -> (image: Image, size: (width: Int, height: Int)) {
+        let decoded = try ImageCodec.readReporting(contentsOf: path, options: settings.decodeOptions)
+        return (decoded.image, (decoded.fullWidth, decoded.fullHeight))
     }
 }
 
-/// Bounding boxes of 8-connected true regions of a mask, largest area first.
+/// Bounding boxes of 8-connected true regions of a mask, largest area first (ties in scan order).
 func connectedRegions(_ mask: [Bool], width: Int, height: Int) -> [BoundingBox] {
-    connectedComponents(mask, width: width, height: height)
-        .sorted { $0.count > $1.count }
-        .map { members in
-            var (x0, y0, x1, y1) = (width, height, -1, -1)
-            for i in members {
-                let y = i / width, x = i % width
-                x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y)
-            }
-            return BoundingBox(x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1)
-        }
+    connectedRegionExtents(mask, width: width, height: height)
+        .sorted { ($0.count, $1.first) > ($1.count, $0.first) }
+        .map { BoundingBox(x: $0.minX, y: $0.minY, width: $0.maxX - $0.minX + 1, height: $0.maxY - $0.minY + 1) }
 }

@@ -75,7 +75,7 @@ public enum Trainer {
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
             do {
-                let image = try ImageCodec.read(contentsOf: path)
+                let image = try ImageCodec.read(contentsOf: path, options: settings.decodeOptions)
                 ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { sample in
                     if !needs.isEmpty,
                         let slot = generator.reservoirSlot(
@@ -137,7 +137,7 @@ public enum Trainer {
         for (i, (path, label)) in all.enumerated() {
             progress("validation", i, all.count)
             do {
-                scores.append(Double(detector.inspect(try ImageCodec.read(contentsOf: path)).score))
+                scores.append(Double(detector.inspect(try detector.read(contentsOf: path).image).score))
                 labels.append(label)
             } catch {
                 failures.append(String(describing: error))

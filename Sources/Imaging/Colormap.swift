@@ -67,10 +67,18 @@ public enum Colormap: String, Sendable, CaseIterable {
         let lut = table()
         let span = high > low ? high - low : 1
         var pixels = [UInt8](repeating: 0, count: map.count * 3)
-        for i in 0..<map.count {
-            let v = map[i].isNaN ? 0 : min(1, max(0, (map[i] - low) / span))
-            let k = Int((v * 255).rounded())
-            pixels[3 * i] = lut[3 * k]; pixels[3 * i + 1] = lut[3 * k + 1]; pixels[3 * i + 2] = lut[3 * k + 2]
+        map.withUnsafeBufferPointer { m in
+            lut.withUnsafeBufferPointer { t in
+                pixels.withUnsafeMutableBufferPointer { p in
+                    for i in 0..<m.count {
+                        let v = m[i].isNaN ? 0 : min(1, max(0, (m[i] - low) / span))
+                        let k = 3 * Int((v * 255).rounded())
+                        p[3 * i] = t[k]
+                        p[3 * i + 1] = t[k + 1]
+                        p[3 * i + 2] = t[k + 2]
+                    }
+                }
+            }
         }
         return try Image(width: width, height: height, channels: 3, pixels: pixels)
     }

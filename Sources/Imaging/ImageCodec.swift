@@ -25,12 +25,20 @@ public struct DecodeOptions: Sendable {
     public var maxFileBytes: Int
     /// Rotate/flip JPEG photos as their EXIF orientation tag says.
     public var appliesOrientation: Bool
+    /// When set, a JPEG may be decoded smaller than stored, at the smallest n/8 of its size
+    /// whose sides are both at least this many pixels (libjpeg's DCT scaling skips the work;
+    /// both sides, because the EXIF orientation may swap them). PNGs are always full size.
+    public var minimumSide: Int?
 
-    /// Defaults: 100 megapixels, 512 MiB files, EXIF orientation applied.
-    public init(maxPixels: Int = 100_000_000, maxFileBytes: Int = 512 << 20, appliesOrientation: Bool = true) {
+    /// Defaults: 100 megapixels, 512 MiB files, EXIF orientation applied, full size.
+    public init(
+        maxPixels: Int = 100_000_000, maxFileBytes: Int = 512 << 20, appliesOrientation: Bool = true,
+        minimumSide: Int? = nil
+    ) {
         self.maxPixels = maxPixels
         self.maxFileBytes = maxFileBytes
         self.appliesOrientation = appliesOrientation
+        self.minimumSide = minimumSide
     }
 }
 
@@ -38,6 +46,14 @@ public struct DecodeOptions: Sendable {
 public enum ImageCodec {
     /// Decodes PNG or JPEG bytes (format by content). `path` only names the file in errors.
     public static func decode(_ bytes: [UInt8], path: String? = nil, options: DecodeOptions = .init()) throws -> Image {
+        try decodeReporting(bytes, path: path, options: options).image
+    }
+
+    /// `decode`, and the size the image has at full resolution, oriented (it differs from the
+    /// image's own size when `options.minimumSide` let a JPEG decode smaller).
+    public static func decodeReporting(
+        _ bytes: [UInt8], path: String? = nil, options: DecodeOptions = .init()
+    ) throws -> (image: Image, fullWidth: Int, fullHeight: Int) {
         guard !bytes.isEmpty else { throw ImageError(path: path, reason: .notAnImage("empty file")) }
         guard let format = ImageFormat.sniff(bytes) else {
             throw ImageError(path: path, reason: .notAnImage("unrecognized signature"))
@@ -51,8 +67,10 @@ public enum ImageCodec {
                     return ac_png_decode(
                         buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
                 case .jpeg:
-                    return ac_jpeg_decode(
-                        buffer.baseAddress, buffer.count, Int64(options.maxPixels), &raw, text.baseAddress)
+                    let side = Int32(clamping: options.minimumSide ?? 0)
+                    return ac_jpeg_decode_scaled(
+                        buffer.baseAddress, buffer.count, Int64(options.maxPixels), side, side, &raw,
+                        text.baseAddress)
                 }
             }
         }
@@ -68,22 +86,33 @@ public enum ImageCodec {
         var image = Image(
             unchecked: Int(raw.width), Int(raw.height), Int(raw.channels),
             Array(UnsafeBufferPointer(start: pixels, count: count)))
+        var (fullWidth, fullHeight) =
+            format == .jpeg ? (Int(raw.source_width), Int(raw.source_height)) : (image.width, image.height)
         if options.appliesOrientation, let exif = raw.exif, raw.exif_size > 0 {
             let orientation = ExifOrientation(tiff: Array(UnsafeBufferPointer(start: exif, count: raw.exif_size)))
+            let stored = image.width
             image = image.oriented(orientation)
+            if image.width != stored { (fullWidth, fullHeight) = (fullHeight, fullWidth) }
         }
-        return image
+        return (image, fullWidth, fullHeight)
     }
 
     /// Reads and decodes an image file.
     public static func read(contentsOf path: String, options: DecodeOptions = .init()) throws -> Image {
+        try readReporting(contentsOf: path, options: options).image
+    }
+
+    /// Reads and decodes an image file, with its full-resolution size (see `decodeReporting`).
+    public static func readReporting(
+        contentsOf path: String, options: DecodeOptions = .init()
+    ) throws -> (image: Image, fullWidth: Int, fullHeight: Int) {
         let bytes: [UInt8]
         do {
             bytes = try readFile(path, maxBytes: options.maxFileBytes)
         } catch let error as FileError {
             throw ImageError(path: path, reason: .io(error.reason))
         }
-        return try decode(bytes, path: path, options: options)
+        return try decodeReporting(bytes, path: path, options: options)
     }
 
     /// Encodes an 8-bit gray, gray+alpha, RGB or RGBA image as PNG.

@@ -14,13 +14,20 @@ extension Image {
             throw ImageError(path: nil, reason: .invalidArgument("weights do not match the image size"))
         }
         let base = rgb(), heat = heatmap.rgb()
+        let weights = weights ?? [Float](repeating: 1, count: width * height)
+        let alpha = min(1, max(0, alpha))
         var pixels = base.pixels
-        for i in 0..<(width * height) {
-            let w = weights.map { min(1, max(0, $0[i].isNaN ? 0 : $0[i])) } ?? 1
-            let a = min(1, max(0, alpha)) * w
-            for k in 0..<3 {
-                let v = (1 - a) * Float(base.pixels[3 * i + k]) + a * Float(heat.pixels[3 * i + k])
-                pixels[3 * i + k] = UInt8(min(255, max(0, v.rounded())))
+        heat.pixels.withUnsafeBufferPointer { h in
+            weights.withUnsafeBufferPointer { w in
+                pixels.withUnsafeMutableBufferPointer { p in
+                    for i in 0..<w.count {
+                        let a = alpha * min(1, max(0, w[i].isNaN ? 0 : w[i]))
+                        for k in 3 * i..<3 * i + 3 {
+                            let v = (1 - a) * Float(p[k]) + a * Float(h[k])
+                            p[k] = UInt8(min(255, max(0, v.rounded())))
+                        }
+                    }
+                }
             }
         }
         return Image(unchecked: width, height, 3, pixels)

@@ -56,9 +56,34 @@ if CommandLine.arguments.dropFirst().first == "--peers" { servePeers(network) }
 if CommandLine.arguments.dropFirst().first == "--kernels" {
     setComputeThreads(1)
     kernelRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
+    gemmRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     exit(0)
 }
 guard let sample = try? ImageCodec.read(contentsOf: photo) else { fail("cannot read \(photo): run `make samples`") }
+/// The pipeline profile's sources: a crack image of the benchmark data (when present) and the
+/// sample photograph.
+func pipelineSources(_ sample: Image) -> [(String, Image)] {
+    let data =
+        environment["ANOMAP_BENCH_DATA"]
+        ?? root.appendingPathComponent("../shared/data/magnetic_tile").standardized.path
+    let defect = (try? EvaluationSet.mvtec(data))?.items.first { $0.type != "good" && $0.mask != nil }
+    let image = defect.flatMap { try? ImageCodec.read(contentsOf: $0.path) }
+    return (image.map { [("\(defect?.type ?? "defect") image", $0)] } ?? []) + [("photograph", sample)]
+}
+if CommandLine.arguments.dropFirst().first == "--pipeline" {
+    guard CommandLine.arguments.count == 3,
+        let detector = try? ModelBundle.read(
+            CommandLine.arguments[2], extractor: PatchFeatureExtractor(backbone: network),
+            backboneSHA256: weightsSHA256)
+    else { fail("usage: anomap-bench --pipeline MODEL (a model trained with this backbone)") }
+    let scratch = NSTemporaryDirectory() + "anomap-bench-pipeline-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch) { name, value, note in
+        print("| \(name) | \(value) | \(note) |")
+    }
+    exit(0)
+}
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
 
 // Codecs: a 900x900 RGB photo (the sample photograph resampled), PNG and JPEG (quality 90).
@@ -114,28 +139,11 @@ do {
     row("memory autoencoder residual, 256x256", String(format: "%.2f ms", aeTime.median), "(\(aeTime.runs) runs)")
 }
 
-// The networks' own GEMM shapes: the packed product against OpenBLAS, one thread.
+// The networks' own GEMM shapes: the packed product against OpenBLAS and BLIS, one thread.
 setComputeThreads(1)
 kernelRows(row)
+gemmRows(row)
 setComputeThreads(threads)
-
-// sgemm throughput on a square problem and on the shape of a typical 1x1 convolution.
-for (m, n, k) in [(512, 512, 512), (96, 4096, 16)] {
-    let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
-    var c = [Float](repeating: 0, count: m * n)
-    let t = measure {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer { cp in
-                    guard let a = ap.baseAddress, let b = bp.baseAddress, let c = cp.baseAddress else { return }
-                    sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
-                }
-            }
-        }
-    }
-    let gflops = 2 * Double(m * n * k) / (t.median / 1000) / 1e9
-    row("sgemm \(m)x\(n)x\(k)", String(format: "%.1f GFLOP/s", gflops), "(\(t.runs) runs)")
-}
 
 // Detector rows: whole-command runs on the shared magnetic_tile data, each in its own process
 // so its peak resident memory (wait4's ru_maxrss) is its own.
@@ -225,6 +233,7 @@ if let set = dataset {
                 format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount),
                 full.peakMiB))
         guard preset == .learned else { continue }
+        pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch, row)
         let report = runChild([
             exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",
             "--report", scratch + "/report", "--threads", String(threads),

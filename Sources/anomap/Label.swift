@@ -58,7 +58,7 @@ struct Label: ParsableCommand {
                     path = (marksFolder as NSString).appendingPathComponent(path)
                 }
                 do {
-                    images.append(try ImageCodec.read(contentsOf: path))
+                    images.append(try detector.read(contentsOf: path).image)
                 } catch {
                     failed += 1
                     printError("skipped: \(error)")

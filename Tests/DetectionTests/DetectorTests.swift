@@ -294,6 +294,49 @@ final class DetectorTests: XCTestCase {
         }
     }
 
+    func testLargeJPEGIsReadSmallerForTheModelAndMappedAtFullSize() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        let (detector, _) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: smallSettings())
+        // A defect image enlarged 8x (768x768): the 128-pixel model reads it at 1/4 (192x192,
+        // 1/8 would be 96 < 128), and its map, mask and boxes keep 768x768.
+        guard let item = set.items.first(where: { $0.type != "good" }) else { return XCTFail("no defect image") }
+        let big = try ImageCodec.read(contentsOf: item.path).resized(width: 768, height: 768, method: .bilinear)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dct-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/big.jpg"
+        try writeFileAtomically(try ImageCodec.encodeJPEG(big, quality: 95), to: path)
+        let (small, size) = try detector.read(contentsOf: path)
+        XCTAssertEqual([small.width, small.height, size.width, size.height], [192, 192, 768, 768])
+        let reduced = detector.inspect(small, size: size)
+        XCTAssertEqual([reduced.width, reduced.height, reduced.map.count], [768, 768, 768 * 768])
+        // The same picture as the full decode, to within the two downsampling filters.
+        let full = detector.inspect(try ImageCodec.read(contentsOf: path))
+        XCTAssertEqual(reduced.score, full.score, accuracy: 0.05 * max(1, abs(full.score)))
+        XCTAssertEqual(reduced.isAnomalous, full.isAnomalous)
+        // A batch gives the same scores whether or not it draws pictures (they need the full photo).
+        var scores = [[Double?]]()
+        for images in [false, true] {
+            let out = dir + "/out-\(images)"
+            var batch = BatchInspection(detector: detector, writer: try InspectionWriter(root: out))
+            batch.writesImages = images
+            _ = try batch.run([BatchInput(path: path, stem: "big")])
+            scores.append(try InspectionWriter(root: out).readResults().map(\.score))
+            if images {
+                let heatmap = try ImageCodec.read(contentsOf: out + "/big_heatmap.png")
+                XCTAssertEqual([heatmap.width, heatmap.height], [768, 768])
+            }
+        }
+        XCTAssertEqual(scores[0], scores[1])
+        XCTAssertEqual((scores[0].first ?? nil) ?? .nan, Double(reduced.rawScore), accuracy: 1e-4)
+        // Settings that decode at full size (an older bundle's) read all of it.
+        var old = smallSettings()
+        old.scalesLargeJPEGs = false
+        XCTAssertEqual(try ImageCodec.read(contentsOf: path, options: old.decodeOptions).width, 768)
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)
@@ -388,6 +431,8 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(settings.seed, 4)
         XCTAssertEqual(settings.blurSigma, 4, "bundles from before --blur-sigma were smoothed by 4")
         XCTAssertEqual(settings.componentWeights, [])
+        XCTAssertFalse(settings.scalesLargeJPEGs, "bundles from before DCT scaling decoded at full size")
+        XCTAssertTrue(DetectorSettings().scalesLargeJPEGs)
         let roundTrip = try JSONDecoder().decode(DetectorSettings.self, from: JSONEncoder().encode(smallSettings()))
         XCTAssertEqual(roundTrip, smallSettings())
         XCTAssertThrowsError(try JSONDecoder().decode(DetectorSettings.self, from: Data(#"{"bankSize":"many"}"#.utf8)))

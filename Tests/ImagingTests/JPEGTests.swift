@@ -1,4 +1,5 @@
 import CImageCodecs
+import Foundation
 import Imaging
 import Tensors
 import XCTest
@@ -47,6 +48,50 @@ final class JPEGTests: XCTestCase {
         XCTAssertEqual(stored.height, 40)
         let upright = try ImageCodec.read(contentsOf: path)
         XCTAssertEqual(upright, stored.oriented(.right))
+    }
+
+    func testDCTScaledDecodeCoversTheMinimumAndReportsTheFullSize() throws {
+        // Smooth content at 1024x600: 1/2 is the smallest power-of-two scale with both sides
+        // >= 256 (1/4 gives 256x150). The scaled decode must look like the full decode shrunk
+        // by a 2x2 box filter (a different path to the same picture).
+        let (w, h) = (1024, 600)
+        var pixels = [UInt8]()
+        for y in 0..<h {
+            for x in 0..<w {
+                let v = 128 + 60 * sin(Double(x) / 37) * cos(Double(y) / 23)
+                pixels += [UInt8(v), UInt8(255 - v), UInt8((x + 2 * y) * 255 / (w + 2 * h))]
+            }
+        }
+        let bytes = try ImageCodec.encodeJPEG(try Image(width: w, height: h, channels: 3, pixels: pixels), quality: 95)
+        let full = try ImageCodec.decode(bytes)
+        let scaled = try ImageCodec.decodeReporting(bytes, options: DecodeOptions(minimumSide: 256))
+        XCTAssertEqual(
+            [scaled.image.width, scaled.image.height, scaled.fullWidth, scaled.fullHeight], [512, 300, w, h])
+        let box = full.resized(width: 512, height: 300, method: .area)
+        let diffs = zip(scaled.image.pixels, box.pixels).map { abs(Int($0) - Int($1)) }
+        XCTAssertLessThanOrEqual(Double(diffs.reduce(0, +)) / Double(diffs.count), 1.5)
+        XCTAssertLessThanOrEqual(diffs.max() ?? 99, 12)
+        // No minimum, or one the image cannot halve for: full size.
+        for minimum in [nil, 301] {
+            let same = try ImageCodec.decodeReporting(bytes, options: DecodeOptions(minimumSide: minimum))
+            XCTAssertEqual(same.image, full)
+            XCTAssertEqual([same.fullWidth, same.fullHeight], [w, h])
+        }
+        // 1/8 when even that covers the minimum.
+        let eighth = try ImageCodec.decodeReporting(bytes, options: DecodeOptions(minimumSide: 64))
+        XCTAssertEqual([eighth.image.width, eighth.image.height], [128, 75])
+    }
+
+    func testDCTScaledDecodeReportsTheOrientedFullSize() throws {
+        // Stored 56x40 with orientation 6 (rotate right): upright 40x56. A minimum side of 10
+        // allows 1/4 (14x10 stored, 10x14 upright), not 1/8 (7x5).
+        let path = fixtures.appendingPathComponent("jpeg/exif_orientation_6.jpg").path
+        let scaled = try ImageCodec.readReporting(contentsOf: path, options: DecodeOptions(minimumSide: 10))
+        XCTAssertEqual(
+            [scaled.image.width, scaled.image.height, scaled.fullWidth, scaled.fullHeight], [10, 14, 40, 56])
+        let png = try ImageCodec.decodeReporting(
+            try ImageCodec.encodePNG(try ImageCodec.read(contentsOf: path)), options: DecodeOptions(minimumSide: 10))
+        XCTAssertEqual([png.image.width, png.image.height, png.fullWidth, png.fullHeight], [40, 56, 40, 56])
     }
 
     func testProgressiveAndGrayscaleRoundTrip() throws {

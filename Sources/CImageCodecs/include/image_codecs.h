@@ -28,6 +28,8 @@ typedef struct {
     size_t exif_size;
     int32_t progressive;     /* JPEG only: 1 when progressive */
     int32_t source_channels; /* channels as stored in the file (JPEG CMYK: 4) */
+    int32_t source_width;    /* JPEG only: size as stored, before DCT scaling */
+    int32_t source_height;
 } ac_image;
 
 /* Decodes a PNG from memory. Palette, low bit depths and tRNS are expanded; 16-bit samples
@@ -39,6 +41,11 @@ int ac_png_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_image
  * Any libjpeg warning (truncated or corrupt data) is an error. */
 int ac_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, ac_image *out,
                    char message[AC_MESSAGE_SIZE]);
+
+/* Decodes a JPEG at the smallest n/8 of its size (n = 1..8, libjpeg's DCT scaling) whose
+ * width and height are at least min_width and min_height (0: no minimum, full size). */
+int ac_jpeg_decode_scaled(const uint8_t *data, size_t size, int64_t max_pixels, int32_t min_width,
+                          int32_t min_height, ac_image *out, char message[AC_MESSAGE_SIZE]);
 
 /* Encodes a PNG into a malloc'd buffer (free with ac_free).
  * samples: rows of packed samples exactly as PNG stores them for (color_type, bit_depth):
