@@ -11,6 +11,10 @@ public struct BatchSummary: Sendable {
     public var anomalous = 0
     /// Images that could not be inspected.
     public var errors = 0
+    /// Images the shift detector judged unlike the training set.
+    public var shifted = 0
+    /// Whether the batch warned that most recent images no longer look like the training set.
+    public var warnedOfShift = false
     /// The signal that stopped the batch early, if any.
     public var stoppedBy: Int32?
 
@@ -39,6 +43,11 @@ public struct BatchInspection {
     public var saveInterval = 25
     /// Minimum seconds between two rewrites of the results files.
     public var saveSeconds = 2.0
+    /// The batch warns (once) when more than `shiftWarningShare` of the last `shiftWindow`
+    /// images (at least 10 seen) are shifted.
+    public static let shiftWindow = 50
+    /// See `shiftWindow`.
+    public static let shiftWarningShare = 0.2
 
     /// Creates a batch.
     public init(detector: Detector, writer: InspectionWriter) {
@@ -87,6 +96,7 @@ public struct BatchInspection {
             return pending
         }
         var next = todo.isEmpty ? nil : decode(0)
+        var recent = [Bool]()  // shifted or not, the last `shiftWindow` inspected images
         summary.images = inputs.count - todo.count
         summary.anomalous = inputs.filter { state.done[$0.path]?.verdict == "anomalous" }.count
         for (k, input) in todo.enumerated() {
@@ -112,6 +122,18 @@ public struct BatchInspection {
                 inspected = nil
             }
             if let (_, inspection) = inspected, inspection.isAnomalous { summary.anomalous += 1 }
+            if let (_, inspection) = inspected, let shift = inspection.shift {
+                if shift.isShifted { summary.shifted += 1 }
+                recent.append(shift.isShifted)
+                if recent.count > Self.shiftWindow { recent.removeFirst() }
+                let share = Double(recent.filter { $0 }.count) / Double(recent.count)
+                if !summary.warnedOfShift && recent.count >= 10 && share > Self.shiftWarningShare {
+                    summary.warnedOfShift = true
+                    onError(
+                        "warning: \(Int((share * 100).rounded()))% of the last \(recent.count) images are shifted: most images no longer look like the training set: camera, lighting or product changed?"
+                    )
+                }
+            }
             writeSlots.wait()
             let failedWith = pending.failureDescription
             writeQueue.async {

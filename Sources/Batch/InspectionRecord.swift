@@ -23,6 +23,11 @@ public struct InspectionRecord: Codable, Sendable {
     public var outputs: [String]
     /// Threshold the verdict used (normalized score); nil on error.
     public var threshold: Double?
+    /// The shift detector's score (0: held-out good images' mean, 1: threshold); nil on error
+    /// or when the model has no shift detectors.
+    public var shift_score: Double?
+    /// Whether the whole image looks unlike the training set; nil as `shift_score`.
+    public var shifted: Bool?
 
     /// A record for an inspected image.
     public init(path: String, inspection: Inspection, outputs: [String]) {
@@ -35,6 +40,8 @@ public struct InspectionRecord: Codable, Sendable {
         error = nil
         self.outputs = outputs
         threshold = Double(inspection.threshold)
+        shift_score = inspection.shift.map { Double($0.score) }
+        shifted = inspection.shift?.isShifted
     }
 
     /// A record for an image that could not be inspected.

@@ -103,7 +103,7 @@ public struct InspectionWriter {
 
     /// Writes results.csv and results.json atomically.
     public func writeResults(_ records: [InspectionRecord]) throws {
-        var csv = "path,score,normalized_score,verdict,defect_area,boxes,error\n"
+        var csv = "path,score,normalized_score,verdict,defect_area,boxes,error,shift_score,shifted\n"
         func field(_ s: String) -> String {
             s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
@@ -115,6 +115,8 @@ public struct InspectionWriter {
                     field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
                     r.normalized_score.map { String(format: "%.6g", $0) } ?? "", r.verdict,
                     r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? ""),
+                    r.shift_score.map { String(format: "%.6g", $0) } ?? "",
+                    r.shifted.map { $0 ? "true" : "false" } ?? "",
                 ]
                 .joined(separator: ",") + "\n"
         }

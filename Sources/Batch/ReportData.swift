@@ -21,6 +21,10 @@ public struct ReportItem: Codable, Sendable, Equatable {
     public var defect_area: Double?
     /// Why the image could not be inspected.
     public var error: String?
+    /// The shift detector's calibrated score (1: threshold); nil without one.
+    public var shift_score: Double?
+    /// Whether the image looks unlike the training set as a whole; nil without a shift detector.
+    public var shifted: Bool?
     /// Picture files relative to the report folder, by kind: thumb, photo, heatmap, overlay,
     /// mask, truth.
     public var images: [String: String]

@@ -7,7 +7,7 @@ import Foundation
 /// Safety: the data is JSON inside a non-executed `<script type="application/json">` with
 /// `<`, `>` and `&` written as `\u003c`-style escapes, so no file name can close the element;
 /// the script puts every name and path into the page with `textContent`, never as markup.
-/// Filters live in the URL fragment (`#verdict=anomalous&group=crack&min=0.5&max=3&q=name&mark=none`),
+/// Filters live in the URL fragment (`#verdict=anomalous&group=crack&min=0.5&max=3&q=name&mark=none&shift=shifted`),
 /// so a filtered view can be bookmarked or opened from a script; `#open=N` opens the N-th card.
 enum ReportPage {
     /// The page with `json` (a `ReportData`) embedded.
@@ -89,6 +89,7 @@ enum ReportPage {
             <label>score from <input id="f-min" type="number" step="0.1"> to <input id="f-max" type="number" step="0.1"></label>
             <label>name <input id="f-q" type="search" placeholder="search file names"></label>
             <label>mark <select id="f-mark"><option value="">any</option><option value="none">unmarked</option><option value="defect">defect</option><option value="false alarm">false alarm</option></select></label>
+            <label>shift <select id="f-shift"><option value="">any</option><option value="shifted">shifted</option><option value="unshifted">not shifted</option></select></label>
             <button id="export-csv">export marks CSV</button>
             <button id="export-json">export marks JSON</button>
             <span id="shown"></span>
@@ -113,7 +114,7 @@ enum ReportPage {
         "use strict";
         const data = JSON.parse(document.getElementById("report-data").textContent);
         const items = data.items;
-        for (const it of items) for (const k of ["score", "raw_score", "defect_area", "error"]) if (it[k] === undefined) it[k] = null;
+        for (const it of items) for (const k of ["score", "raw_score", "defect_area", "error", "shift_score", "shifted"]) if (it[k] === undefined) it[k] = null;
         const $ = (id) => document.getElementById(id);
         const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
         const fmt = (v, d = 3) => v === null || v === undefined ? "–" : Number(v).toFixed(d);
@@ -141,7 +142,7 @@ enum ReportPage {
           card.appendChild(el("div", "name", it.name));
           const meta = el("div", "meta");
           meta.appendChild(el("span", "v", it.verdict));
-          meta.appendChild(document.createTextNode(it.error ? " · " + it.error : ` · score ${fmt(it.score)} · area ${fmt(100 * (it.defect_area || 0), 2)}% · ${it.group}`));
+          meta.appendChild(document.createTextNode(it.error ? " · " + it.error : ` · score ${fmt(it.score)} · area ${fmt(100 * (it.defect_area || 0), 2)}% · ${it.group}` + (it.shifted ? " · shifted" : "")));
           card.appendChild(meta);
           card.appendChild(el("span", "mark"));
           card.addEventListener("click", () => { select(i); openDetail(); });
@@ -156,7 +157,7 @@ enum ReportPage {
         items.forEach((_, i) => drawMark(i));
 
         // Filters, kept in the URL fragment.
-        const fields = { verdict: "f-verdict", group: "f-group", min: "f-min", max: "f-max", q: "f-q", mark: "f-mark" };
+        const fields = { verdict: "f-verdict", group: "f-group", min: "f-min", max: "f-max", q: "f-q", mark: "f-mark", shift: "f-shift" };
         function readHash() {
           const p = new URLSearchParams(location.hash.slice(1));
           for (const [k, id] of Object.entries(fields)) $(id).value = p.get(k) || "";
@@ -176,6 +177,8 @@ enum ReportPage {
           if (!isNaN(hi) && !(it.score !== null && it.score <= hi)) return false;
           const mark = marks[it.path];
           if (m === "none" ? !!mark : (m && mark !== m)) return false;
+          const sh = $("f-shift").value;
+          if (sh && (sh === "shifted") !== (it.shifted === true)) return false;
           return true;
         }
         function applyFilters() {
@@ -254,7 +257,7 @@ enum ReportPage {
           const it = items[current];
           $("d-title").textContent = it.name;
           $("d-path").textContent = it.path;
-          $("d-meta").textContent = it.error ? it.error : `${it.verdict} · score ${fmt(it.score)} (raw ${fmt(it.raw_score, 4)}) · area ${fmt(100 * (it.defect_area || 0), 2)}% · ${it.group}` + (marks[it.path] ? " · marked " + marks[it.path] : "");
+          $("d-meta").textContent = it.error ? it.error : `${it.verdict} · score ${fmt(it.score)} (raw ${fmt(it.raw_score, 4)}) · area ${fmt(100 * (it.defect_area || 0), 2)}% · ${it.group}` + (it.shift_score === null ? "" : ` · shift ${fmt(it.shift_score)}` + (it.shifted ? " (shifted)" : "")) + (marks[it.path] ? " · marked " + marks[it.path] : "");
           const panels = $("panels");
           panels.replaceChildren();
           const views = [];

@@ -102,7 +102,8 @@ public final class ReportWriter: @unchecked Sendable {
             path: path, name: (path as NSString).lastPathComponent,
             group: group ?? ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent,
             score: record.normalized_score, raw_score: record.score, verdict: record.verdict,
-            defect_area: record.defect_area, error: record.error, images: images)
+            defect_area: record.defect_area, error: record.error, shift_score: record.shift_score,
+            shifted: record.shifted, images: images)
         lock.lock()
         items[path] = item
         lock.unlock()

@@ -5,12 +5,13 @@ extension Trainer {
     /// A detector calibrated on held-out good images: each component's map, then the fused
     /// map (and the image score's own map, when it has one), normalized so that 0 is the
     /// median normal pixel and 1 the 99th percentile of the images' peaks. Learned components'
-    /// maps are first standardized position by position when the settings ask for it.
+    /// maps are first standardized position by position when the settings ask for it. Also
+    /// returns each readable image's pooled teacher features (for the shift detectors).
     static func calibrate(
         _ components: [any ScoringComponent], extractor: PatchFeatureExtractor,
         settings: DetectorSettings, on paths: [String], threshold: Float, backboneSHA256: String,
         failures: inout [String], progress: ProgressHandler
-    ) throws -> Detector {
+    ) throws -> (detector: Detector, pooled: [[Float]]) {
         let identity = Normalization(normalLevel: 0, peakLevel: 1)
         func detector(
             positional: [Component: PositionalStandardization] = [:], perComponent: [Normalization]? = nil,
@@ -25,12 +26,13 @@ extension Trainer {
         // Coarse maps are small (one value per patch): kept, so the positional statistics and
         // the quantiles come from one pass of the networks. Positional statistics are per tile
         // position (every tile has the same grid), so the tiles are kept until stitched.
-        var tiles = [[[[Float]]]](), layouts = [TileLayout]()
+        var tiles = [[[[Float]]]](), layouts = [TileLayout](), pooled = [[Float]]()
         let raw = detector()
         for (i, path) in paths.enumerated() {
             progress("calibration", i, paths.count)
             do {
-                let (maps, layout) = raw.rawTileMaps(try raw.read(contentsOf: path).image)
+                let (maps, layout, features) = raw.rawTileMaps(try raw.read(contentsOf: path).image, pooling: true)
+                pooled.append(features)
                 tiles.append(maps)
                 layouts.append(layout)
             } catch {
@@ -95,8 +97,9 @@ extension Trainer {
                 ? perComponent[groups[g].0[0]]
                 : Normalization(normalLevel: quantile(fusedPixels[g], 0.5), peakLevel: quantile(fusedPeaks[g], 0.99))
         }
-        return detector(
+        let calibratedDetector = detector(
             positional: positional, perComponent: perComponent, normalization: calibrated[0],
             scoreNormalization: calibrated.count > 1 ? calibrated[1] : calibrated[0])
+        return (calibratedDetector, pooled)
     }
 }

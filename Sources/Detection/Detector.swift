@@ -27,13 +27,15 @@ public struct Detector: Sendable {
     public var threshold: Float
     /// sha256 of the backbone weights file it was trained with.
     public let backboneSHA256: String
+    /// Image-level shift detectors, when the model has them (bundles from before have none).
+    public var shift: ShiftModel?
 
     /// Assembles a detector from its parts; `components` follow `settings.components`.
     public init(
         extractor: PatchFeatureExtractor, components: [any ScoringComponent],
         positional: [Component: PositionalStandardization] = [:], componentNormalizations: [Normalization],
         settings: DetectorSettings, normalization: Normalization, scoreNormalization: Normalization? = nil,
-        threshold: Float, backboneSHA256: String
+        threshold: Float, backboneSHA256: String, shift: ShiftModel? = nil
     ) {
         precondition(components.map(\.name) == settings.components, "components do not follow the settings")
         precondition(componentNormalizations.count == settings.components.count)
@@ -46,6 +48,7 @@ public struct Detector: Sendable {
         self.scoreNormalization = scoreNormalization ?? normalization
         self.threshold = threshold
         self.backboneSHA256 = backboneSHA256
+        self.shift = shift
     }
 
     /// The first component of type `type`, if the detector has one.
@@ -73,11 +76,30 @@ public struct Detector: Sendable {
         ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor, body)
     }
 
-    /// Each tile's raw component maps (`tiles[tile][component]`, settings order) and the layout.
-    public func rawTileMaps(_ image: Image) -> (tiles: [[[Float]]], layout: TileLayout) {
-        var tiles = [[[Float]]]()
-        let layout = forEachTile(of: image) { tiles.append(rawCoarseMaps($0)) }
-        return (tiles, layout)
+    /// Each tile's raw component maps (`tiles[tile][component]`, settings order), the layout,
+    /// and, when `pooling` (by default: when the detector has shift detectors), the teacher
+    /// features pooled over every patch of every tile, (D), which the shift detectors read
+    /// (else empty).
+    public func rawTileMaps(
+        _ image: Image, pooling: Bool? = nil
+    ) -> (
+        tiles: [[[Float]]], layout: TileLayout, pooled: [Float]
+    ) {
+        var tiles = [[[Float]]](), pooled = Pooling()
+        let pools = pooling ?? (shift != nil)
+        let layout = forEachTile(of: image) {
+            if pools { pooled.add($0.teacher) }
+            tiles.append(rawCoarseMaps($0))
+        }
+        return (tiles, layout, pooled.value)
+    }
+
+    /// The teacher features averaged over every patch of every tile, (D): what the shift
+    /// detectors read, without the components' work.
+    public func pooledFeatures(_ image: Image) -> [Float] {
+        var pooled = Pooling()
+        _ = forEachTile(of: image) { pooled.add($0.teacher) }
+        return pooled.value
     }
 
     /// Tiles' raw maps standardized position by position (where the detector has statistics,
@@ -104,7 +126,7 @@ public struct Detector: Sendable {
     /// Each component's map on the whole image's feature grid (positionally standardized where
     /// the detector has statistics, tiles stitched), in settings order, and their geometry.
     public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
-        let (tiles, layout) = rawTileMaps(image)
+        let (tiles, layout, _) = rawTileMaps(image)
         return stitched(tiles, layout: layout)
     }
 
@@ -198,7 +220,7 @@ public struct Detector: Sendable {
         return Detector(
             extractor: extractor, components: indices.map { components[$0] }, positional: positional,
             componentNormalizations: norms, settings: subset, normalization: fused,
-            scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256)
+            scoreNormalization: scoreNorm, threshold: threshold, backboneSHA256: backboneSHA256, shift: shift)
     }
 
     /// Appends (x, y) * weight channels to (1, D, h, w) features: the patch's position in 0...1
@@ -251,5 +273,55 @@ extension ComponentInput {
             image: crop, teacher: teacher,
             embeddings: Detector.embeddings(
                 teacher, positionWeight: settings.positionWeight, offset: layout.cellOffset(index), grid: layout.grid))
+    }
+}
+
+/// Per-channel medians of (1, D, h, w) feature maps over all their positions, accumulated
+/// map by map. The median, not the mean: a defect moves the patches it covers, which moves a
+/// mean in proportion to its area (a fray over a fifth of a tile reads as a shifted image),
+/// while a whole-image change (lighting, blur, another product) moves every patch and so the
+/// median; measured on magnetic_tile, see the README ("Whole-image shift").
+struct Pooling {
+    var values = [[Float]]()
+
+    /// Adds a map's positions.
+    mutating func add(_ features: Tensor) {
+        let d = features.shape[1], hw = features.height * features.width
+        if values.isEmpty { values = [[Float]](repeating: [], count: d) }
+        features.storage.withUnsafeBufferPointer { f in
+            for c in 0..<d { values[c] += UnsafeBufferPointer(rebasing: f[(c * hw)..<((c + 1) * hw)]) }
+        }
+    }
+
+    /// The medians (empty before any map).
+    var value: [Float] {
+        values.map { v in
+            guard !v.isEmpty else { return 0 }
+            var v = v
+            let n = v.count, upper = Self.select(&v, n / 2)
+            // For an even count, the largest value below the upper middle (select left it there).
+            return n % 2 == 1 ? upper : (upper + (v[0..<(n / 2)].max() ?? upper)) / 2
+        }
+    }
+
+    /// The k-th smallest value of `v` (Hoare's quickselect, middle pivot); leaves smaller
+    /// values before index k and larger ones after it.
+    static func select(_ v: inout [Float], _ k: Int) -> Float {
+        var (low, high) = (0, v.count - 1)
+        while low < high {
+            let pivot = v[(low + high) / 2]
+            var (i, j) = (low, high)
+            while i <= j {
+                while v[i] < pivot { i += 1 }
+                while v[j] > pivot { j -= 1 }
+                if i <= j {
+                    v.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            if k <= j { high = j } else if k >= i { low = i } else { break }
+        }
+        return v[k]
     }
 }

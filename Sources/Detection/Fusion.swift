@@ -94,10 +94,16 @@ extension Detector {
 
     /// The fused map at model resolution (for a single component, its raw map); its score is
     /// the map's maximum, or the maximum of the score components' map.
-    public func analyze(_ image: Image) -> AnomalyResult {
-        let (map, scoreMap) = fusedMaps(image)
+    public func analyze(_ image: Image) -> AnomalyResult { examine(image).result }
+
+    /// `analyze`, and the teacher features pooled over the image (what the shift detectors
+    /// read; empty when the detector has none).
+    public func examine(_ image: Image) -> (result: AnomalyResult, pooled: [Float]) {
+        let (tiles, layout, pooled) = rawTileMaps(image)
+        let (coarse, geometry) = stitched(tiles, layout: layout)
+        let (map, scoreMap) = fusedMaps(coarse: coarse, geometry: geometry)
         var result = map
         if let scoreMap { result.score = scoreMap.score }
-        return result
+        return (result, pooled)
     }
 }

@@ -23,6 +23,8 @@ public struct Inspection: Sendable {
     public let threshold: Float
     /// Predicted defect pixels, computed once: the area, the boxes and the mask image all read it.
     public let mask: [Bool]
+    /// Whether the whole image looks unlike the training set (nil: the model has no shift detectors).
+    public var shift: ShiftVerdict?
 
     /// Assembles an inspection.
     public init(rawScore: Float, score: Float, map: [Float], width: Int, height: Int, threshold: Float) {
@@ -77,15 +79,17 @@ extension Detector {
     /// Full inspection of one image: normalized map at `size` (default: the image's own size;
     /// the full size of an image decoded smaller, see `read(contentsOf:)`), verdict, regions.
     public func inspect(_ image: Image, size: (width: Int, height: Int)? = nil) -> Inspection {
-        let raw = analyze(image)
+        let (raw, pooled) = examine(image)
         let (width, height) = size ?? (image.width, image.height)
         let resized = resizePlanes(
             raw.map, channels: 1, width: raw.width, height: raw.height,
             toWidth: width, toHeight: height, method: .bilinear)
         let map = resized.map { normalization.apply($0) }
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
-        return Inspection(
+        var inspection = Inspection(
             rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)
+        inspection.shift = pooled.isEmpty ? nil : shift?.verdict(pooled)
+        return inspection
     }
 
     /// Reads an image file as this detector's model sees it (`settings.decodeOptions`: a large

@@ -39,7 +39,7 @@ extension Detector {
             extractor: extractor, components: learned, positional: positional,
             componentNormalizations: componentNormalizations, settings: settings,
             normalization: normalization, scoreNormalization: scoreNormalization,
-            threshold: threshold, backboneSHA256: backboneSHA256)
+            threshold: threshold, backboneSHA256: backboneSHA256, shift: shift)
         return (detector, added)
     }
 }

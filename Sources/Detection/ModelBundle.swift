@@ -29,6 +29,11 @@ public enum ModelBundle {
             tensors["position.\(component.rawValue).scale"] = Tensor(
                 shape: [statistics.scale.count], storage: statistics.scale)
         }
+        if let shift = detector.shift {
+            for d in shift.detectors { tensors.merge(d.tensors) { a, _ in a } }
+            tensors["shift.mean"] = Tensor(shape: [shift.mean.count], storage: shift.mean)
+            tensors["shift.scale"] = Tensor(shape: [shift.scale.count], storage: shift.scale)
+        }
         var file = SafeTensors(
             tensors: tensors,
             metadata: [
@@ -43,6 +48,12 @@ public enum ModelBundle {
                 "component_normalizations": try json(detector.componentNormalizations),
                 "threshold": String(detector.threshold),
             ])
+        if let shift = detector.shift {
+            file.metadata["shift"] = try json(
+                ShiftMetadata(
+                    detectors: shift.detectors.map { type(of: $0).name }, calibration: shift.calibration,
+                    primary: type(of: shift.detectors[shift.primary]).name))
+        }
         file.metadata["tensors_sha256"] = contentDigest(file)
         do {
             try file.write(to: path)
@@ -173,6 +184,39 @@ public enum ModelBundle {
             extractor: extractor, components: components, positional: positional,
             componentNormalizations: componentNormalizations, settings: settings,
             normalization: normalization, scoreNormalization: scoreNormalization, threshold: threshold,
-            backboneSHA256: backboneSHA256)
+            backboneSHA256: backboneSHA256, shift: try meta["shift"].map { try shiftModel($0, file.tensors, fail) })
+    }
+
+    /// What the metadata says of the shift detectors (their tensors hold the rest).
+    struct ShiftMetadata: Codable {
+        var detectors: [String]
+        var calibration: [ShiftCalibration]
+        var primary: String
+    }
+
+    /// The shift detectors of a bundle whose metadata has a `shift` entry.
+    static func shiftModel(
+        _ text: String, _ tensors: [String: Tensor], _ fail: (String) -> PipelineError
+    ) throws -> ShiftModel {
+        guard let meta = try? JSONDecoder().decode(ShiftMetadata.self, from: Data(text.utf8)),
+            meta.detectors.count == meta.calibration.count,
+            let primary = meta.detectors.firstIndex(of: meta.primary),
+            let mean = tensors["shift.mean"], let scale = tensors["shift.scale"], mean.count == scale.count,
+            mean.count > 0, scale.storage.allSatisfy({ $0 > 0 })
+        else { throw fail("shift detector metadata is malformed") }
+        var detectors = [any ShiftDetector]()
+        for name in meta.detectors {
+            guard let type = ShiftRegistry.type(named: name) else {
+                throw fail("shift detector \(name) is not known to this anomap")
+            }
+            do {
+                detectors.append(try type.load(tensors, dimension: mean.count))
+            } catch let error as BundleError {
+                throw fail(error.reason)
+            }
+        }
+        return ShiftModel(
+            mean: mean.storage, scale: scale.storage, detectors: detectors, calibration: meta.calibration,
+            primary: primary)
     }
 }

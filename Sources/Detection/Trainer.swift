@@ -72,11 +72,15 @@ public enum Trainer {
         var failures = [String]()
         var tilesSeen = 0
         let keptTiles = max(training.count, minimumKeptTiles)
+        var pooled = [[Float]]()
         for (i, path) in training.enumerated() {
             progress("features", i, training.count)
             do {
                 let image = try ImageCodec.read(contentsOf: path, options: settings.decodeOptions)
+                var pooling = Pooling()
+                defer { pooled.append(pooling.value) }
                 ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor) { sample in
+                    pooling.add(sample.teacher)
                     if !needs.isEmpty,
                         let slot = generator.reservoirSlot(
                             seen: tilesSeen, capacity: settings.isTiled ? keptTiles : .max)
@@ -113,11 +117,15 @@ public enum Trainer {
         }
 
         // 3. Calibration on the held-out good images.
-        let detector = try calibrate(
+        var (detector, heldOut) = try calibrate(
             components, extractor: extractor, settings: settings, on: calibration,
             threshold: Detector.threshold(sensitivity: sensitivity),
             backboneSHA256: backboneSHA256, failures: &failures, progress: progress)
         clock.end("calibration")
+
+        // 4. The image-level shift detectors, on the pooled features of both passes.
+        detector.shift = ShiftModel.fit(training: pooled, heldOut: heldOut, seed: settings.seed)
+        clock.end("shift")
         let report = TrainingReport(
             trainingImages: training.count, calibrationImages: calibration.count,
             failures: failures, seconds: clock.total, phaseSeconds: clock.seconds,

@@ -112,3 +112,11 @@ public func rocCurve(scores: [Double], labels: [Bool]) -> [(fpr: Double, tpr: Do
 public func precisionRecallCurve(scores: [Double], labels: [Bool]) -> [(recall: Double, precision: Double)] {
     operatingPoints(scores: scores, labels: labels).map { ($0.recall, $0.precision) }
 }
+
+/// The false positive rate at the first threshold (from the top) whose true positive rate
+/// reaches `tpr` (0.95: "FPR95", the out-of-distribution detection literature's operating
+/// point); nil without both classes.
+public func falsePositiveRate(atTruePositiveRate tpr: Double, scores: [Double], labels: [Bool]) -> Double? {
+    guard labels.contains(true), labels.contains(false) else { return nil }
+    return operatingPoints(scores: scores, labels: labels).first { $0.recall >= tpr }?.falsePositiveRate
+}

@@ -67,3 +67,21 @@ func pipelineRows(
                 100 * inspection.defectArea))
     }
 }
+
+/// What the shift detectors add to an inspection of `probe`: the same detector with and
+/// without them, alternated so that the machine's load falls on both alike.
+func shiftCostRow(_ detector: Detector, probe: Image, _ row: (String, String, String) -> Void) {
+    guard detector.shift != nil else { return }
+    var bare = detector
+    bare.shift = nil
+    var differences = [Double]()
+    for _ in 0..<40 {
+        let with = measure(minRuns: 3, budget: 0) { _ = detector.inspect(probe) }.median
+        let without = measure(minRuns: 3, budget: 0) { _ = bare.inspect(probe) }.median
+        differences.append(with - without)
+    }
+    differences.sort()
+    row(
+        "shift detectors (pooling, gmm, iforest) added to inspect, \(probe.width)x\(probe.height)",
+        String(format: "%.2f ms/image", differences[differences.count / 2]), "(median of 40 paired differences)")
+}

@@ -79,9 +79,11 @@ if CommandLine.arguments.dropFirst().first == "--pipeline" {
     let scratch = NSTemporaryDirectory() + "anomap-bench-pipeline-\(getpid())"
     defer { try? FileManager.default.removeItem(atPath: scratch) }
     try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch) { name, value, note in
-        print("| \(name) | \(value) | \(note) |")
+    let printRow: (String, String, String) -> Void = { name, value, note in print("| \(name) | \(value) | \(note) |") }
+    if let probe = pipelineSources(sample).first?.1.resized(width: 289, height: 240, method: .area) {
+        shiftCostRow(detector, probe: probe, printRow)
     }
+    pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch, printRow)
     exit(0)
 }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
@@ -233,6 +235,9 @@ if let set = dataset {
                 format: "(%.1f ms/image, whole command; peak RSS %.0f MiB)", 1000 * full.seconds / Double(testCount),
                 full.peakMiB))
         guard preset == .learned else { continue }
+        if let probe = set.items.first.flatMap({ try? ImageCodec.read(contentsOf: $0.path) }) {
+            shiftCostRow(detector, probe: probe, row)
+        }
         pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch, row)
         let report = runChild([
             exe, "inspect", data + "/test/good", "--model", model, "--out", scratch + "/c", "--quiet",

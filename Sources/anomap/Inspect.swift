@@ -34,6 +34,13 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Exit with 1 when any image is anomalous.")
     var failOnAnomaly = false
 
+    @Flag(
+        name: .long,
+        help:
+            "Exit with 1 when any image is shifted (looks unlike the training set as a whole: product, camera, lighting)."
+    )
+    var failOnShift = false
+
     @Flag(name: .long, help: "Only write results.csv/json, no images.")
     var noImages = false
 
@@ -46,7 +53,9 @@ struct Inspect: ParsableCommand {
             "Process only share I of N of the inputs (1-based; deterministic by path).", valueName: "I/N"))
     var shard: String?
 
-    @Flag(name: .long, help: "Print one JSON summary on stdout (images, anomalous, normal, errors, seconds, results).")
+    @Flag(
+        name: .long,
+        help: "Print one JSON summary on stdout (images, anomalous, normal, errors, shifted, seconds, results).")
     var json = false
 
     @Option(
@@ -111,7 +120,7 @@ struct Inspect: ParsableCommand {
         if json {
             var fields: [String: Any] = [
                 "images": summary.images, "anomalous": summary.anomalous, "normal": normal,
-                "errors": summary.errors, "seconds": (seconds * 1000).rounded() / 1000,
+                "errors": summary.errors, "shifted": summary.shifted, "seconds": (seconds * 1000).rounded() / 1000,
                 "results": (out as NSString).appendingPathComponent("results.json"),
             ]
             if let report { fields["report"] = (report as NSString).appendingPathComponent("index.html") }
@@ -123,12 +132,13 @@ struct Inspect: ParsableCommand {
                 Summary.part("\(summary.anomalous) anomalous", summary.anomalous > 0 ? .red : .green),
                 Summary.part("\(normal) normal"),
                 Summary.part("\(summary.errors) errors", summary.errors > 0 ? .yellow : nil),
+                Summary.part("\(summary.shifted) shifted", summary.shifted > 0 ? .yellow : nil),
                 Summary.part(String(format: "%.1f s", seconds)),
                 Summary.part("-> \(out)/results.csv"),
             ]
             if let report { parts.append(Summary.part("report \(report)/index.html")) }
             Summary.print(parts)
         }
-        if failOnAnomaly && summary.anomalous > 0 { throw ExitCode(1) }
+        if (failOnAnomaly && summary.anomalous > 0) || (failOnShift && summary.shifted > 0) { throw ExitCode(1) }
     }
 }

@@ -45,6 +45,7 @@ final class BundleCompatibilityTests: XCTestCase {
         XCTAssertEqual(detector.settings.components, [.gaussian, .knn, .st, .variance, .ae])
         XCTAssertEqual(detector.settings.scoreComponents, [.gaussian])
         XCTAssertEqual(Set(detector.positional.keys), [.st, .variance, .ae])
+        XCTAssertNil(detector.shift, "bundles from before shift detection have none")
         let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
         let expected = try JSONDecoder().decode([Expected].self, from: data)
         XCTAssertEqual(expected.count, 5)
@@ -65,7 +66,8 @@ final class BundleCompatibilityTests: XCTestCase {
     }
 
     /// Retraining the fixture's settings on the images it was trained on writes the committed
-    /// bundle's tensors (names, shapes; metadata keys and settings) and, done twice, the same bytes. The committed
+    /// bundle's tensors (names, shapes; metadata keys and settings), plus the shift detectors,
+    /// and, done twice, the same bytes. The committed
     /// bytes themselves are not reproduced: the teacher's channels-last engine rounds its sums
     /// differently (by about 1e-6) from the im2col engine that trained the fixture; the outputs
     /// recorded for the committed bundle are checked above.
@@ -87,9 +89,12 @@ final class BundleCompatibilityTests: XCTestCase {
         }
         XCTAssertEqual(sha256Hex(written[0]), sha256Hex(written[1]), "same seed and settings, other bytes")
         let retrained = try SafeTensors.decode(written[0])
-        XCTAssertEqual(Set(retrained.tensors.keys), Set(committed.tensors.keys))
+        // Plus what training has gained since: the shift detectors' tensors and metadata.
+        let shiftTensors = Set(retrained.tensors.keys.filter { $0.hasPrefix("shift.") })
+        XCTAssertTrue(shiftTensors.contains("shift.mean") && shiftTensors.contains("shift.gmm.means"))
+        XCTAssertEqual(Set(retrained.tensors.keys).subtracting(shiftTensors), Set(committed.tensors.keys))
         for (name, tensor) in committed.tensors { XCTAssertEqual(retrained.tensors[name]?.shape, tensor.shape, name) }
-        XCTAssertEqual(Set(retrained.metadata.keys), Set(committed.metadata.keys))
+        XCTAssertEqual(Set(retrained.metadata.keys), Set(committed.metadata.keys).union(["shift"]))
         XCTAssertEqual(retrained.metadata["settings"], committed.metadata["settings"])
     }
 

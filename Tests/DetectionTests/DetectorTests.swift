@@ -337,6 +337,35 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(try ImageCodec.read(contentsOf: path, options: old.decodeOptions).width, 768)
     }
 
+    func testShiftDetectorsAreFittedAndKeepTheirScoresThroughTheBundle() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(Self.dataset)
+        let (detector, _) = try Trainer.train(
+            paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: smallSettings())
+        let shift = try XCTUnwrap(detector.shift)
+        XCTAssertEqual(shift.detectors.map { type(of: $0).name }, ["gmm", "iforest"])
+        let loaded = try XCTUnwrap(try roundTrip(detector).shift)
+        let good = try set.items.filter { $0.type == "good" }.map { try ImageCodec.read(contentsOf: $0.path) }
+        for image in good {
+            let pooled = detector.pooledFeatures(image)
+            XCTAssertEqual(pooled.count, PatchFeatureExtractor.dimension)
+            // The per-channel median of the teacher's patches, against a full sort.
+            let teacher = detector.extractor.embed(detector.settings.input(for: image))
+            let hw = teacher.height * teacher.width
+            XCTAssertEqual(hw % 2, 0)
+            for c in 0..<teacher.shape[1] {
+                let sorted = teacher.storage[(c * hw)..<((c + 1) * hw)].sorted()
+                XCTAssertEqual(pooled[c], (sorted[hw / 2 - 1] + sorted[hw / 2]) / 2, "channel \(c)")
+            }
+            XCTAssertEqual(shift.calibratedScores(pooled), loaded.calibratedScores(pooled))
+            // inspect reports the primary detector's verdict on the same pooled features.
+            XCTAssertEqual(detector.inspect(image).shift, shift.verdict(pooled))
+        }
+        // A flat grey frame is nothing like a part: far beyond the threshold.
+        let grey = try Image(width: 96, height: 96, channels: 3, pixels: [UInt8](repeating: 128, count: 96 * 96 * 3))
+        XCTAssertGreaterThan(shift.verdict(detector.pooledFeatures(grey)).score, 3)
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)

@@ -115,3 +115,80 @@ final class BlurTests: XCTestCase {
             [Float](repeating: 3, count: 20))
     }
 }
+
+/// The synthetic shifts of `eval-shift`, each against what it must do to a picture.
+final class ImageShiftTests: XCTestCase {
+    /// A gray test card: a gradient with a bright dot at (x, y).
+    func card(_ w: Int, _ h: Int, dot: (Int, Int)? = nil) throws -> Image {
+        var pixels = (0..<(w * h)).map { UInt8(60 + ($0 % w) * 100 / w) }
+        if let (x, y) = dot { pixels[y * w + x] = 255 }
+        return try Image(width: w, height: h, channels: 1, pixels: pixels)
+    }
+
+    func testEverySynthesizedShiftKeepsTheSizeAndChangesThePicture() throws {
+        var g = SeededGenerator(seed: 1)
+        let image = try card(60, 40, dot: (30, 20))
+        for kind in ImageShift.allCases {
+            let shifted = try kind.apply(image, generator: &g)
+            XCTAssertEqual([shifted.width, shifted.height, shifted.channels], [60, 40, 1], kind.rawValue)
+            XCTAssertNotEqual(shifted.pixels, image.pixels, kind.rawValue)
+        }
+    }
+
+    func testPhotometricShiftsScaleValuesAsNamed() throws {
+        var g = SeededGenerator(seed: 2)
+        let image = try card(50, 10)
+        let darker = try ImageShift.darker.apply(image, generator: &g)
+        let brighter = try ImageShift.brighter.apply(image, generator: &g)
+        for i in image.pixels.indices {
+            XCTAssertEqual(Int(darker.pixels[i]), Int((Double(image.pixels[i]) * 0.6).rounded()))
+            XCTAssertEqual(Int(brighter.pixels[i]), min(255, Int((Double(image.pixels[i]) * 1.4).rounded())))
+        }
+        func stats(_ v: [UInt8]) -> (mean: Double, deviation: Double) {
+            let m = v.reduce(0.0) { $0 + Double($1) } / Double(v.count)
+            return (m, (v.reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(v.count)).squareRoot())
+        }
+        let low = stats(try ImageShift.lowContrast.apply(image, generator: &g).pixels), base = stats(image.pixels)
+        XCTAssertEqual(low.mean, base.mean, accuracy: 0.6)
+        XCTAssertEqual(low.deviation, base.deviation / 2, accuracy: 0.6)
+        // Noise on mid-grey: zero mean, a deviation near 0.38 * 255 less what clipping takes.
+        let grey = try Image(width: 100, height: 100, channels: 1, pixels: [UInt8](repeating: 128, count: 10_000))
+        let noisy = stats(try ImageShift.gaussianNoise.apply(grey, generator: &g).pixels)
+        XCTAssertEqual(noisy.mean, 128, accuracy: 3)
+        XCTAssertGreaterThan(noisy.deviation, 70)
+        XCTAssertLessThan(noisy.deviation, 97)
+    }
+
+    func testGeometricShiftsMoveADotWhereTheyShould() throws {
+        var g = SeededGenerator(seed: 3)
+        func brightest(_ image: Image) -> (Int, Int) {
+            let i = image.pixels.indices.max { image.pixels[$0] < image.pixels[$1] } ?? 0
+            return (i % image.width, i / image.width)
+        }
+        // Translation by 10% of each side: (30, 20) -> (36, 24) on 60x40.
+        let moved = try ImageShift.translation.apply(try card(60, 40, dot: (30, 20)), generator: &g)
+        XCTAssertEqual(brightest(moved).0, 36)
+        XCTAssertEqual(brightest(moved).1, 24)
+        // Rotation by 10 degrees about the centre (29.5, 19.5), image y pointing down: a dot 20
+        // pixels right of the centre lands at (29.5 + 20 cos 10, 19.5 + 20 sin 10) = (49.2, 23.0).
+        let turned = try ImageShift.rotation.apply(try card(60, 40, dot: (50, 20)), generator: &g)
+        let (x, y) = brightest(turned)
+        XCTAssertEqual(Double(x), 29.5 + 20.5 * cos(10 * Double.pi / 180), accuracy: 1.01)
+        XCTAssertEqual(
+            Double(y), 19.5 + 0.5 * cos(10 * Double.pi / 180) + 20.5 * sin(10 * Double.pi / 180), accuracy: 1.01)
+    }
+
+    func testDefocusSpreadsADotOverADiskOfRadiusTen() {
+        var plane = [Float](repeating: 0, count: 41 * 41)
+        plane[20 * 41 + 20] = 1000
+        let out = ImageShift.defocus(plane, width: 41, height: 41, radius: 10, alias: 0.5)
+        XCTAssertEqual(out.reduce(0, +), 1000, accuracy: 0.5)
+        for y in 0..<41 {
+            for x in 0..<41 {
+                let r = (Double((x - 20) * (x - 20) + (y - 20) * (y - 20))).squareRoot()
+                if r <= 8 { XCTAssertGreaterThan(out[y * 41 + x], 1, "inside the disk at r = \(r)") }
+                if r >= 12 { XCTAssertLessThan(out[y * 41 + x], 0.01, "outside the disk at r = \(r)") }
+            }
+        }
+    }
+}

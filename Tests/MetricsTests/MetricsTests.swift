@@ -119,3 +119,17 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(acc.aupro(maxFPR: 0.3) ?? 0, 1, accuracy: 1e-12)
     }
 }
+
+final class ShiftMetricTests: XCTestCase {
+    func testFalsePositiveRateAtNinetyFivePercentRecallMatchesACount() {
+        // 20 positives scored 1...20, 100 negatives scored 0.5...50: catching 19 of 20 positives
+        // (95%) needs the threshold at the 19th highest positive, 2; negatives >= 2 are 97 of 100.
+        let positives = (1...20).map(Double.init), negatives = (1...100).map { Double($0) / 2 }
+        let scores = positives + negatives, labels = positives.map { _ in true } + negatives.map { _ in false }
+        let naive = Double(negatives.filter { $0 >= 2 }.count) / 100
+        XCTAssertEqual(
+            falsePositiveRate(atTruePositiveRate: 0.95, scores: scores, labels: labels) ?? -1, naive, accuracy: 1e-12)
+        XCTAssertNil(
+            falsePositiveRate(atTruePositiveRate: 0.95, scores: positives, labels: positives.map { _ in true }))
+    }
+}
