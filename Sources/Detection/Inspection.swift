@@ -88,7 +88,10 @@ extension Detector {
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         var inspection = Inspection(
             rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)
-        inspection.shift = pooled.isEmpty ? nil : shift?.verdict(pooled)
+        inspection.shift =
+            pooled.isEmpty
+            ? nil
+            : shift?.verdict(pooled) { HeadOutput(backbone: extractor.backbone, input: settings.input(for: image)) }
         return inspection
     }
 

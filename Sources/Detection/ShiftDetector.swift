@@ -1,31 +1,95 @@
 import Foundation
 import Models
+import NeuralNet
 import Tensors
 
+/// What a shift detector reads of one image.
+public struct ShiftInput: Sendable {
+    /// The teacher's patch embeddings pooled over the image (per-channel median), standardized
+    /// with the training images' statistics, (D).
+    public var pooled: [Float]
+    /// The ImageNet head, for detectors that need it (`ShiftDetector.needsHead`).
+    public var head: HeadOutput?
+
+    /// Wraps one image's features.
+    public init(pooled: [Float], head: HeadOutput? = nil) { (self.pooled, self.head) = (pooled, head) }
+}
+
+/// EfficientNet-Lite0's classifier on one image: pooled head features, logits, and the layer.
+public struct HeadOutput: Sendable {
+    /// Head features averaged over pixels, (1280).
+    public var features: [Float]
+    /// ImageNet logits, (1000).
+    public var logits: [Float]
+    /// The classifier that turned `features` into `logits`.
+    public var classifier: Linear
+
+    /// A head output from its parts; nil when they disagree in size.
+    public init?(features: [Float], logits: [Float], classifier: Linear) {
+        guard classifier.weight.shape == [logits.count, features.count] else { return nil }
+        (self.features, self.logits, self.classifier) = (features, logits, classifier)
+    }
+
+    /// The head of `backbone` on a (1, 3, H, W) normalized input.
+    public init(backbone: EfficientNetLite0, input: Tensor) {
+        let h = backbone.headFeatures(input)
+        (features, logits, classifier) = (h.storage, backbone.classifier.forward(h).storage, backbone.classifier)
+    }
+}
+
+/// What a shift detector is fitted on: the training images' standardized pooled features, and
+/// held-out good images with shifted copies of them (`ImageShift`), for detectors whose
+/// method chooses a parameter on such a validation set (ODIN's temperature).
+public struct ShiftFitData: Sendable {
+    /// Training images' standardized pooled features, (n, d) row-major.
+    public var training: [Float]
+    /// n.
+    public var count: Int
+    /// d.
+    public var dimension: Int
+    /// Held-out good images.
+    public var validation: [ShiftInput]
+    /// Shifted copies of held-out good images (every `ImageShift`).
+    public var shiftedValidation: [ShiftInput]
+
+    /// Data from its parts.
+    public init(
+        training: [Float], count: Int, dimension: Int, validation: [ShiftInput], shiftedValidation: [ShiftInput]
+    ) {
+        (self.training, self.count, self.dimension, self.validation, self.shiftedValidation) = (
+            training, count, dimension, validation, shiftedValidation
+        )
+    }
+}
+
 /// An image-level shift detector: whether a whole image still looks like the training set
-/// (the product, the camera's pose, the lighting, the lens), from the image's teacher
-/// features pooled over all patches. It is fitted by `train` on the training images' pooled
-/// features (standardized) and stored under `shift.<name>.*`. Register a new one in
-/// `ShiftRegistry`.
+/// (the product, the camera's pose, the lighting, the lens), from the image's pooled teacher
+/// features or from the backbone's ImageNet head. It is fitted by `train` and stored under
+/// `shift.<name>.*`. Register a new one in `ShiftRegistry`.
 public protocol ShiftDetector: Sendable {
     /// The name bundles and `eval-shift` use ("gmm").
     static var name: String { get }
     /// A few words for tables and `--help`.
     static var summary: String { get }
-    /// Fitted on standardized pooled features, (n, d) row-major; nil when it cannot be.
-    static func fit(_ features: [Float], count n: Int, dimension d: Int, generator: inout SeededGenerator) -> Self?
+    /// Whether it reads the ImageNet head (which costs the backbone's deeper stages).
+    static var needsHead: Bool { get }
+    /// Fitted on `data`; nil when it cannot be.
+    static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> Self?
     /// Read from a bundle's tensors; throws `BundleError` naming what is missing or malformed.
     static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> Self
     /// Its tensors, under `shift.<name>.*`.
     var tensors: [String: Tensor] { get }
-    /// How unlike the training images standardized pooled features are (higher: less alike).
-    func score(_ features: [Float]) -> Float
+    /// How unlike the training images one image is (higher: less alike).
+    func score(_ input: ShiftInput) -> Float
 }
 
 /// Every shift detector this build knows; adding one is one type in `Shift/` and one line here.
 public enum ShiftRegistry {
     /// The detector types, in the order tables list them.
-    public static let types: [any ShiftDetector.Type] = [GaussianMixtureShift.self, IsolationForestShift.self]
+    public static let types: [any ShiftDetector.Type] = [
+        GaussianMixtureShift.self, IsolationForestShift.self, MaximumSoftmaxShift.self, ODINShift.self,
+        GradientNormShift.self,
+    ]
 
     /// The type registered under `name`.
     public static func type(named name: String) -> (any ShiftDetector.Type)? { types.first { $0.name == name } }
@@ -66,9 +130,14 @@ public struct ShiftModel: Sendable {
         )
     }
 
-    /// Every registered detector fitted on `training` pooled features (one vector per image)
-    /// and calibrated on `heldOut`; nil when too few images or a detector cannot be fitted.
-    public static func fit(training: [[Float]], heldOut: [[Float]], seed: UInt64) -> ShiftModel? {
+    /// Every registered detector fitted on the training images' pooled features, and
+    /// calibrated on the held-out good images (`heldOut`; `shiftedHeldOut` are shifted copies
+    /// of them, the validation set of detectors that choose a parameter); nil when too few
+    /// images or a detector cannot be fitted.
+    public static func fit(
+        training: [[Float]], heldOut: [(pooled: [Float], head: HeadOutput?)],
+        shiftedHeldOut: [(pooled: [Float], head: HeadOutput?)], seed: UInt64
+    ) -> ShiftModel? {
         guard training.count >= 2, !heldOut.isEmpty, let d = training.first?.count, d > 0 else { return nil }
         let n = Double(training.count)
         var mean = [Float](repeating: 0, count: d), scale = [Float](repeating: 1, count: d)
@@ -79,21 +148,24 @@ public struct ShiftModel: Sendable {
             scale[j] = Float(max(v.squareRoot(), 1e-6))
         }
         func standardize(_ x: [Float]) -> [Float] { (0..<d).map { (x[$0] - mean[$0]) / scale[$0] } }
-        let flat = training.flatMap(standardize)
+        let validation = heldOut.map { ShiftInput(pooled: standardize($0.pooled), head: $0.head) }
+        let data = ShiftFitData(
+            training: training.flatMap(standardize), count: training.count, dimension: d, validation: validation,
+            shiftedValidation: shiftedHeldOut.map { ShiftInput(pooled: standardize($0.pooled), head: $0.head) })
         // Its own generator: fitting the shift detectors leaves the components' draws alone.
         var generator = SeededGenerator(seed: seed ^ 0x5348_4946_5400_0000)
         var detectors = [any ShiftDetector]()
-        for type in ShiftRegistry.types {
-            guard let detector = type.fit(flat, count: training.count, dimension: d, generator: &generator) else {
-                return nil
-            }
+        for type in ShiftRegistry.types where !type.needsHead || heldOut.allSatisfy({ $0.head != nil }) {
+            guard let detector = type.fit(data, generator: &generator) else { return nil }
             detectors.append(detector)
         }
-        let held = heldOut.map(standardize)
-        let calibration = detectors.map { detector in ShiftCalibration(scores: held.map { detector.score($0) }) }
-        let primary = ShiftRegistry.types.firstIndex { $0.name == primaryName } ?? 0
+        let calibration = detectors.map { detector in ShiftCalibration(scores: validation.map { detector.score($0) }) }
+        let primary = detectors.firstIndex { type(of: $0).name == primaryName } ?? 0
         return ShiftModel(mean: mean, scale: scale, detectors: detectors, calibration: calibration, primary: primary)
     }
+
+    /// Whether any detector reads the ImageNet head.
+    public var needsHead: Bool { detectors.contains { type(of: $0).needsHead } }
 
     /// Pooled features standardized as the detectors saw them in training.
     public func standardized(_ pooled: [Float]) -> [Float] {
@@ -101,15 +173,20 @@ public struct ShiftModel: Sendable {
         return pooled.indices.map { (pooled[$0] - mean[$0]) / scale[$0] }
     }
 
-    /// Each detector's score on the calibrated scale (1 = its threshold), in detector order.
-    public func calibratedScores(_ pooled: [Float]) -> [Float] {
-        let x = standardized(pooled)
-        return zip(detectors, calibration).map { $1.apply($0.score(x)) }
+    /// Each detector's score on the calibrated scale (1 = its threshold), in detector order;
+    /// `head` is asked for only when a detector needs it.
+    public func calibratedScores(_ pooled: [Float], head: () -> HeadOutput? = { nil }) -> [Float] {
+        let input = ShiftInput(pooled: standardized(pooled), head: needsHead ? head() : nil)
+        return zip(detectors, calibration).map { detector, calibration in
+            type(of: detector).needsHead && input.head == nil ? .nan : calibration.apply(detector.score(input))
+        }
     }
 
-    /// The primary detector's verdict.
-    public func verdict(_ pooled: [Float]) -> ShiftVerdict {
-        ShiftVerdict(score: calibration[primary].apply(detectors[primary].score(standardized(pooled))))
+    /// The primary detector's verdict (`head` asked for only if it reads the head).
+    public func verdict(_ pooled: [Float], head: () -> HeadOutput? = { nil }) -> ShiftVerdict {
+        let detector = detectors[primary]
+        let input = ShiftInput(pooled: standardized(pooled), head: type(of: detector).needsHead ? head() : nil)
+        return ShiftVerdict(score: calibration[primary].apply(detector.score(input)))
     }
 }
 

@@ -117,14 +117,15 @@ public enum Trainer {
         }
 
         // 3. Calibration on the held-out good images.
-        var (detector, heldOut) = try calibrate(
+        var (detector, heldOut, shiftedHeldOut) = try calibrate(
             components, extractor: extractor, settings: settings, on: calibration,
             threshold: Detector.threshold(sensitivity: sensitivity),
             backboneSHA256: backboneSHA256, failures: &failures, progress: progress)
         clock.end("calibration")
 
         // 4. The image-level shift detectors, on the pooled features of both passes.
-        detector.shift = ShiftModel.fit(training: pooled, heldOut: heldOut, seed: settings.seed)
+        detector.shift = ShiftModel.fit(
+            training: pooled, heldOut: heldOut, shiftedHeldOut: shiftedHeldOut, seed: settings.seed)
         clock.end("shift")
         let report = TrainingReport(
             trainingImages: training.count, calibrationImages: calibration.count,

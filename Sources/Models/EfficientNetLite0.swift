@@ -47,7 +47,8 @@ public struct EfficientNetLite0: Sendable {
     let stem: PackedConvolution
     let blocks: [InvertedResidual]
     let head: PackedConvolution
-    let classifier: Linear
+    /// The ImageNet classifier on the pooled head features: (1000, 1280).
+    public let classifier: Linear
 
     /// Builds the network from a checkpoint with the original tensor names.
     public init(checkpoint: SafeTensors, path: String = "checkpoint") throws {
@@ -126,7 +127,10 @@ public struct EfficientNetLite0: Sendable {
     }
 
     /// ImageNet logits (N, 1000) for (N, 3, H, W) normalized input.
-    public func logits(_ input: Tensor) -> Tensor {
+    public func logits(_ input: Tensor) -> Tensor { classifier.forward(headFeatures(input)) }
+
+    /// The head's features averaged over pixels, (N, 1280): what the classifier reads.
+    public func headFeatures(_ input: Tensor) -> Tensor {
         var pooled = Tensor(shape: [input.batch, 1280])
         run(input, through: blocks.count - 1) { index, map in
             guard index == blocks.count - 1 else { return }
@@ -150,7 +154,7 @@ public struct EfficientNetLite0: Sendable {
                 for c in 0..<1280 { pooled.storage[b * 1280 + c] /= Float(pixels) }
             }
         }
-        return classifier.forward(pooled)
+        return pooled
     }
 
     /// A channels-last feature map of a whole batch: (N, H, W, C) values.

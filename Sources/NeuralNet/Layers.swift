@@ -105,4 +105,38 @@ public struct Linear: Sendable {
         }
         return y
     }
+
+    /// Gradients of a loss through `forward`: given the input x (N, in) and dL/dy (N, out),
+    /// dL/dW = dy^T x (out, in), dL/db = sum over the batch of dy (out), dL/dx = dy W (N, in).
+    public func backward(
+        input x: Tensor, outputGradient dy: Tensor
+    ) -> (
+        weight: Tensor, bias: [Float], input: Tensor
+    ) {
+        let n = x.shape[0], inputs = weight.shape[1], outputs = weight.shape[0]
+        precondition(x.count == n * inputs && dy.count == n * outputs)
+        var dw = Tensor(shape: [outputs, inputs]), dx = Tensor(shape: [n, inputs])
+        var db = [Float](repeating: 0, count: outputs)
+        for b in 0..<n { for o in 0..<outputs { db[o] += dy.storage[b * outputs + o] } }
+        x.storage.withUnsafeBufferPointer { xs in
+            dy.storage.withUnsafeBufferPointer { gs in
+                weight.storage.withUnsafeBufferPointer { ws in
+                    dw.storage.withUnsafeMutableBufferPointer { dws in
+                        dx.storage.withUnsafeMutableBufferPointer { dxs in
+                            guard let xp = xs.baseAddress, let gp = gs.baseAddress, let wp = ws.baseAddress,
+                                let dwp = dws.baseAddress, let dxp = dxs.baseAddress
+                            else { return }
+                            sgemm(
+                                transposeA: true, m: outputs, n: inputs, k: n, a: gp, lda: outputs, b: xp,
+                                ldb: inputs, c: dwp, ldc: inputs)
+                            sgemm(
+                                m: n, n: inputs, k: outputs, a: gp, lda: outputs, b: wp, ldb: inputs, c: dxp,
+                                ldc: inputs)
+                        }
+                    }
+                }
+            }
+        }
+        return (dw, db, dx)
+    }
 }

@@ -82,6 +82,6 @@ func shiftCostRow(_ detector: Detector, probe: Image, _ row: (String, String, St
     }
     differences.sort()
     row(
-        "shift detectors (pooling, gmm, iforest) added to inspect, \(probe.width)x\(probe.height)",
+        "shift detector (pooling and the primary, gmm) added to inspect, \(probe.width)x\(probe.height)",
         String(format: "%.2f ms/image", differences[differences.count / 2]), "(median of 40 paired differences)")
 }

@@ -343,7 +343,8 @@ final class DetectorTests: XCTestCase {
         let (detector, _) = try Trainer.train(
             paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: smallSettings())
         let shift = try XCTUnwrap(detector.shift)
-        XCTAssertEqual(shift.detectors.map { type(of: $0).name }, ["gmm", "iforest"])
+        XCTAssertEqual(shift.detectors.map { type(of: $0).name }, ["gmm", "iforest", "msp", "odin", "gradnorm"])
+        XCTAssertTrue(ODINShift.temperatures.contains(try XCTUnwrap(shift.detectors[3] as? ODINShift).temperature))
         let loaded = try XCTUnwrap(try roundTrip(detector).shift)
         let good = try set.items.filter { $0.type == "good" }.map { try ImageCodec.read(contentsOf: $0.path) }
         for image in good {
@@ -357,7 +358,10 @@ final class DetectorTests: XCTestCase {
                 let sorted = teacher.storage[(c * hw)..<((c + 1) * hw)].sorted()
                 XCTAssertEqual(pooled[c], (sorted[hw / 2 - 1] + sorted[hw / 2]) / 2, "channel \(c)")
             }
-            XCTAssertEqual(shift.calibratedScores(pooled), loaded.calibratedScores(pooled))
+            let head = HeadOutput(backbone: detector.extractor.backbone, input: detector.settings.input(for: image))
+            let scores = shift.calibratedScores(pooled) { head }
+            XCTAssertEqual(scores, loaded.calibratedScores(pooled) { head })
+            XCTAssertFalse(scores.contains { !$0.isFinite }, "\(scores)")
             // inspect reports the primary detector's verdict on the same pooled features.
             XCTAssertEqual(detector.inspect(image).shift, shift.verdict(pooled))
         }

@@ -144,6 +144,30 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    func testLinearBackwardMatchesFiniteDifferences() {
+        var g = SeededGenerator(seed: 12)
+        var weight = Tensor(shape: [5, 4], storage: noise(20, &g))
+        var bias = noise(5, &g)
+        var x = Tensor(shape: [3, 4], storage: noise(12, &g))
+        let r = noise(15, &g)
+        func loss(_ w: Tensor, _ b: [Float], _ x: Tensor) -> Double {
+            projected(Linear(weight: w, bias: b).forward(x), r)
+        }
+        let grads = Linear(weight: weight, bias: bias).backward(
+            input: x, outputGradient: Tensor(shape: [3, 5], storage: r))
+        checkGradient(
+            "dweight", values: &weight.storage, analytic: grads.weight.storage, probes: Array(0..<20),
+            epsilon: 1e-2, tolerance: 1e-3
+        ) { v in loss(Tensor(shape: [5, 4], storage: v), bias, x) }
+        checkGradient(
+            "dbias", values: &bias, analytic: grads.bias, probes: Array(0..<5), epsilon: 1e-2, tolerance: 1e-3
+        ) { v in loss(weight, v, x) }
+        checkGradient(
+            "dinput", values: &x.storage, analytic: grads.input.storage, probes: Array(0..<12), epsilon: 1e-2,
+            tolerance: 1e-3
+        ) { v in loss(weight, bias, Tensor(shape: [3, 4], storage: v)) }
+    }
+
     func testMemoryReadoutBackwardMatchesFiniteDifferences() {
         var g = SeededGenerator(seed: 9)
         let readout = MemoryReadout(temperature: 0.5, shrinkage: 0.5)

@@ -7,6 +7,8 @@ import Tensors
 public struct GaussianMixtureShift: ShiftDetector {
     /// The name.
     public static let name = "gmm"
+    /// Reads the pooled features only.
+    public static let needsHead = false
     /// A few words.
     public static let summary = "Gaussian mixture on pooled features, BIC-chosen"
     /// The ridge added to every variance of the unit-variance features (the shrinkage).
@@ -21,11 +23,8 @@ public struct GaussianMixtureShift: ShiftDetector {
     public init(mixture: GaussianMixture) { self.mixture = mixture }
 
     /// Fits every count and covariance, each from two seeded starts, and keeps the lowest BIC.
-    public static func fit(
-        _ features: [Float], count n: Int, dimension d: Int, generator: inout SeededGenerator
-    )
-        -> GaussianMixtureShift?
-    {
+    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> GaussianMixtureShift? {
+        let (features, n, d) = (data.training, data.count, data.dimension)
         let x = features.map(Double.init)
         var best: (bic: Double, mixture: GaussianMixture)?
         for covariance in GaussianMixture.Covariance.allCases {
@@ -87,5 +86,5 @@ public struct GaussianMixtureShift: ShiftDetector {
     }
 
     /// Negative log-likelihood.
-    public func score(_ features: [Float]) -> Float { Float(-mixture.logLikelihood(features.map(Double.init))) }
+    public func score(_ input: ShiftInput) -> Float { Float(-mixture.logLikelihood(input.pooled.map(Double.init))) }
 }

@@ -6,6 +6,8 @@ import Tensors
 public struct IsolationForestShift: ShiftDetector {
     /// The name.
     public static let name = "iforest"
+    /// Reads the pooled features only.
+    public static let needsHead = false
     /// A few words.
     public static let summary = "isolation forest on pooled features"
 
@@ -16,12 +18,10 @@ public struct IsolationForestShift: ShiftDetector {
     public init(forest: IsolationForest) { self.forest = forest }
 
     /// Grows the forest.
-    public static func fit(
-        _ features: [Float], count n: Int, dimension d: Int, generator: inout SeededGenerator
-    )
-        -> IsolationForestShift?
-    {
-        IsolationForest.fit(features, count: n, dimension: d, generator: &generator).map(IsolationForestShift.init)
+    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> IsolationForestShift? {
+        let (features, n, d) = (data.training, data.count, data.dimension)
+        return IsolationForest.fit(features, count: n, dimension: d, generator: &generator).map(
+            IsolationForestShift.init)
     }
 
     /// Reads `shift.iforest.*` (node arrays; integers stored as floats, exact below 2^24).
@@ -52,5 +52,5 @@ public struct IsolationForestShift: ShiftDetector {
     }
 
     /// The anomaly score.
-    public func score(_ features: [Float]) -> Float { Float(forest.score(features)) }
+    public func score(_ input: ShiftInput) -> Float { Float(forest.score(input.pooled)) }
 }

@@ -1,0 +1,82 @@
+import Detection
+import Foundation
+import NeuralNet
+import Tensors
+import XCTest
+
+/// The ImageNet-head shift detectors on a small hand-made head, against finite differences and
+/// closed forms.
+final class HeadShiftTests: XCTestCase {
+    /// A head of 6 classes over 4 features, random but seeded.
+    func head(seed: UInt64, scale: Float = 1) -> HeadOutput {
+        var g = SeededGenerator(seed: seed)
+        func noise(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Double(g.next() >> 11) / Double(1 << 53)) * 2 - 1 } }
+        let classifier = Linear(
+            weight: Tensor(shape: [6, 4], storage: noise(24).map { $0 * scale }), bias: noise(6).map { $0 * scale })
+        let features = noise(4).map { abs($0) + 0.1 }
+        let logits = classifier.forward(Tensor(shape: [1, 4], storage: features)).storage
+        guard let head = HeadOutput(features: features, logits: logits, classifier: classifier) else {
+            preconditionFailure("the head's sizes disagree")
+        }
+        return head
+    }
+
+    /// KL(uniform || softmax(W h + b)) in Double: the loss GradNorm differentiates.
+    func kl(_ w: [Float], _ head: HeadOutput) -> Double {
+        let c = head.classifier.weight.shape[0], d = head.features.count
+        let z = (0..<c).map { k in
+            Double(head.classifier.bias[k])
+                + (0..<d).reduce(0.0) { $0 + Double(w[k * d + $1]) * Double(head.features[$1]) }
+        }
+        let top = z.max() ?? 0
+        let logSum = top + log(z.reduce(0) { $0 + exp($1 - top) })
+        return z.reduce(0) { $0 - ($1 - logSum) / Double(c) } - log(Double(c))
+    }
+
+    func testGradientNormIsTheNormOfTheFiniteDifferenceGradientAndFactors() {
+        for seed in [1, 2, 3] as [UInt64] {
+            let h = head(seed: seed, scale: 2)
+            let analytic = GradientNormShift.weightGradient(h).storage
+            var w = h.classifier.weight.storage
+            for i in w.indices {
+                let keep = w[i]
+                w[i] = keep + 1e-2
+                let up = kl(w, h)
+                w[i] = keep - 1e-2
+                let down = kl(w, h)
+                w[i] = keep
+                XCTAssertEqual(Double(analytic[i]), (up - down) / 2e-2, accuracy: 1e-3, "weight \(i)")
+            }
+            // The score is minus the L1 norm, which factors into softmax part times feature part.
+            let z = h.logits.map(Double.init), top = z.max() ?? 0
+            let p = z.map { exp($0 - top) }, total = p.reduce(0, +)
+            let softmaxPart = p.reduce(0) { $0 + abs($1 / total - 1 / 6) }
+            let featurePart = h.features.reduce(0) { $0 + Double(abs($1)) }
+            let score = GradientNormShift().score(ShiftInput(pooled: [], head: h))
+            XCTAssertEqual(Double(score), -softmaxPart * featurePart, accuracy: 1e-5)
+        }
+    }
+
+    func testSoftmaxScoresAndTheTemperatureSearch() throws {
+        let confident = head(seed: 4, scale: 20), unsure = head(seed: 4, scale: 0.01)
+        let msp = MaximumSoftmaxShift()
+        // -max softmax lies in [-1, -1/C]; a flat head is near -1/C, a sharp one near -1.
+        for h in [confident, unsure] {
+            let s = msp.score(ShiftInput(pooled: [], head: h))
+            XCTAssertTrue((-1...(-1 / 6 + 1e-6)).contains(s), "\(s)")
+        }
+        XCTAssertLessThan(msp.score(ShiftInput(pooled: [], head: confident)), -0.9)
+        XCTAssertGreaterThan(msp.score(ShiftInput(pooled: [], head: unsure)), -0.2)
+        // The grid search returns a grid temperature, and ODIN at T = 1 is MSP.
+        let data = ShiftFitData(
+            training: [], count: 0, dimension: 0,
+            validation: (10..<20).map { ShiftInput(pooled: [], head: head(seed: UInt64($0), scale: 5)) },
+            shiftedValidation: (20..<30).map { ShiftInput(pooled: [], head: head(seed: UInt64($0), scale: 0.5)) })
+        var g = SeededGenerator(seed: 0)
+        let odin = try XCTUnwrap(ODINShift.fit(data, generator: &g))
+        XCTAssertTrue(ODINShift.temperatures.contains(odin.temperature))
+        XCTAssertEqual(
+            ODINShift(temperature: 1).score(ShiftInput(pooled: [], head: confident)),
+            msp.score(ShiftInput(pooled: [], head: confident)), accuracy: 1e-6)
+    }
+}
