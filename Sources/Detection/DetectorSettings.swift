@@ -134,7 +134,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         /// region (AUPRO); trains in about 4 minutes on 762 images.
         case learned
         /// Gaussian + a 1024-entry memory bank, with the wide-scale map: no gradient training
-        /// (about 30 s on 762 images), under 20 ms per image, and the best pixel AUROC measured
+        /// (about 45 s on 762 images, shift detectors included), under 20 ms per image, and the best pixel AUROC measured
         /// on magnetic_tile, at a lower AUPRO than `learned`.
         case fast
 

@@ -87,7 +87,8 @@ public protocol ShiftDetector: Sendable {
 public enum ShiftRegistry {
     /// The detector types, in the order tables list them.
     public static let types: [any ShiftDetector.Type] = [
-        GaussianMixtureShift.self, IsolationForestShift.self, MaximumSoftmaxShift.self, ODINShift.self,
+        GaussianMixtureShift.self, IsolationForestShift.self, OneClassSVMShift.self, MaximumSoftmaxShift.self,
+        ODINShift.self,
         GradientNormShift.self,
     ]
 

@@ -17,8 +17,12 @@ final class ShiftModelTests: XCTestCase {
         }
         var dimension: Int
         var train: [[Double]], test: [[Double]]
+        struct SVM: Decodable {
+            var gamma: Double, nu: Double, test_decision: [Double], rho: Double, support_vectors: Int
+        }
         var gmm: [String: Mixture]
         var iforest: Forest
+        var ocsvm: SVM
     }
 
     func oracle() throws -> Oracle {
@@ -85,6 +89,20 @@ final class ShiftModelTests: XCTestCase {
         // Scattered points score as more anomalous than every cluster point.
         let insideWorst = ours.prefix(40).min() ?? 0, outsideBest = ours.suffix(20).max() ?? 0
         XCTAssertLessThan(outsideBest, insideWorst)
+    }
+
+    func testOneClassSVMDecisionsMatchScikitLearn() throws {
+        let o = try oracle()
+        let svm = try XCTUnwrap(
+            OneClassSVM.fit(
+                o.train.flatMap { $0 }.map(Float.init), count: o.train.count, dimension: o.dimension,
+                gamma: o.ocsvm.gamma, nu: o.ocsvm.nu, tolerance: 1e-7))
+        XCTAssertEqual(svm.rho, o.ocsvm.rho, accuracy: 1e-4 * abs(o.ocsvm.rho))
+        XCTAssertEqual(svm.coefficients.count, o.ocsvm.support_vectors, accuracy: 1)
+        XCTAssertEqual(svm.coefficients.reduce(0, +), o.ocsvm.nu * Double(o.train.count), accuracy: 1e-9)
+        for (x, expected) in zip(o.test, o.ocsvm.test_decision) {
+            XCTAssertEqual(svm.decision(x.map(Float.init)), expected, accuracy: 1e-4 * max(1, abs(expected)))
+        }
     }
 
     /// Spearman's rank correlation (no ties expected).
