@@ -17,8 +17,7 @@ extension Trainer {
         settings: DetectorSettings, on paths: [String], threshold: Float, backboneSHA256: String,
         failures: inout [String], progress: ProgressHandler
     ) throws -> (
-        detector: Detector, heldOut: [(pooled: [Float], head: HeadOutput?)],
-        shifted: [(pooled: [Float], head: HeadOutput?)]
+        detector: Detector, heldOut: [ShiftInput], shifted: [ShiftInput]
     ) {
         let identity = Normalization(normalLevel: 0, peakLevel: 1)
         func detector(
@@ -35,7 +34,7 @@ extension Trainer {
         // the quantiles come from one pass of the networks. Positional statistics are per tile
         // position (every tile has the same grid), so the tiles are kept until stitched.
         var tiles = [[[[Float]]]](), layouts = [TileLayout]()
-        var heldOut = [(pooled: [Float], head: HeadOutput?)](), shifted = [(pooled: [Float], head: HeadOutput?)]()
+        var heldOut = [ShiftInput](), shifted = [ShiftInput]()
         let raw = detector()
         // The synthetic shifts of the held-out images: the validation set of shift detectors
         // that choose a parameter (ODIN's temperature). Their own seed: no other draw moves.
@@ -47,12 +46,12 @@ extension Trainer {
             do {
                 let image = try raw.read(contentsOf: path).image
                 let (maps, layout, features) = raw.rawTileMaps(image, pooling: true)
-                heldOut.append((features, head(image)))
+                heldOut.append(ShiftInput(pooled: features, head: head(image), gradients: raw.lossGradientNorms(image)))
                 // Of the first `shiftedValidationImages` only: shifting every held-out image
                 // cost 36 s of a 70 s fast-preset training on magnetic_tile.
                 for kind in ImageShift.allCases where heldOut.count <= Self.shiftedValidationImages {
                     let copy = try kind.apply(image, generator: &shiftGenerator)
-                    shifted.append((raw.pooledFeatures(copy), head(copy)))
+                    shifted.append(ShiftInput(pooled: raw.pooledFeatures(copy), head: head(copy)))
                 }
                 tiles.append(maps)
                 layouts.append(layout)

@@ -102,6 +102,19 @@ public struct Detector: Sendable {
         return pooled.value
     }
 
+    /// Each component's training-loss gradient norm on the image, averaged over tiles (only the
+    /// components that have one: `ScoringComponent.lossGradientNorm`).
+    public func lossGradientNorms(_ image: Image) -> [Component: Float] {
+        var sums = [Component: Float](), tiles = 0
+        _ = forEachTile(of: image) { input in
+            tiles += 1
+            for component in components {
+                if let norm = component.lossGradientNorm(input) { sums[component.name, default: 0] += norm }
+            }
+        }
+        return sums.mapValues { $0 / Float(max(1, tiles)) }
+    }
+
     /// Tiles' raw maps standardized position by position (where the detector has statistics,
     /// which are per tile position) and stitched into one map per component on the whole
     /// image's grid, with its geometry.

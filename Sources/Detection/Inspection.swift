@@ -91,7 +91,9 @@ extension Detector {
         inspection.shift =
             pooled.isEmpty
             ? nil
-            : shift?.verdict(pooled) { HeadOutput(backbone: extractor.backbone, input: settings.input(for: image)) }
+            : shift?.verdict(
+                pooled, head: { HeadOutput(backbone: extractor.backbone, input: settings.input(for: image)) },
+                gradients: { lossGradientNorms(image) })
         return inspection
     }
 

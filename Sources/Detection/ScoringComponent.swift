@@ -62,6 +62,9 @@ public protocol ScoringComponent: Sendable {
         from inputs: [ComponentInput], rawLimit: Float,
         settings: DetectorSettings
     ) throws -> (component: Self, added: Int)?
+    /// The norm of the gradient of its own training loss on this input with respect to its
+    /// last layer's weights (the one-class gradient shift signal); nil when it has none.
+    func lossGradientNorm(_ input: ComponentInput) -> Float?
 }
 
 extension ScoringComponent {
@@ -78,6 +81,8 @@ extension ScoringComponent {
         from inputs: [ComponentInput], rawLimit: Float,
         settings: DetectorSettings
     ) throws -> (component: Self, added: Int)? { nil }
+    /// No training-loss gradient by default.
+    public func lossGradientNorm(_ input: ComponentInput) -> Float? { nil }
     /// The component's name.
     public var name: Component { Self.name }
 

@@ -10,9 +10,14 @@ public struct ShiftInput: Sendable {
     public var pooled: [Float]
     /// The ImageNet head, for detectors that need it (`ShiftDetector.needsHead`).
     public var head: HeadOutput?
+    /// The learned components' training-loss gradient norms (`ScoringComponent.lossGradientNorm`,
+    /// averaged over tiles), for detectors that read one (`ShiftDetector.gradientComponent`).
+    public var gradients: [Component: Float]
 
     /// Wraps one image's features.
-    public init(pooled: [Float], head: HeadOutput? = nil) { (self.pooled, self.head) = (pooled, head) }
+    public init(pooled: [Float], head: HeadOutput? = nil, gradients: [Component: Float] = [:]) {
+        (self.pooled, self.head, self.gradients) = (pooled, head, gradients)
+    }
 }
 
 /// EfficientNet-Lite0's classifier on one image: pooled head features, logits, and the layer.
@@ -73,6 +78,9 @@ public protocol ShiftDetector: Sendable {
     static var summary: String { get }
     /// Whether it reads the ImageNet head (which costs the backbone's deeper stages).
     static var needsHead: Bool { get }
+    /// The component whose training-loss gradient it reads, if any (it is then fitted only
+    /// when the model has that component).
+    static var gradientComponent: Component? { get }
     /// Fitted on `data`; nil when it cannot be.
     static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> Self?
     /// Read from a bundle's tensors; throws `BundleError` naming what is missing or malformed.
@@ -83,13 +91,18 @@ public protocol ShiftDetector: Sendable {
     func score(_ input: ShiftInput) -> Float
 }
 
+extension ShiftDetector {
+    /// No component gradient by default.
+    public static var gradientComponent: Component? { nil }
+}
+
 /// Every shift detector this build knows; adding one is one type in `Shift/` and one line here.
 public enum ShiftRegistry {
     /// The detector types, in the order tables list them.
     public static let types: [any ShiftDetector.Type] = [
         GaussianMixtureShift.self, IsolationForestShift.self, OneClassSVMShift.self, MaximumSoftmaxShift.self,
         ODINShift.self,
-        GradientNormShift.self,
+        GradientNormShift.self, AutoencoderGradientShift.self,
     ]
 
     /// The type registered under `name`.
@@ -136,8 +149,7 @@ public struct ShiftModel: Sendable {
     /// of them, the validation set of detectors that choose a parameter); nil when too few
     /// images or a detector cannot be fitted.
     public static func fit(
-        training: [[Float]], heldOut: [(pooled: [Float], head: HeadOutput?)],
-        shiftedHeldOut: [(pooled: [Float], head: HeadOutput?)], seed: UInt64
+        training: [[Float]], heldOut: [ShiftInput], shiftedHeldOut: [ShiftInput], seed: UInt64
     ) -> ShiftModel? {
         guard training.count >= 2, !heldOut.isEmpty, let d = training.first?.count, d > 0 else { return nil }
         let n = Double(training.count)
@@ -149,14 +161,21 @@ public struct ShiftModel: Sendable {
             scale[j] = Float(max(v.squareRoot(), 1e-6))
         }
         func standardize(_ x: [Float]) -> [Float] { (0..<d).map { (x[$0] - mean[$0]) / scale[$0] } }
-        let validation = heldOut.map { ShiftInput(pooled: standardize($0.pooled), head: $0.head) }
+        let validation = heldOut.map {
+            ShiftInput(pooled: standardize($0.pooled), head: $0.head, gradients: $0.gradients)
+        }
         let data = ShiftFitData(
             training: training.flatMap(standardize), count: training.count, dimension: d, validation: validation,
-            shiftedValidation: shiftedHeldOut.map { ShiftInput(pooled: standardize($0.pooled), head: $0.head) })
+            shiftedValidation: shiftedHeldOut.map {
+                ShiftInput(pooled: standardize($0.pooled), head: $0.head, gradients: $0.gradients)
+            })
         // Its own generator: fitting the shift detectors leaves the components' draws alone.
         var generator = SeededGenerator(seed: seed ^ 0x5348_4946_5400_0000)
         var detectors = [any ShiftDetector]()
-        for type in ShiftRegistry.types where !type.needsHead || heldOut.allSatisfy({ $0.head != nil }) {
+        for type in ShiftRegistry.types
+        where (!type.needsHead || heldOut.allSatisfy { $0.head != nil })
+            && type.gradientComponent.map({ c in heldOut.allSatisfy { $0.gradients[c] != nil } }) ?? true
+        {
             guard let detector = type.fit(data, generator: &generator) else { return nil }
             detectors.append(detector)
         }
@@ -167,6 +186,8 @@ public struct ShiftModel: Sendable {
 
     /// Whether any detector reads the ImageNet head.
     public var needsHead: Bool { detectors.contains { type(of: $0).needsHead } }
+    /// Whether any detector reads a component's gradient.
+    public var needsGradients: Bool { detectors.contains { type(of: $0).gradientComponent != nil } }
 
     /// Pooled features standardized as the detectors saw them in training.
     public func standardized(_ pooled: [Float]) -> [Float] {
@@ -176,17 +197,28 @@ public struct ShiftModel: Sendable {
 
     /// Each detector's score on the calibrated scale (1 = its threshold), in detector order;
     /// `head` is asked for only when a detector needs it.
-    public func calibratedScores(_ pooled: [Float], head: () -> HeadOutput? = { nil }) -> [Float] {
-        let input = ShiftInput(pooled: standardized(pooled), head: needsHead ? head() : nil)
+    public func calibratedScores(
+        _ pooled: [Float], head: () -> HeadOutput? = { nil }, gradients: () -> [Component: Float] = { [:] }
+    ) -> [Float] {
+        let input = ShiftInput(
+            pooled: standardized(pooled), head: needsHead ? head() : nil, gradients: needsGradients ? gradients() : [:])
         return zip(detectors, calibration).map { detector, calibration in
-            type(of: detector).needsHead && input.head == nil ? .nan : calibration.apply(detector.score(input))
+            let kind = type(of: detector)
+            let missing =
+                (kind.needsHead && input.head == nil)
+                || kind.gradientComponent.map { input.gradients[$0] == nil } ?? false
+            return missing ? .nan : calibration.apply(detector.score(input))
         }
     }
 
-    /// The primary detector's verdict (`head` asked for only if it reads the head).
-    public func verdict(_ pooled: [Float], head: () -> HeadOutput? = { nil }) -> ShiftVerdict {
-        let detector = detectors[primary]
-        let input = ShiftInput(pooled: standardized(pooled), head: type(of: detector).needsHead ? head() : nil)
+    /// The primary detector's verdict (`head` and `gradients` asked for only if it reads them).
+    public func verdict(
+        _ pooled: [Float], head: () -> HeadOutput? = { nil }, gradients: () -> [Component: Float] = { [:] }
+    ) -> ShiftVerdict {
+        let detector = detectors[primary], kind = type(of: detector)
+        let input = ShiftInput(
+            pooled: standardized(pooled), head: kind.needsHead ? head() : nil,
+            gradients: kind.gradientComponent != nil ? gradients() : [:])
         return ShiftVerdict(score: calibration[primary].apply(detector.score(input)))
     }
 }

@@ -68,3 +68,42 @@ final class LearnedModelTests: XCTestCase {
         XCTAssertEqual(maps.variance, [1])
     }
 }
+
+/// The one-class gradient signal of the memory autoencoder against finite differences.
+final class AutoencoderGradientTests: XCTestCase {
+    func testLastLayerGradientNormMatchesFiniteDifferences() {
+        var g = SeededGenerator(seed: 17)
+        let d = 6, latent = 4
+        var ae = MemoryAutoencoder(
+            encoder: ConvStack(
+                inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: latent), generator: &g),
+            decoder: ConvStack(
+                inChannels: latent, specs: MemoryAutoencoder.decoderSpecs(latent: latent, outChannels: d), generator: &g
+            ),
+            memory: Tensor(shape: [5, latent], storage: (0..<(5 * latent)).map { _ in g.nextGaussian() }),
+            readout: MemoryReadout(temperature: 0.5, shrinkage: 0.5),
+            standardization: FeatureStandardization(
+                mean: [Float](repeating: 0.1, count: d), scale: [Float](repeating: 2, count: d)))
+        let teacher = Tensor(shape: [1, d, 8, 8], storage: (0..<(d * 64)).map { _ in g.nextGaussian() })
+        func loss(_ model: MemoryAutoencoder) -> Double {
+            let target = model.standardization.apply(teacher)
+            let out = model.reconstruct(target)
+            return zip(out.storage, target.storage).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+                / Double(out.count)
+        }
+        let last = ae.decoder.weights.count - 1
+        var squares = 0.0
+        for i in ae.decoder.weights[last].storage.indices {
+            let keep = ae.decoder.weights[last].storage[i]
+            ae.decoder.weights[last].storage[i] = keep + 1e-2
+            let up = loss(ae)
+            ae.decoder.weights[last].storage[i] = keep - 1e-2
+            let down = loss(ae)
+            ae.decoder.weights[last].storage[i] = keep
+            squares += ((up - down) / 2e-2) * ((up - down) / 2e-2)
+        }
+        let norm = Double(ae.lastLayerGradientNorm(teacher: teacher))
+        XCTAssertGreaterThan(norm, 0)
+        XCTAssertEqual(norm, squares.squareRoot(), accuracy: 1e-3 * squares.squareRoot())
+    }
+}

@@ -78,6 +78,11 @@ public struct AutoencoderComponent: ScoringComponent {
         autoencoder.residual(teacher: input.teacher, singleThreaded: singleThreaded)
     }
 
+    /// The decoder's last-layer gradient norm of the reconstruction loss.
+    public func lossGradientNorm(_ input: ComponentInput) -> Float? {
+        autoencoder.lastLayerGradientNorm(teacher: input.teacher)
+    }
+
     struct Fitter: ComponentFitter {
         let settings: DetectorSettings
         var phase: String { "autoencoder" }

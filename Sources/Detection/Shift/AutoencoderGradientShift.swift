@@ -1,0 +1,35 @@
+import Tensors
+
+/// `aegrad`: the one-class gradient signal: the norm of the gradient of the autoencoder's own
+/// reconstruction loss on the image with respect to its decoder's last layer's weights
+/// (`MemoryAutoencoder.lastLayerGradientNorm`). A model that does not know what to do with an
+/// input gets a large gradient. Fitted only for models with the `ae` component; nothing to fit.
+public struct AutoencoderGradientShift: ShiftDetector {
+    /// The name.
+    public static let name = "aegrad"
+    /// A few words.
+    public static let summary = "gradient norm of the autoencoder's loss"
+    /// Reads no head.
+    public static let needsHead = false
+    /// Reads the autoencoder's gradient.
+    public static var gradientComponent: Component? { AutoencoderComponent.name }
+
+    /// The detector.
+    public init() {}
+
+    /// Nothing to fit.
+    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> AutoencoderGradientShift? {
+        AutoencoderGradientShift()
+    }
+
+    /// Nothing stored.
+    public static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> AutoencoderGradientShift {
+        AutoencoderGradientShift()
+    }
+
+    /// Nothing stored.
+    public var tensors: [String: Tensor] { [:] }
+
+    /// The gradient norm.
+    public func score(_ input: ShiftInput) -> Float { input.gradients[AutoencoderComponent.name] ?? .nan }
+}
