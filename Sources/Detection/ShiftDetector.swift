@@ -96,6 +96,21 @@ extension ShiftDetector {
     public static var gradientComponent: Component? { nil }
 }
 
+/// A shift detector with nothing to fit or store (its score is a fixed function of its input).
+public protocol StatelessShiftDetector: ShiftDetector {
+    /// The detector.
+    init()
+}
+
+extension StatelessShiftDetector {
+    /// Nothing to fit.
+    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> Self? { Self() }
+    /// Nothing stored.
+    public static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> Self { Self() }
+    /// Nothing stored.
+    public var tensors: [String: Tensor] { [:] }
+}
+
 /// Every shift detector this build knows; adding one is one type in `Shift/` and one line here.
 public enum ShiftRegistry {
     /// The detector types, in the order tables list them.

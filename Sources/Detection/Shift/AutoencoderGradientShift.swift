@@ -4,7 +4,7 @@ import Tensors
 /// reconstruction loss on the image with respect to its decoder's last layer's weights
 /// (`MemoryAutoencoder.lastLayerGradientNorm`). A model that does not know what to do with an
 /// input gets a large gradient. Fitted only for models with the `ae` component; nothing to fit.
-public struct AutoencoderGradientShift: ShiftDetector {
+public struct AutoencoderGradientShift: StatelessShiftDetector {
     /// The name.
     public static let name = "aegrad"
     /// A few words.
@@ -16,19 +16,6 @@ public struct AutoencoderGradientShift: ShiftDetector {
 
     /// The detector.
     public init() {}
-
-    /// Nothing to fit.
-    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> AutoencoderGradientShift? {
-        AutoencoderGradientShift()
-    }
-
-    /// Nothing stored.
-    public static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> AutoencoderGradientShift {
-        AutoencoderGradientShift()
-    }
-
-    /// Nothing stored.
-    public var tensors: [String: Tensor] { [:] }
 
     /// The gradient norm.
     public func score(_ input: ShiftInput) -> Float { input.gradients[AutoencoderComponent.name] ?? .nan }

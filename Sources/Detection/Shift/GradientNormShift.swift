@@ -6,7 +6,7 @@ import Tensors
 /// The gradient comes from the classifier's own backward pass (`Linear.backward`) on
 /// dKL/dz = softmax(z) - 1/C; it factors as (sum_c |p_c - 1/C|) (sum_k |h_k|), the softmax
 /// part times the feature part. Nothing to fit.
-public struct GradientNormShift: ShiftDetector {
+public struct GradientNormShift: StatelessShiftDetector {
     /// The name.
     public static let name = "gradnorm"
     /// A few words.
@@ -16,19 +16,6 @@ public struct GradientNormShift: ShiftDetector {
 
     /// The detector.
     public init() {}
-
-    /// Nothing to fit.
-    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> GradientNormShift? {
-        GradientNormShift()
-    }
-
-    /// Nothing stored.
-    public static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> GradientNormShift {
-        GradientNormShift()
-    }
-
-    /// Nothing stored.
-    public var tensors: [String: Tensor] { [:] }
 
     /// dKL(u || softmax(z)) / dW of the classifier, (classes, features), by its backward pass.
     public static func weightGradient(_ head: HeadOutput) -> Tensor {

@@ -4,7 +4,7 @@ import Tensors
 /// `msp`: the maximum softmax probability of the backbone's ImageNet head (Hendrycks &
 /// Gimpel 2017); score = -max_c softmax(z)_c, so an image the classifier is unsure about scores
 /// higher. Nothing to fit.
-public struct MaximumSoftmaxShift: ShiftDetector {
+public struct MaximumSoftmaxShift: StatelessShiftDetector {
     /// The name.
     public static let name = "msp"
     /// A few words.
@@ -14,19 +14,6 @@ public struct MaximumSoftmaxShift: ShiftDetector {
 
     /// The detector.
     public init() {}
-
-    /// Nothing to fit.
-    public static func fit(_ data: ShiftFitData, generator: inout SeededGenerator) -> MaximumSoftmaxShift? {
-        MaximumSoftmaxShift()
-    }
-
-    /// Nothing stored.
-    public static func load(_ tensors: [String: Tensor], dimension d: Int) throws -> MaximumSoftmaxShift {
-        MaximumSoftmaxShift()
-    }
-
-    /// Nothing stored.
-    public var tensors: [String: Tensor] { [:] }
 
     /// -max softmax.
     public func score(_ input: ShiftInput) -> Float {
