@@ -69,11 +69,9 @@ public struct ShiftEvaluation: Codable, Sendable {
         func scores(_ image: Image) -> [Double] {
             done += 1
             progress("shift", done, total)
-            return shift.calibratedScores(
-                detector.pooledFeatures(image),
-                head: { HeadOutput(backbone: detector.extractor.backbone, input: detector.settings.input(for: image)) },
-                gradients: { detector.lossGradientNorms(image) }
-            ).map(Double.init)
+            return shift.calibratedScores(detector.shiftFeatures(image, gradients: shift.needsGradients)) {
+                HeadOutput(backbone: detector.extractor.backbone, input: detector.settings.input(for: image))
+            }.map(Double.init)
         }
         func read(_ path: String) -> Image? {
             do {

@@ -76,43 +76,29 @@ public struct Detector: Sendable {
         ComponentInput.forEachTile(of: image, settings: settings, extractor: extractor, body)
     }
 
-    /// Each tile's raw component maps (`tiles[tile][component]`, settings order), the layout,
-    /// and, when `pooling` (by default: when the detector has shift detectors), the teacher
-    /// features pooled over every patch of every tile, (D), which the shift detectors read
-    /// (else empty).
+    /// Each tile's raw component maps (`tiles[tile][component]`, settings order) and the layout;
+    /// `observe` sees each tile's input too (what the shift detectors gather, in the same pass).
     public func rawTileMaps(
-        _ image: Image, pooling: Bool? = nil
+        _ image: Image, observing observe: (ComponentInput) -> Void = { _ in }
     ) -> (
-        tiles: [[[Float]]], layout: TileLayout, pooled: [Float]
+        tiles: [[[Float]]], layout: TileLayout
     ) {
-        var tiles = [[[Float]]](), pooled = Pooling()
-        let pools = pooling ?? (shift != nil)
+        var tiles = [[[Float]]]()
         let layout = forEachTile(of: image) {
-            if pools { pooled.add($0.teacher) }
+            observe($0)
             tiles.append(rawCoarseMaps($0))
         }
-        return (tiles, layout, pooled.value)
+        return (tiles, layout)
     }
 
-    /// The teacher features averaged over every patch of every tile, (D): what the shift
-    /// detectors read, without the components' work.
-    public func pooledFeatures(_ image: Image) -> [Float] {
-        var pooled = Pooling()
-        _ = forEachTile(of: image) { pooled.add($0.teacher) }
-        return pooled.value
-    }
-
-    /// Each component's training-loss gradient norm on the image, averaged over tiles (only the
-    /// components that have one: `ScoringComponent.lossGradientNorm`).
-    public func lossGradientNorms(_ image: Image) -> [Component: Float] {
-        var sums = [Component: Float](), tiles = 0
-        _ = forEachTile(of: image) { input in
-            tiles += 1
-            for component in components {
-                if let norm = component.lossGradientNorm(input) { sums[component.name, default: 0] += norm }
-            }
-        }
-        return sums.mapValues { $0 / Float(max(1, tiles)) }
+    /// What the shift detectors read of an image, in one pass over its tiles and without the
+    /// components' maps: the teacher features pooled over every patch of every tile (per-channel
+    /// median, (D)), and, when `gradients`, each component's training-loss gradient norm
+    /// averaged over tiles (the components that have one: `ScoringComponent.lossGradientNorm`).
+    public func shiftFeatures(_ image: Image, gradients: Bool = false) -> ShiftFeatures {
+        var probe = ShiftProbe(components: gradients ? components : [])
+        _ = forEachTile(of: image) { probe.observe($0) }
+        return probe.features
     }
 
     /// Tiles' raw maps standardized position by position (where the detector has statistics,
@@ -139,7 +125,7 @@ public struct Detector: Sendable {
     /// Each component's map on the whole image's feature grid (positionally standardized where
     /// the detector has statistics, tiles stitched), in settings order, and their geometry.
     public func coarseMaps(_ image: Image) -> (maps: [[Float]], geometry: MapGeometry) {
-        let (tiles, layout, _) = rawTileMaps(image)
+        let (tiles, layout) = rawTileMaps(image)
         return stitched(tiles, layout: layout)
     }
 
@@ -286,6 +272,35 @@ extension ComponentInput {
             image: crop, teacher: teacher,
             embeddings: Detector.embeddings(
                 teacher, positionWeight: settings.positionWeight, offset: layout.cellOffset(index), grid: layout.grid))
+    }
+}
+
+/// An image's features as the shift detectors read them, before standardization.
+public struct ShiftFeatures: Sendable {
+    /// The teacher's patch embeddings pooled over the image (per-channel median), (D).
+    public var pooled: [Float]
+    /// The components' training-loss gradient norms, averaged over tiles (empty when not asked for).
+    public var gradients: [Component: Float]
+}
+
+/// Gathers `ShiftFeatures` tile by tile: the pooled teacher features, and the gradient norms
+/// of `components` (those that have one).
+struct ShiftProbe {
+    let components: [any ScoringComponent]
+    var pooling = Pooling(), sums = [Component: Float](), tiles = 0
+
+    /// Adds one tile.
+    mutating func observe(_ input: ComponentInput) {
+        pooling.add(input.teacher)
+        tiles += 1
+        for component in components {
+            if let norm = component.lossGradientNorm(input) { sums[component.name, default: 0] += norm }
+        }
+    }
+
+    /// What was gathered.
+    var features: ShiftFeatures {
+        ShiftFeatures(pooled: pooling.value, gradients: sums.mapValues { $0 / Float(max(1, tiles)) })
     }
 }
 

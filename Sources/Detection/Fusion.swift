@@ -96,14 +96,15 @@ extension Detector {
     /// the map's maximum, or the maximum of the score components' map.
     public func analyze(_ image: Image) -> AnomalyResult { examine(image).result }
 
-    /// `analyze`, and the teacher features pooled over the image (what the shift detectors
-    /// read; empty when the detector has none).
-    public func examine(_ image: Image) -> (result: AnomalyResult, pooled: [Float]) {
-        let (tiles, layout, pooled) = rawTileMaps(image)
+    /// `analyze`, and what the primary shift detector reads of the image, gathered in the same
+    /// pass over the tiles (nil when the detector has no shift detectors).
+    public func examine(_ image: Image) -> (result: AnomalyResult, shift: ShiftFeatures?) {
+        var probe = shift.map { ShiftProbe(components: $0.primaryReadsGradients ? components : []) }
+        let (tiles, layout) = rawTileMaps(image) { probe?.observe($0) }
         let (coarse, geometry) = stitched(tiles, layout: layout)
         let (map, scoreMap) = fusedMaps(coarse: coarse, geometry: geometry)
         var result = map
         if let scoreMap { result.score = scoreMap.score }
-        return (result, pooled)
+        return (result, probe?.features)
     }
 }

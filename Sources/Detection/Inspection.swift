@@ -79,7 +79,7 @@ extension Detector {
     /// Full inspection of one image: normalized map at `size` (default: the image's own size;
     /// the full size of an image decoded smaller, see `read(contentsOf:)`), verdict, regions.
     public func inspect(_ image: Image, size: (width: Int, height: Int)? = nil) -> Inspection {
-        let (raw, pooled) = examine(image)
+        let (raw, features) = examine(image)
         let (width, height) = size ?? (image.width, image.height)
         let resized = resizePlanes(
             raw.map, channels: 1, width: raw.width, height: raw.height,
@@ -88,12 +88,11 @@ extension Detector {
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         var inspection = Inspection(
             rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)
-        inspection.shift =
-            pooled.isEmpty
-            ? nil
-            : shift?.verdict(
-                pooled, head: { HeadOutput(backbone: extractor.backbone, input: settings.input(for: image)) },
-                gradients: { lossGradientNorms(image) })
+        if let shift, let features {
+            inspection.shift = shift.verdict(features) {
+                HeadOutput(backbone: extractor.backbone, input: settings.input(for: image))
+            }
+        }
         return inspection
     }
 

@@ -203,6 +203,8 @@ public struct ShiftModel: Sendable {
     public var needsHead: Bool { detectors.contains { type(of: $0).needsHead } }
     /// Whether any detector reads a component's gradient.
     public var needsGradients: Bool { detectors.contains { type(of: $0).gradientComponent != nil } }
+    /// Whether the primary detector reads a component's gradient.
+    public var primaryReadsGradients: Bool { type(of: detectors[primary]).gradientComponent != nil }
 
     /// Pooled features standardized as the detectors saw them in training.
     public func standardized(_ pooled: [Float]) -> [Float] {
@@ -210,13 +212,11 @@ public struct ShiftModel: Sendable {
         return pooled.indices.map { (pooled[$0] - mean[$0]) / scale[$0] }
     }
 
-    /// Each detector's score on the calibrated scale (1 = its threshold), in detector order;
-    /// `head` is asked for only when a detector needs it.
-    public func calibratedScores(
-        _ pooled: [Float], head: () -> HeadOutput? = { nil }, gradients: () -> [Component: Float] = { [:] }
-    ) -> [Float] {
+    /// Each detector's score on the calibrated scale (1 = its threshold), in detector order
+    /// (NaN for one whose input is missing); `head` is asked for only when a detector needs it.
+    public func calibratedScores(_ features: ShiftFeatures, head: () -> HeadOutput? = { nil }) -> [Float] {
         let input = ShiftInput(
-            pooled: standardized(pooled), head: needsHead ? head() : nil, gradients: needsGradients ? gradients() : [:])
+            pooled: standardized(features.pooled), head: needsHead ? head() : nil, gradients: features.gradients)
         return zip(detectors, calibration).map { detector, calibration in
             let kind = type(of: detector)
             let missing =
@@ -226,14 +226,12 @@ public struct ShiftModel: Sendable {
         }
     }
 
-    /// The primary detector's verdict (`head` and `gradients` asked for only if it reads them).
-    public func verdict(
-        _ pooled: [Float], head: () -> HeadOutput? = { nil }, gradients: () -> [Component: Float] = { [:] }
-    ) -> ShiftVerdict {
-        let detector = detectors[primary], kind = type(of: detector)
+    /// The primary detector's verdict (`head` asked for only if it reads the head).
+    public func verdict(_ features: ShiftFeatures, head: () -> HeadOutput? = { nil }) -> ShiftVerdict {
+        let detector = detectors[primary]
         let input = ShiftInput(
-            pooled: standardized(pooled), head: kind.needsHead ? head() : nil,
-            gradients: kind.gradientComponent != nil ? gradients() : [:])
+            pooled: standardized(features.pooled), head: type(of: detector).needsHead ? head() : nil,
+            gradients: features.gradients)
         return ShiftVerdict(score: calibration[primary].apply(detector.score(input)))
     }
 }

@@ -349,7 +349,8 @@ final class DetectorTests: XCTestCase {
         let loaded = try XCTUnwrap(try roundTrip(detector).shift)
         let good = try set.items.filter { $0.type == "good" }.map { try ImageCodec.read(contentsOf: $0.path) }
         for image in good {
-            let pooled = detector.pooledFeatures(image)
+            let features = detector.shiftFeatures(image)
+            let pooled = features.pooled
             XCTAssertEqual(pooled.count, PatchFeatureExtractor.dimension)
             // The per-channel median of the teacher's patches, against a full sort.
             let teacher = detector.extractor.embed(detector.settings.input(for: image))
@@ -360,15 +361,15 @@ final class DetectorTests: XCTestCase {
                 XCTAssertEqual(pooled[c], (sorted[hw / 2 - 1] + sorted[hw / 2]) / 2, "channel \(c)")
             }
             let head = HeadOutput(backbone: detector.extractor.backbone, input: detector.settings.input(for: image))
-            let scores = shift.calibratedScores(pooled) { head }
-            XCTAssertEqual(scores, loaded.calibratedScores(pooled) { head })
+            let scores = shift.calibratedScores(features) { head }
+            XCTAssertEqual(scores, loaded.calibratedScores(features) { head })
             XCTAssertFalse(scores.contains { !$0.isFinite }, "\(scores)")
             // inspect reports the primary detector's verdict on the same pooled features.
-            XCTAssertEqual(detector.inspect(image).shift, shift.verdict(pooled))
+            XCTAssertEqual(detector.inspect(image).shift, shift.verdict(features))
         }
         // A flat grey frame is nothing like a part: far beyond the threshold.
         let grey = try Image(width: 96, height: 96, channels: 3, pixels: [UInt8](repeating: 128, count: 96 * 96 * 3))
-        XCTAssertGreaterThan(shift.verdict(detector.pooledFeatures(grey)).score, 3)
+        XCTAssertGreaterThan(shift.verdict(detector.shiftFeatures(grey)).score, 3)
     }
 
     func testCholeskyInverseAndMahalanobisDistance() {
