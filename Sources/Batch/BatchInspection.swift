@@ -86,10 +86,12 @@ public struct BatchInspection {
             let pending = Pending()
             decodeQueue.async {
                 pending.result = Result {
-                    let (image, size) = try detector.read(contentsOf: todo[k].path)
                     // A large JPEG the model reads smaller is drawn on at full size.
-                    let drawn = (writesImages || report != nil) && (image.width, image.height) != size
-                    return (image, size, drawn ? try ImageCodec.read(contentsOf: todo[k].path) : image)
+                    guard writesImages || report != nil else {
+                        let (image, size) = try detector.read(contentsOf: todo[k].path)
+                        return (image, size, image)
+                    }
+                    return try detector.readWithPhoto(contentsOf: todo[k].path)
                 }
                 pending.ready.signal()
             }

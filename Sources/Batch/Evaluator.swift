@@ -16,13 +16,14 @@ public enum Evaluator {
         evaluate(detector, on: set, progress: progress) { _, _, _ in }
     }
 
-    /// Evaluates `detector` on `set`; `visit` sees each inspection with its ground-truth mask
-    /// (all false for good images; both at the image's full size) and each unreadable image
-    /// (nil), e.g. to fill a report; an error it throws ends the evaluation.
+    /// Evaluates `detector` on `set`; `visit` sees each image as the model read it (a large JPEG
+    /// may be smaller, see `Detector.read`), its inspection and its ground-truth mask (all false
+    /// for good images; both at the image's full size), and each unreadable image (nil), e.g.
+    /// to fill a report; an error it throws ends the evaluation.
     public static func evaluate(
         _ detector: Detector, on set: EvaluationSet,
         progress: ProgressHandler,
-        visit: (EvaluationSet.Item, (inspection: Inspection, truth: [Bool])?, Error?) throws -> Void
+        visit: (EvaluationSet.Item, (image: Image, inspection: Inspection, truth: [Bool])?, Error?) throws -> Void
     ) rethrows -> EvaluationReport {
         let types = Array(Set(set.items.map(\.type)).subtracting(["good"])).sorted()
         var byType = [String: PixelMetricAccumulator]()
@@ -31,7 +32,7 @@ public enum Evaluator {
         var scored = [ScoredImage](), errors = [String](), times = [Double]()
         for (i, item) in set.items.enumerated() {
             progress("evaluate", i, set.items.count)
-            let inspected: (inspection: Inspection, truth: [Bool])?
+            let inspected: (image: Image, inspection: Inspection, truth: [Bool])?
             do {
                 let t0 = Date()
                 let (image, size) = try detector.read(contentsOf: item.path)
@@ -44,7 +45,7 @@ public enum Evaluator {
                         .resized(width: size.width, height: size.height, method: .nearest)
                     mask = m.pixels.map { $0 > 127 }
                 }
-                inspected = (inspection, mask)
+                inspected = (image, inspection, mask)
                 if item.type == "good" {
                     goodPixels.add(map: inspection.map, mask: mask, width: size.width, height: size.height)
                 } else {

@@ -102,6 +102,23 @@ extension Detector {
         let decoded = try ImageCodec.readReporting(contentsOf: path, options: settings.decodeOptions)
         return (decoded.image, (decoded.fullWidth, decoded.fullHeight))
     }
+
+    /// `read(contentsOf:)`, and the photo at full size to draw on: the same image when the
+    /// model's came out whole, else a second decode of the bytes read once.
+    public func readWithPhoto(
+        contentsOf path: String
+    ) throws -> (
+        image: Image, size: (width: Int, height: Int), photo: Image
+    ) {
+        let options = settings.decodeOptions
+        var fullOptions = options
+        fullOptions.minimumSide = nil
+        let bytes = try ImageCodec.readBytes(contentsOf: path, options: options)
+        let decoded = try ImageCodec.decodeReporting(bytes, path: path, options: options)
+        let size = (decoded.fullWidth, decoded.fullHeight), image = decoded.image
+        let whole = (image.width, image.height) == size
+        return (image, size, whole ? image : try ImageCodec.decode(bytes, path: path, options: fullOptions))
+    }
 }
 
 /// Bounding boxes of 8-connected true regions of a mask, largest area first (ties in scan order).

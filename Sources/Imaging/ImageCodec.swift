@@ -106,13 +106,16 @@ public enum ImageCodec {
     public static func readReporting(
         contentsOf path: String, options: DecodeOptions = .init()
     ) throws -> (image: Image, fullWidth: Int, fullHeight: Int) {
-        let bytes: [UInt8]
+        try decodeReporting(try readBytes(contentsOf: path, options: options), path: path, options: options)
+    }
+
+    /// An image file's bytes (at most `options.maxFileBytes`), for decoding them more than once.
+    public static func readBytes(contentsOf path: String, options: DecodeOptions = .init()) throws -> [UInt8] {
         do {
-            bytes = try readFile(path, maxBytes: options.maxFileBytes)
+            return try readFile(path, maxBytes: options.maxFileBytes)
         } catch let error as FileError {
             throw ImageError(path: path, reason: .io(error.reason))
         }
-        return try decodeReporting(bytes, path: path, options: options)
     }
 
     /// Encodes an 8-bit gray, gray+alpha, RGB or RGBA image as PNG.

@@ -110,12 +110,14 @@ struct Eval: ParsableCommand {
             let evaluation = try Evaluator.evaluate(detector, on: set, progress: progress.handler) {
                 item, inspected, error in
                 guard let reportWriter else { return }
-                guard let (inspection, truth) = inspected else {
+                guard let (decoded, inspection, truth) = inspected else {
                     let reason = error.map { String(describing: $0) } ?? "unreadable"
                     return reportWriter.add(InspectionRecord(path: item.path, error: reason), group: item.type)
                 }
                 // The model may have read a large JPEG smaller: the report draws on the full photo.
-                let image = try ImageCodec.read(contentsOf: item.path)
+                let image =
+                    (decoded.width, decoded.height) == (inspection.width, inspection.height)
+                    ? decoded : try ImageCodec.read(contentsOf: item.path)
                 let rendered = try RenderedInspection(inspection, photo: image)
                 let truthImage =
                     item.mask == nil
