@@ -46,22 +46,9 @@ public struct Inspection: Sendable {
         // Half the peak on the normalized scale (0 = the median normal pixel), the region
         // holding the peak only; a peak at or below normal outlines the peak pixel alone.
         let level = map[peak] > 0 ? map[peak] / 2 : map[peak]
-        // Filled from the peak (8-connected), so only the region itself is visited.
+        // Filled from the peak, so only the region itself is visited; the marks are the mask.
         var mask = [Bool](repeating: false, count: map.count)
-        var stack = [peak]
-        mask[peak] = true
-        while let i = stack.popLast() {
-            let y = i / width, x = i % width
-            for ny in max(0, y - 1)...min(height - 1, y + 1) {
-                for nx in max(0, x - 1)...min(width - 1, x + 1) {
-                    let j = ny * width + nx
-                    if !mask[j] && map[j] >= level {
-                        mask[j] = true
-                        stack.append(j)
-                    }
-                }
-            }
-        }
+        _ = floodRegion(from: peak, width: width, height: height, visited: &mask) { map[$0] >= level }
         return mask
     }
 

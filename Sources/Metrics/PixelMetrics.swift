@@ -115,32 +115,39 @@ public struct PixelMetricAccumulator: Sendable {
 /// Connected components of the true pixels of a (H, W) mask, 8-connectivity; each
 /// component as a list of flat indices.
 public func connectedComponents(_ mask: [Bool], width: Int, height: Int) -> [[Int]] {
-    var label = [Int32](repeating: 0, count: mask.count)
+    var visited = [Bool](repeating: false, count: mask.count)
     var components = [[Int]]()
-    var stack = [Int]()
-    for start in 0..<mask.count where mask[start] && label[start] == 0 {
-        let id = Int32(components.count + 1)
-        var members = [Int]()
-        label[start] = id
-        stack.append(start)
-        while let i = stack.popLast() {
-            members.append(i)
-            let y = i / width, x = i % width
-            for dy in -1...1 {
-                for dx in -1...1 where dx != 0 || dy != 0 {
-                    let ny = y + dy, nx = x + dx
-                    guard ny >= 0, ny < height, nx >= 0, nx < width else { continue }
-                    let j = ny * width + nx
-                    if mask[j] && label[j] == 0 {
-                        label[j] = id
-                        stack.append(j)
-                    }
+    for start in 0..<mask.count where mask[start] && !visited[start] {
+        components.append(floodRegion(from: start, width: width, height: height, visited: &visited) { mask[$0] })
+    }
+    return components
+}
+
+/// The 8-connected region of a (H, W) grid around `start` of the cells where `inside` holds
+/// (`start` is taken as inside), as flat indices in visiting order; marks them in `visited`
+/// and never enters a cell already marked.
+@inlinable
+public func floodRegion(
+    from start: Int, width: Int, height: Int, visited: inout [Bool], inside: (Int) -> Bool
+) -> [Int] {
+    var members = [Int](), stack = [start]
+    visited[start] = true
+    while let i = stack.popLast() {
+        members.append(i)
+        let y = i / width, x = i % width
+        for dy in -1...1 {
+            for dx in -1...1 where dx != 0 || dy != 0 {
+                let ny = y + dy, nx = x + dx
+                guard ny >= 0, ny < height, nx >= 0, nx < width else { continue }
+                let j = ny * width + nx
+                if !visited[j] && inside(j) {
+                    visited[j] = true
+                    stack.append(j)
                 }
             }
         }
-        components.append(members)
     }
-    return components
+    return members
 }
 
 /// One 8-connected region of a mask: its pixel count, its bounding box (inclusive) and its
