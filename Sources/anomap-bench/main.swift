@@ -80,10 +80,11 @@ if CommandLine.arguments.dropFirst().first == "--pipeline" {
     defer { try? FileManager.default.removeItem(atPath: scratch) }
     try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     let printRow: (String, String, String) -> Void = { name, value, note in print("| \(name) | \(value) | \(note) |") }
-    if let probe = pipelineSources(sample).first?.1.resized(width: 289, height: 240, method: .area) {
+    let sources = pipelineSources(sample)
+    if let probe = sources.first?.1.resized(width: 289, height: 240, method: .area) {
         shiftCostRow(detector, probe: probe, printRow)
     }
-    pipelineRows(detector, sources: pipelineSources(sample), scratch: scratch, printRow)
+    pipelineRows(detector, sources: sources, scratch: scratch, printRow)
     exit(0)
 }
 print("anomap bench: \(threads) threads, release build, medians of repeated runs")
