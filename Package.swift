@@ -40,7 +40,8 @@ let package = Package(
         .executableTarget(
             name: "anomap-bench",
             dependencies: [
-                "Detection", "Batch", "Imaging", "Models", "Tensors", "SafeFiles", "NeuralNet", "SyntheticData",
+                "Detection", "Batch", "Imaging", "Metrics", "Models", "Tensors", "SafeFiles", "NeuralNet",
+                "SyntheticData",
             ]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),

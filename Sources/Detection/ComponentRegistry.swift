@@ -8,6 +8,7 @@ public enum ComponentRegistry {
         StudentDiscrepancyComponent.self,
         StudentVarianceComponent.self,
         AutoencoderComponent.self,
+        AdversarialComponent.self,
     ]
 
     /// The type registered under `name`.

@@ -83,6 +83,16 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
             ? "the \(component) component needs one fixed input size: add --tile SIZE or drop --keep-aspect" : nil
     }
 
+    /// Why a component whose network halves the feature grid twice cannot run: it needs one
+    /// fixed size, a multiple of 32 pixels (tiles always are).
+    func quarterGridRefusal(_ component: Component) -> String? {
+        if let refusal = fixedSizeRefusal(component) { return refusal }
+        if !isTiled && inputSize % 32 != 0 {
+            return "the \(component) component needs an input size that is a multiple of 32, got \(inputSize)"
+        }
+        return nil
+    }
+
     /// Why the size and tiling settings cannot work together (one line), or nil.
     public var resolutionRefusal: String? {
         guard isTiled else { return nil }

@@ -1,4 +1,6 @@
-/// Hyper-parameters of the learned components (students and memory autoencoder).
+import Models
+
+/// Hyper-parameters of the learned components (students, memory autoencoder, adversarial model).
 public struct LearningSettings: Codable, Equatable, Sendable {
     /// Students in the ensemble.
     public var students = 2
@@ -32,6 +34,37 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     /// Standardize each learned map position by position on the held-out good images.
     public var positionalNormalization = false
 
+    /// Passes over the training images of the adversarial model's phase 1 (generator and
+    /// discriminator against each other).
+    public var ganEpochs = 6
+    /// The phase 1 epoch after which the generator is kept as the "old", low-quality one.
+    public var ganOldEpoch = 1
+    /// Passes of phase 2 (generator frozen, the discriminator learns to be the classifier;
+    /// 0 = phase 1 only).
+    public var ganDiscriminatorEpochs = 4
+    /// Latent channels of the adversarial model's generator.
+    public var ganLatentChannels = 32
+    /// Channels of the discriminator's layers.
+    public var ganDiscriminatorWidth = 128
+    /// AdamW step size of both adversarial networks.
+    public var ganLearningRate: Float = 5e-4
+    /// Weight of the adversarial term in the generator's loss (the reconstruction term weighs 1).
+    public var ganAdversarialWeight: Float = 0.1
+    /// One-sided label smoothing: real inputs are labelled 1 - this (Salimans et al. 2016).
+    public var ganLabelSmoothing: Float = 0.1
+    /// What phase 2 shows the discriminator as abnormal.
+    public var ganNegatives = AdversarialOneClass.Negatives.perturbed
+    /// Middle standard deviation of the noise of the perturbed negatives, in units of the
+    /// standardized features; each negative draws its own from a quarter to 4 times this.
+    public var ganPerturbation: Float = 8
+    /// Confine each abnormal input of phase 2 to a random rectangle of cells, labelled cell by
+    /// cell, instead of the whole map (OGNet judged whole images; a map needs local negatives).
+    public var ganRegionalAnomalies = true
+    /// Spectrally normalize the discriminator (Miyato et al. 2018).
+    public var ganSpectralNorm = true
+    /// What the adversarial model's map reads.
+    public var ganMap = AdversarialOneClass.MapSource.input
+
     /// Defaults.
     public init() {}
 
@@ -57,5 +90,18 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         entropyWeight = try value(.entropyWeight, d.entropyWeight)
         inputNoise = try value(.inputNoise, d.inputNoise)
         positionalNormalization = try value(.positionalNormalization, d.positionalNormalization)
+        ganEpochs = try value(.ganEpochs, d.ganEpochs)
+        ganOldEpoch = try value(.ganOldEpoch, d.ganOldEpoch)
+        ganDiscriminatorEpochs = try value(.ganDiscriminatorEpochs, d.ganDiscriminatorEpochs)
+        ganLatentChannels = try value(.ganLatentChannels, d.ganLatentChannels)
+        ganDiscriminatorWidth = try value(.ganDiscriminatorWidth, d.ganDiscriminatorWidth)
+        ganLearningRate = try value(.ganLearningRate, d.ganLearningRate)
+        ganAdversarialWeight = try value(.ganAdversarialWeight, d.ganAdversarialWeight)
+        ganLabelSmoothing = try value(.ganLabelSmoothing, d.ganLabelSmoothing)
+        ganNegatives = try value(.ganNegatives, d.ganNegatives)
+        ganPerturbation = try value(.ganPerturbation, d.ganPerturbation)
+        ganRegionalAnomalies = try value(.ganRegionalAnomalies, d.ganRegionalAnomalies)
+        ganSpectralNorm = try value(.ganSpectralNorm, d.ganSpectralNorm)
+        ganMap = try value(.ganMap, d.ganMap)
     }
 }

@@ -72,15 +72,6 @@ public struct MemoryAutoencoder: Sendable {
     /// embeddings (1, D, h, w); optionally computed on the calling thread alone.
     public func residual(teacher: Tensor, singleThreaded: Bool = false) -> [Float] {
         let target = standardization.apply(teacher)
-        let out = reconstruct(target, singleThreaded: singleThreaded)
-        let d = target.channels, p = target.height * target.width
-        var map = [Float](repeating: 0, count: p)
-        for c in 0..<d {
-            for i in 0..<p {
-                let e = out.storage[c * p + i] - target.storage[c * p + i]
-                map[i] += e * e
-            }
-        }
-        return map.map { $0 / Float(d) }
+        return channelMeanSquaredError(reconstruct(target, singleThreaded: singleThreaded), target)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 // Training kernels, llm.c style: each forward next to its backward. They run single-threaded
@@ -129,6 +130,62 @@ public func reluBackward(_ dy: Tensor, output y: Tensor) -> Tensor {
 /// In-place ReLU.
 public func reluInPlace(_ x: inout Tensor) {
     x.storage.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = max(0, $0[i]) } }
+}
+
+/// Applies `activation` in place (training path).
+public func activateInPlace(_ x: inout Tensor, _ activation: Activation) {
+    if activation == .none { return }
+    x.storage.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = activation.apply($0[i]) } }
+}
+
+/// Backward of `activateInPlace` given its output y. For ReLU and leaky ReLU the sign of y is
+/// the sign of the input, so the output alone decides the slope: dx = dy where y > 0, else 0
+/// (ReLU) or 0.2 dy (leaky ReLU); ReLU6 also stops the gradient where it clipped at 6.
+public func activationBackward(_ dy: Tensor, output y: Tensor, _ activation: Activation) -> Tensor {
+    precondition(dy.shape == y.shape)
+    switch activation {
+    case .none: return dy
+    case .relu: return reluBackward(dy, output: y)
+    case .relu6:
+        return Tensor(shape: dy.shape) { dx in
+            for i in 0..<dy.count { dx[i] = y.storage[i] > 0 && y.storage[i] < 6 ? dy.storage[i] : 0 }
+        }
+    case .leakyRelu:
+        let slope = Activation.leakySlope
+        return Tensor(shape: dy.shape) { dx in
+            for i in 0..<dy.count { dx[i] = y.storage[i] > 0 ? dy.storage[i] : slope * dy.storage[i] }
+        }
+    }
+}
+
+/// Binary cross-entropy with logits, averaged over every element, and its gradient: for a
+/// logit z and target t in [0, 1], softplus(z) - t z, whose derivative is sigmoid(z) - t.
+/// softplus is evaluated as max(z, 0) + log(1 + exp(-|z|)), which never overflows.
+public func binaryCrossEntropy(logits z: Tensor, target t: Float) -> (loss: Float, gradient: Tensor) {
+    binaryCrossEntropy(logits: z, targets: [Float](repeating: t, count: z.count))
+}
+
+/// Binary cross-entropy with logits against one target per element (a label map).
+public func binaryCrossEntropy(logits z: Tensor, targets t: [Float]) -> (loss: Float, gradient: Tensor) {
+    precondition(t.count == z.count)
+    let n = Float(max(z.count, 1))
+    var total = 0.0
+    let gradient = Tensor(shape: z.shape) { g in
+        for i in 0..<z.count {
+            let v = z.storage[i]
+            total += Double(softplus(v) - t[i] * v)
+            g[i] = (sigmoid(v) - t[i]) / n
+        }
+    }
+    return (Float(total / Double(n)), gradient)
+}
+
+/// log(1 + e^x), without overflow.
+@inlinable public func softplus(_ x: Float) -> Float { max(x, 0) + log1p(exp(-abs(x))) }
+
+/// 1 / (1 + e^-x), without overflow.
+@inlinable public func sigmoid(_ x: Float) -> Float {
+    x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
 }
 
 /// Backward of `upsampleBilinear`: each output gradient is spread back onto the four input

@@ -11,21 +11,32 @@ public struct LayerSpec: Equatable, Sendable {
     public var stride: Int
     /// Zero padding on every side.
     public var padding: Int
-    /// ReLU after the convolution.
-    public var relu: Bool
+    /// Activation after the convolution.
+    public var activation: Activation
     /// Bilinear upsampling factor applied to the layer's input first (1 = none).
     public var upsample: Int
 
-    /// Creates a spec.
+    /// Creates a spec: ReLU after the convolution when `relu`, unless `activation` says otherwise.
     public init(
-        outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, relu: Bool = true, upsample: Int = 1
+        outChannels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, relu: Bool = true,
+        activation: Activation? = nil, upsample: Int = 1
     ) {
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
         self.padding = padding ?? (kernel - 1) / 2
-        self.relu = relu
+        self.activation = activation ?? (relu ? .relu : .none)
         self.upsample = upsample
+    }
+
+    /// He initialization's gain squared for this activation: 2 / (1 + a^2) for a (leaky) ReLU
+    /// of negative slope a, 1 for a linear layer (He et al. 2015).
+    var initGain: Float {
+        switch activation {
+        case .none: return 1
+        case .relu, .relu6: return 2
+        case .leakyRelu: return 2 / (1 + Activation.leakySlope * Activation.leakySlope)
+        }
     }
 }
 
@@ -60,7 +71,7 @@ public struct ConvStack: Sendable {
     }
 
     /// A stack with He-normal weights (He et al. 2015: std sqrt(2 / fan-in) before a ReLU,
-    /// sqrt(1 / fan-in) otherwise) and zero biases, drawn from `generator`.
+    /// sqrt(1 / fan-in) before nothing) and zero biases, drawn from `generator`.
     public init(inChannels: Int, specs: [LayerSpec], generator: inout SeededGenerator) {
         self.inChannels = inChannels
         self.specs = specs
@@ -68,7 +79,7 @@ public struct ConvStack: Sendable {
         var c = inChannels
         for spec in specs {
             let fanIn = c * spec.kernel * spec.kernel
-            let std = ((spec.relu ? 2 : 1) / Float(fanIn)).squareRoot()
+            let std = (spec.initGain / Float(fanIn)).squareRoot()
             let shape = [spec.outChannels, c, spec.kernel, spec.kernel]
             weights.append(
                 Tensor(shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in std * generator.nextGaussian() }))
@@ -118,7 +129,7 @@ public struct ConvStack: Sendable {
         let layers = packing.layers {
             specs.indices.map {
                 PackedConvolution(
-                    weight: weights[$0], bias: biases[$0], depthwise: false, activation: specs[$0].relu ? .relu : .none)
+                    weight: weights[$0], bias: biases[$0], depthwise: false, activation: specs[$0].activation)
             }
         }
         for (i, spec) in specs.enumerated() {
@@ -185,7 +196,7 @@ public struct ConvStack: Sendable {
             }
             var columns = [Float]()
             var y = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
-            if spec.relu { reluInPlace(&y) }
+            activateInPlace(&y, spec.activation)
             tape.inputs.append(a)
             tape.columns.append(columns)
             tape.outputs.append(y)
@@ -229,7 +240,7 @@ public struct ConvStack: Sendable {
         var d = dy
         for i in stride(from: specs.count - 1, through: 0, by: -1) {
             let spec = specs[i]
-            if spec.relu { d = reluBackward(d, output: tape.outputs[i]) }
+            d = activationBackward(d, output: tape.outputs[i], spec.activation)
             let wantsInput = i > 0 || needsInputGradient
             guard
                 let dx = convolutionBackward(

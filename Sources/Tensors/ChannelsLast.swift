@@ -95,6 +95,9 @@ func activate(_ y: UnsafeMutablePointer<Float>, count: Int, _ activation: Activa
     case .none: return
     case .relu: for i in 0..<count { y[i] = max(y[i], 0) }
     case .relu6: for i in 0..<count { y[i] = min(max(y[i], 0), 6) }
+    case .leakyRelu:
+        let slope = Activation.leakySlope
+        for i in 0..<count { y[i] = max(y[i], slope * y[i]) }
     }
 }
 

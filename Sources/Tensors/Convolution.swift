@@ -8,6 +8,11 @@ public enum Activation: String, Sendable {
     case relu
     /// min(max(0, x), 6), as in MobileNet and EfficientNet-Lite.
     case relu6
+    /// x for x > 0, else 0.2 x: the leaky ReLU of GAN discriminators (DCGAN, Radford et al. 2016).
+    case leakyRelu
+
+    /// The leaky ReLU's slope for negative inputs.
+    public static let leakySlope: Float = 0.2
 
     /// Applies the activation to one value.
     @inlinable
@@ -16,6 +21,7 @@ public enum Activation: String, Sendable {
         case .none: return x
         case .relu: return max(0, x)
         case .relu6: return min(6, max(0, x))
+        case .leakyRelu: return x > 0 ? x : Activation.leakySlope * x
         }
     }
 }

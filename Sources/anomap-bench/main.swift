@@ -4,6 +4,7 @@ import Detection
 import Dispatch
 import Foundation
 import Imaging
+import Metrics
 import Models
 import NeuralNet
 import SafeFiles
@@ -342,7 +343,7 @@ var ablation: [String] = []
 if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
     print("  ablation: training every component on \(set.trainingImages.count) images (several minutes)...")
     var settings = DetectorSettings()
-    settings.components = [.knn, .gaussian, .st, .variance, .ae]
+    settings.components = [.knn, .gaussian, .st, .variance, .ae, .gan]
     let extractor = PatchFeatureExtractor(backbone: network)
     if let (all, report) = try? Trainer.train(
         paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256,
@@ -355,14 +356,19 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
             ([.knn], []), ([.gaussian], []), ([.st], []), ([.st, .variance], []), ([.ae], []), ([.st, .ae], []),
             ([.st, .ae, .knn], []), ([.gaussian, .st, .ae], []), ([.gaussian, .st], [.gaussian]),
             ([.gaussian, .ae], [.gaussian]),
-            ([.gaussian, .st, .ae], [.gaussian]), ([.gaussian, .st, .ae, .knn], [.gaussian]),
+            ([.gaussian, .st, .ae], [.gaussian]), ([.gaussian, .st, .ae, .knn], [.gaussian]), ([.gan], []),
+            ([.gaussian, .st, .ae, .gan], [.gaussian]), ([.gaussian, .st, .ae, .gan], [.gaussian, .gan]),
         ]
         ablation.append(
             "| components | image score | image AUROC | pixel AUROC | AUPRO@0.3 | F1-max | train s | ms/image |")
         ablation.append("|---|---|---|---|---|---|---|---|")
         for (combo, score) in combos {
             let isDefault = combo == DetectorSettings().components && score == DetectorSettings().scoreComponents
-            let weights = isDefault ? DetectorSettings().componentWeights : []
+            // The default's weights, and the default's with weight 1 for `gan` beside them.
+            let defaults = DetectorSettings()
+            let extendsDefault = combo.starts(with: defaults.components) && combo.count == defaults.components.count + 1
+            let weights =
+                isDefault ? defaults.componentWeights : extendsDefault ? defaults.componentWeights + [1] : []
             guard let detector = try? all.selecting(combo, weights: weights, scoreComponents: score) else { continue }
             let r = Evaluator.evaluate(detector, on: set)
             var train = shared
@@ -373,6 +379,43 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
                 format: "| %@ | %@ | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name, scoreName,
                 r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
                 r.overall.f1_max ?? 0, train, r.ms_per_image)
+            print("  " + line)
+            ablation.append(line)
+        }
+        // The gan component's variants, each trained alone: its image score from the pooled
+        // discriminator output (mean -log D over every cell) instead of the map's maximum, its
+        // phase 1 alone, and OGNet's own negatives in phase 2.
+        if let gan = try? all.selecting([.gan]) {
+            var scores = [Double](), labels = [Bool]()
+            for item in set.items {
+                guard let image = try? gan.read(contentsOf: item.path).image else { continue }
+                let cells = gan.rawTileMaps(image).tiles.flatMap { $0[0] }
+                scores.append(Double(cells.reduce(0, +)) / Double(max(cells.count, 1)))
+                labels.append(item.type != "good")
+            }
+            let auroc = areaUnderROC(scores: scores, labels: labels) ?? 0
+            let line = String(format: "| gan | pooled discriminator output | %.3f | | | | | |", auroc)
+            print("  " + line)
+            ablation.append(line)
+        }
+        let variants: [(String, (inout LearningSettings) -> Void)] = [
+            ("gan, phase 1 only", { $0.ganDiscriminatorEpochs = 0 }),
+            ("gan, OGNet's negatives in phase 2", { $0.ganNegatives = .ognet }),
+        ]
+        for (name, change) in variants {
+            var alone = DetectorSettings()
+            alone.components = [.gan]
+            alone.scoreComponents = []
+            change(&alone.learning)
+            guard
+                let (detector, report) = try? Trainer.train(
+                    paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256, settings: alone)
+            else { continue }
+            let r = Evaluator.evaluate(detector, on: set)
+            let line = String(
+                format: "| %@ | max of map | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name,
+                r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
+                r.overall.f1_max ?? 0, report.seconds, r.ms_per_image)
             print("  " + line)
             ablation.append(line)
         }

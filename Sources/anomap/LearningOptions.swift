@@ -1,8 +1,12 @@
 import ArgumentParser
 import Batch
 import Detection
+import Models
 
-/// Hyper-parameters of the learned components (st, variance, ae), shared by `train` and `eval --train`.
+extension AdversarialOneClass.MapSource: ExpressibleByArgument {}
+extension AdversarialOneClass.Negatives: ExpressibleByArgument {}
+
+/// Hyper-parameters of the learned components (st, variance, ae, gan), shared by `train` and `eval --train`.
 struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Students in the teacher-student ensemble.")
     var students = LearningSettings().students
@@ -55,6 +59,56 @@ struct LearningOptions: ParsableArguments {
     )
     var positionalNormalization = false
 
+    @Option(name: .long, help: "Phase 1 passes of the gan component (generator against discriminator).")
+    var ganEpochs = LearningSettings().ganEpochs
+
+    @Option(
+        name: .long, help: "The phase 1 epoch whose generator the gan component keeps as its low-quality 'old' one.")
+    var ganOldEpoch = LearningSettings().ganOldEpoch
+
+    @Option(name: .long, help: "Phase 2 passes of the gan component (discriminator alone; 0: phase 1 only).")
+    var ganDiscriminatorEpochs = LearningSettings().ganDiscriminatorEpochs
+
+    @Option(name: .long, help: "Latent channels of the gan component's generator.")
+    var ganLatentChannels = LearningSettings().ganLatentChannels
+
+    @Option(name: .long, help: "Channels of the gan component's discriminator layers.")
+    var ganDiscriminatorWidth = LearningSettings().ganDiscriminatorWidth
+
+    @Option(name: .long, help: "AdamW learning rate of the gan component's networks.")
+    var ganLearningRate = LearningSettings().ganLearningRate
+
+    @Option(name: .long, help: "Weight of the adversarial term in the gan generator's loss (reconstruction: 1).")
+    var ganAdversarialWeight = LearningSettings().ganAdversarialWeight
+
+    @Option(name: .long, help: "One-sided label smoothing of the gan discriminator: real is labelled 1 minus this.")
+    var ganLabelSmoothing = LearningSettings().ganLabelSmoothing
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "What gan phase 2 shows as abnormal: noise-perturbed features, OGNet's old reconstructions and input blends, or both.",
+            valueName: AdversarialOneClass.Negatives.allCases.map(\.rawValue).joined(separator: "|")))
+    var ganNegatives = LearningSettings().ganNegatives
+
+    @Option(
+        name: .long,
+        help: "Middle std. dev. of the perturbed negatives' noise (each draws from a quarter to 4 times this).")
+    var ganPerturbation = LearningSettings().ganPerturbation
+
+    @Flag(name: .long, help: "Spread each abnormal input of gan phase 2 over the whole map, as OGNet does for images.")
+    var ganWholeMapAnomalies = false
+
+    @Flag(name: .long, help: "Train the gan discriminator without spectral normalization.")
+    var noGanSpectralNorm = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "What the gan map reads: the discriminator on the reconstruction, on the input, or on the input plus the residual.",
+            valueName: AdversarialOneClass.MapSource.allCases.map(\.rawValue).joined(separator: "|")))
+    var ganMap = LearningSettings().ganMap
+
     func validate() throws {
         guard (1...16).contains(students) else { throw ValidationError("--students must be in 1...16") }
         guard (4...512).contains(studentWidth), studentWidth % 4 == 0 else {
@@ -76,6 +130,20 @@ struct LearningOptions: ParsableArguments {
         }
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
+        guard ganEpochs >= 1, (1...ganEpochs).contains(ganOldEpoch), ganDiscriminatorEpochs >= 0 else {
+            throw ValidationError(
+                "--gan-epochs must be positive, --gan-old-epoch in 1...--gan-epochs, --gan-discriminator-epochs >= 0")
+        }
+        guard (1...1024).contains(ganLatentChannels), (1...1024).contains(ganDiscriminatorWidth) else {
+            throw ValidationError("--gan-latent-channels and --gan-discriminator-width must be in 1...1024")
+        }
+        guard ganLearningRate > 0, ganLearningRate.isFinite, ganAdversarialWeight >= 0, ganAdversarialWeight.isFinite,
+            ganLabelSmoothing >= 0, ganLabelSmoothing < 0.5, ganPerturbation > 0, ganPerturbation.isFinite
+        else {
+            throw ValidationError(
+                "--gan-learning-rate must be positive, --gan-adversarial-weight >= 0, --gan-label-smoothing in [0, 0.5), --gan-perturbation > 0"
+            )
+        }
     }
 
     var settings: LearningSettings {
@@ -95,6 +163,19 @@ struct LearningOptions: ParsableArguments {
         s.weightDecay = weightDecay
         s.batchSize = batchSize
         s.positionalNormalization = positionalNormalization
+        s.ganEpochs = ganEpochs
+        s.ganOldEpoch = ganOldEpoch
+        s.ganDiscriminatorEpochs = ganDiscriminatorEpochs
+        s.ganLatentChannels = ganLatentChannels
+        s.ganDiscriminatorWidth = ganDiscriminatorWidth
+        s.ganLearningRate = ganLearningRate
+        s.ganAdversarialWeight = ganAdversarialWeight
+        s.ganLabelSmoothing = ganLabelSmoothing
+        s.ganNegatives = ganNegatives
+        s.ganPerturbation = ganPerturbation
+        s.ganRegionalAnomalies = !ganWholeMapAnomalies
+        s.ganSpectralNorm = !noGanSpectralNorm
+        s.ganMap = ganMap
         return s
     }
 }

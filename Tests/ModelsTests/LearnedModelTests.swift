@@ -1,3 +1,4 @@
+import Foundation
 import Models
 import NeuralNet
 import Tensors
@@ -105,5 +106,63 @@ final class AutoencoderGradientTests: XCTestCase {
         let norm = Double(ae.lastLayerGradientNorm(teacher: teacher))
         XCTAssertGreaterThan(norm, 0)
         XCTAssertEqual(norm, squares.squareRoot(), accuracy: 1e-3 * squares.squareRoot())
+    }
+
+}
+
+/// The adversarial one-class model's maps against naive layers.
+final class AdversarialModelTests: XCTestCase {
+    func noise(_ count: Int, _ g: inout SeededGenerator) -> [Float] {
+        (0..<count).map { _ in Float(Double(g.next() >> 11) / Double(1 << 53)) * 2 - 1 }
+    }
+
+    func testAdversarialMapsAreMinusLogDiscriminatorAndTheScaledResidual() {
+        var g = SeededGenerator(seed: 19)
+        let d = 6
+        let generator = ConvStack(
+            inChannels: d, specs: AdversarialOneClass.generatorSpecs(channels: d, latent: 3), generator: &g)
+        var discriminator = ConvStack(
+            inChannels: d, specs: AdversarialOneClass.discriminatorSpecs(channels: d, width: 5), generator: &g)
+        for i in discriminator.biases.indices { discriminator.biases[i] = noise(discriminator.biases[i].count, &g) }
+        let standardization = FeatureStandardization(
+            mean: noise(d, &g), scale: noise(d, &g).map { 1.5 + $0 })
+        let teacher = Tensor(shape: [1, d, 8, 12], storage: noise(d * 96, &g).map { $0 * 3 })
+        let x = standardization.apply(teacher)
+        // The discriminator by the naive convolution, layer by layer; -log sigmoid(z) in Double.
+        func naiveJudged(_ input: Tensor) -> [Float] {
+            var z = input
+            for (i, spec) in discriminator.specs.enumerated() {
+                let geometry = ConvGeometry.symmetric(
+                    inChannels: z.channels, outChannels: spec.outChannels, kernel: spec.kernel, pad: spec.padding)
+                z = naiveConv2d(
+                    z, weight: discriminator.weights[i], bias: discriminator.biases[i], geometry: geometry,
+                    activation: spec.activation)
+            }
+            XCTAssertEqual(z.shape, [1, 1, 8, 12])
+            return z.storage.map { Float(Foundation.log1p(Foundation.exp(-Double($0)))) }
+        }
+        let judged = naiveJudged(x)
+        // The residual of the generator's training forward (im2col), per cell over channels.
+        let (reconstruction, _) = generator.trainingForward(x)
+        var residual = [Float](repeating: 0, count: 96)
+        for c in 0..<d {
+            for p in 0..<96 {
+                let e = reconstruction.storage[c * 96 + p] - x.storage[c * 96 + p]
+                residual[p] += e * e / Float(d)
+            }
+        }
+        var model = AdversarialOneClass(
+            generator: generator, discriminator: discriminator, standardization: standardization, residualScale: 0.25,
+            mapSource: .input)
+        for (a, b) in zip(model.map(teacher: teacher), judged) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, b)) }
+        model.mapSource = .combined
+        for (i, a) in model.map(teacher: teacher).enumerated() {
+            XCTAssertEqual(a, judged[i] + residual[i] / 0.25, accuracy: 1e-3 * max(1, a))
+        }
+        model.mapSource = .reconstruction
+        for (a, b) in zip(model.map(teacher: teacher), naiveJudged(reconstruction)) {
+            XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, b))
+        }
+        XCTAssertTrue(judged.allSatisfy { $0 > 0 }, "-log D is positive")
     }
 }

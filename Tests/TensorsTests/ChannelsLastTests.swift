@@ -189,9 +189,11 @@ final class ConvStackInferenceTests: XCTestCase {
 
     func testForwardMatchesNaiveLayersOnEveryLayerKind() {
         var g = SeededGenerator(seed: 15)
-        // A strided first layer on planar input, an upsampled one, a 1x1 without ReLU, odd sizes.
+        // A strided first layer on planar input, a leaky one, an upsampled one, a 1x1 without
+        // ReLU, odd sizes.
         let specs = [
-            LayerSpec(outChannels: 12, kernel: 3, stride: 2), LayerSpec(outChannels: 20, kernel: 3),
+            LayerSpec(outChannels: 12, kernel: 3, stride: 2),
+            LayerSpec(outChannels: 20, kernel: 3, activation: .leakyRelu),
             LayerSpec(outChannels: 16, kernel: 3, upsample: 2), LayerSpec(outChannels: 9, kernel: 1, relu: false),
         ]
         let stack = ConvStack(inChannels: 3, specs: specs, generator: &g)
@@ -207,7 +209,7 @@ final class ConvStackInferenceTests: XCTestCase {
                 pad: spec.padding)
             expected = naiveConv2d(
                 expected, weight: stack.weights[i], bias: stack.biases[i], geometry: geo,
-                activation: spec.relu ? .relu : .none)
+                activation: spec.activation)
         }
         var outputs = [Tensor]()
         for threads in [1, 2] {

@@ -28,10 +28,7 @@ public struct AutoencoderComponent: ScoringComponent {
 
     /// The encoder halves the grid twice: one fixed size (the input, or a tile), a multiple of 32 pixels.
     public static func refusal(for settings: DetectorSettings) -> String? {
-        if let refusal = settings.fixedSizeRefusal(name) { return refusal }
-        if !settings.isTiled && settings.inputSize % 32 != 0 {
-            return "the ae component needs an input size that is a multiple of 32, got \(settings.inputSize)"
-        }
+        if let refusal = settings.quarterGridRefusal(name) { return refusal }
         return nil
     }
 

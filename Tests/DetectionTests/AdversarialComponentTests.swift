@@ -1,0 +1,69 @@
+import Batch
+import Detection
+import Foundation
+import Imaging
+import Models
+import SafeFiles
+import Tensors
+import XCTest
+
+/// The `gan` component end to end on the synthetic parts: both phases train deterministically
+/// on two threads, the bundle round trip keeps its map, and its discriminator finds the defects.
+final class AdversarialComponentTests: XCTestCase {
+    override func setUp() { setComputeThreads(2) }
+
+    func settings(seed: UInt64) -> DetectorSettings {
+        var s = DetectorSettings()
+        s.inputSize = 128
+        s.calibrationShare = 0.25
+        s.components = [.gan]
+        s.seed = seed
+        s.learning.batchSize = 4
+        s.learning.ganEpochs = 4
+        s.learning.ganOldEpoch = 2
+        s.learning.ganDiscriminatorEpochs = 30
+        s.learning.ganLatentChannels = 8
+        s.learning.ganDiscriminatorWidth = 64
+        return s
+    }
+
+    func testAdversarialComponentIsDeterministicRoundTripsAndFindsDefects() throws {
+        let (extractor, sha) = try requireBackbone()
+        let set = try EvaluationSet.mvtec(DetectorTests.dataset)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gan-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var files = [String](), detectors = [Detector]()
+        for (i, seed) in [UInt64(1), 1, 2].enumerated() {
+            let (detector, _) = try Trainer.train(
+                paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: settings(seed: seed))
+            let path = dir.appendingPathComponent("m\(i).safetensors").path
+            try ModelBundle.write(detector, to: path)
+            files.append(path)
+            detectors.append(detector)
+        }
+        let bytes = try files.map { try readFile($0) }
+        XCTAssertEqual(bytes[0], bytes[1], "same seed, different bytes")
+        XCTAssertNotEqual(bytes[0], bytes[2], "different seeds gave identical models")
+
+        let loaded = try ModelBundle.read(files[0], extractor: extractor, backboneSHA256: sha)
+        let image = try ImageCodec.read(contentsOf: set.items[0].path)
+        XCTAssertEqual(loaded.analyze(image).map, detectors[0].analyze(image).map)
+        let model = try XCTUnwrap(loaded.component(AdversarialComponent.self)?.model)
+        XCTAssertEqual(model.mapSource, .input)
+        XCTAssertGreaterThan(model.residualScale, 0)
+
+        // The discriminator alone separates defective from good parts and points at the defects.
+        let result = Evaluator.evaluate(loaded, on: set)
+        XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.9)
+        XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.9)
+    }
+
+    func testSettingsRefuseAnOldEpochOutsidePhaseOne() {
+        var s = settings(seed: 1)
+        s.learning.ganOldEpoch = 5
+        XCTAssertNotNil(AdversarialComponent.refusal(for: s))
+        s.learning.ganOldEpoch = 4
+        XCTAssertNil(AdversarialComponent.refusal(for: s))
+    }
+}
