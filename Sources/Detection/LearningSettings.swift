@@ -35,7 +35,8 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     public var positionalNormalization = false
 
     /// Passes over the training images of the adversarial model's phase 1 (generator and
-    /// discriminator against each other).
+    /// discriminator against each other); with fewer than 640 images, each epoch passes over
+    /// them as many times as it takes to see 640.
     public var ganEpochs = 6
     /// The phase 1 epoch after which the generator is kept as the "old", low-quality one.
     public var ganOldEpoch = 1

@@ -19,9 +19,10 @@ final class AdversarialComponentTests: XCTestCase {
         s.components = [.gan]
         s.seed = seed
         s.learning.batchSize = 4
-        s.learning.ganEpochs = 4
-        s.learning.ganOldEpoch = 2
-        s.learning.ganDiscriminatorEpochs = 30
+        // 12 training images: each epoch passes over them 54 times (640 images at least).
+        s.learning.ganEpochs = 2
+        s.learning.ganOldEpoch = 1
+        s.learning.ganDiscriminatorEpochs = 1
         s.learning.ganLatentChannels = 8
         s.learning.ganDiscriminatorWidth = 64
         return s
@@ -61,9 +62,9 @@ final class AdversarialComponentTests: XCTestCase {
 
     func testSettingsRefuseAnOldEpochOutsidePhaseOne() {
         var s = settings(seed: 1)
-        s.learning.ganOldEpoch = 5
+        s.learning.ganOldEpoch = 3
         XCTAssertNotNil(AdversarialComponent.refusal(for: s))
-        s.learning.ganOldEpoch = 4
+        s.learning.ganOldEpoch = 2
         XCTAssertNil(AdversarialComponent.refusal(for: s))
     }
 }

@@ -115,6 +115,9 @@ public struct AdversarialComponent: ScoringComponent {
 /// threads and summed, and every random choice comes from generators derived from `seed`, so
 /// the same seed gives the same bytes.
 enum AdversarialTraining {
+    /// The fewest images an epoch passes over.
+    static let minimumEpochImages = 640
+
     /// Per-thread sums of one batch.
     struct Partial: @unchecked Sendable {
         var generator: ConvStack.Gradients
@@ -152,7 +155,14 @@ enum AdversarialTraining {
         adam.beta1 = 0.5  // the DCGAN setting (Radford et al. 2016): less momentum, steadier adversaries
         let real = 1 - settings.ganLabelSmoothing
         let batches = (targets.count + settings.batchSize - 1) / settings.batchSize
-        let total = batches * (settings.ganEpochs + settings.ganDiscriminatorEpochs)
+        // An epoch counts at least `minimumEpochImages` images: a small training set is passed
+        // over several times per epoch, so the number of steps does not collapse with it
+        // (measured: 20 good images gave an unusable discriminator at 3 steps per epoch).
+        let repeats = max(1, (minimumEpochImages + targets.count - 1) / max(targets.count, 1))
+        let (epochs, oldEpoch, discriminatorEpochs) = (
+            settings.ganEpochs * repeats, settings.ganOldEpoch * repeats, settings.ganDiscriminatorEpochs * repeats
+        )
+        let total = batches * (epochs + discriminatorEpochs)
         var order = Array(targets.indices), step = 0
         var old = g
 
@@ -197,7 +207,7 @@ enum AdversarialTraining {
         }
 
         // Phase 1.
-        for epoch in stride(from: 1, through: settings.ganEpochs, by: 1) {
+        for epoch in stride(from: 1, through: epochs, by: 1) {
             order.shuffle(using: &random)
             var sums = (d: 0.0, g: 0.0, r: 0.0), seen = 0
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
@@ -247,11 +257,11 @@ enum AdversarialTraining {
                         format: "adversarial phase 1 (D %.3f, G %.3f, reconstruction %.3f)", sums.d / n, sums.g / n,
                         sums.r / n), step, total)
             }
-            if epoch == settings.ganOldEpoch { old = g }
+            if epoch == oldEpoch { old = g }
         }
 
         // Phase 2: G frozen; D learns {x, G(x)} = normal, {G_old(x), (x_i + x_j) / 2} = abnormal.
-        for _ in 0..<settings.ganDiscriminatorEpochs {
+        for _ in 0..<discriminatorEpochs {
             order.shuffle(using: &random)
             var dSum = 0.0, seen = 0
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
