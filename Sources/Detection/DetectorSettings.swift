@@ -46,7 +46,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// positions only (products photographed in a fixed pose).
     public var positionWeight: Float = 0
 
-    /// Hyper-parameters of the learned components (st, variance, ae).
+    /// Hyper-parameters of the learned components (st, variance, ae, gan).
     public var learning = LearningSettings()
 
     /// Keep each image's aspect ratio (resizing to about inputSize^2 pixels, sides multiples

@@ -108,7 +108,7 @@ struct TrainingOptions: ParsableArguments {
         help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
     var sensitivity = 0.5
 
-    @OptionGroup(title: "Learned components (st, variance, ae)")
+    @OptionGroup(title: "Learned components (st, variance, ae, gan)")
     var learning: LearningOptions
 
     func validate() throws {
