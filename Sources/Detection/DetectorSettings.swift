@@ -205,7 +205,8 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         try c.encode(blurSigma, forKey: .blurSigma)
         try c.encode(wideBlurSigma, forKey: .wideBlurSigma)
         try c.encode(positionWeight, forKey: .positionWeight)
-        try c.encode(learning, forKey: .learning)
+        try c.encode(
+            LearningEncoding(settings: learning, includingAdversarial: components.contains(.gan)), forKey: .learning)
         try c.encode(keepsAspectRatio, forKey: .keepsAspectRatio)
         if isTiled {
             try c.encode(tileSize, forKey: .tileSize)
@@ -219,5 +220,16 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         case components, componentWeights, scoreComponents, gaussianChannels, inputSize, bankSize, calibrationShare
         case seed, maxCandidates, projectionDimension, blurSigma, wideBlurSigma, positionWeight, learning
         case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs
+    }
+}
+
+/// The learning settings as a bundle stores them: the `gan` component's fields only in a model
+/// that has it.
+private struct LearningEncoding: Encodable {
+    let settings: LearningSettings
+    let includingAdversarial: Bool
+
+    func encode(to encoder: Encoder) throws {
+        try settings.encode(to: encoder, includingAdversarial: includingAdversarial)
     }
 }

@@ -105,4 +105,52 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         ganSpectralNorm = try value(.ganSpectralNorm, d.ganSpectralNorm)
         ganMap = try value(.ganMap, d.ganMap)
     }
+
+    /// Encodes every field.
+    public func encode(to encoder: Encoder) throws { try encode(to: encoder, includingAdversarial: true) }
+
+    /// Encodes the fields, the `gan` component's only when `includingAdversarial`: a model
+    /// without that component keeps the bytes it had before the component existed.
+    func encode(to encoder: Encoder, includingAdversarial: Bool) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(students, forKey: .students)
+        try c.encode(studentWidth, forKey: .studentWidth)
+        try c.encode(studentEpochs, forKey: .studentEpochs)
+        try c.encode(hardShare, forKey: .hardShare)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(memorySize, forKey: .memorySize)
+        try c.encode(latentChannels, forKey: .latentChannels)
+        try c.encode(autoencoderEpochs, forKey: .autoencoderEpochs)
+        try c.encode(temperature, forKey: .temperature)
+        try c.encode(shrinkage, forKey: .shrinkage)
+        try c.encode(entropyWeight, forKey: .entropyWeight)
+        try c.encode(inputNoise, forKey: .inputNoise)
+        try c.encode(positionalNormalization, forKey: .positionalNormalization)
+        if includingAdversarial {
+            try c.encode(ganEpochs, forKey: .ganEpochs)
+            try c.encode(ganOldEpoch, forKey: .ganOldEpoch)
+            try c.encode(ganDiscriminatorEpochs, forKey: .ganDiscriminatorEpochs)
+            try c.encode(ganLatentChannels, forKey: .ganLatentChannels)
+            try c.encode(ganDiscriminatorWidth, forKey: .ganDiscriminatorWidth)
+            try c.encode(ganLearningRate, forKey: .ganLearningRate)
+            try c.encode(ganAdversarialWeight, forKey: .ganAdversarialWeight)
+            try c.encode(ganLabelSmoothing, forKey: .ganLabelSmoothing)
+            try c.encode(ganNegatives, forKey: .ganNegatives)
+            try c.encode(ganPerturbation, forKey: .ganPerturbation)
+            try c.encode(ganRegionalAnomalies, forKey: .ganRegionalAnomalies)
+            try c.encode(ganSpectralNorm, forKey: .ganSpectralNorm)
+            try c.encode(ganMap, forKey: .ganMap)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case students, studentWidth, studentEpochs, hardShare, batchSize, learningRate, weightDecay, memorySize
+        case latentChannels, autoencoderEpochs, temperature, shrinkage, entropyWeight, inputNoise
+        case positionalNormalization
+        case ganEpochs, ganOldEpoch, ganDiscriminatorEpochs, ganLatentChannels, ganDiscriminatorWidth, ganLearningRate
+        case ganAdversarialWeight, ganLabelSmoothing, ganNegatives, ganPerturbation, ganRegionalAnomalies
+        case ganSpectralNorm, ganMap
+    }
 }

@@ -52,6 +52,9 @@ final class AdversarialComponentTests: XCTestCase {
         XCTAssertEqual(loaded.analyze(image).map, detectors[0].analyze(image).map)
         let model = try XCTUnwrap(loaded.component(AdversarialComponent.self)?.model)
         XCTAssertEqual(model.mapSource, .input)
+        // Its non-default hyper-parameters are stored (a model without `gan` leaves them out).
+        XCTAssertEqual(loaded.settings.learning, detectors[0].settings.learning)
+        XCTAssertEqual(loaded.settings.learning.ganDiscriminatorWidth, 64)
         XCTAssertGreaterThan(model.residualScale, 0)
 
         // The discriminator alone separates defective from good parts and points at the defects.
