@@ -127,18 +127,7 @@ public func reluBackward(_ dy: Tensor, output y: Tensor) -> Tensor {
     }
 }
 
-/// In-place ReLU.
-public func reluInPlace(_ x: inout Tensor) {
-    x.storage.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = max(0, $0[i]) } }
-}
-
-/// Applies `activation` in place (training path).
-public func activateInPlace(_ x: inout Tensor, _ activation: Activation) {
-    if activation == .none { return }
-    x.storage.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = activation.apply($0[i]) } }
-}
-
-/// Backward of `activateInPlace` given its output y. For ReLU and leaky ReLU the sign of y is
+/// Backward of `activate` given its output y. For ReLU and leaky ReLU the sign of y is
 /// the sign of the input, so the output alone decides the slope: dx = dy where y > 0, else 0
 /// (ReLU) or 0.2 dy (leaky ReLU); ReLU6 also stops the gradient where it clipped at 6.
 public func activationBackward(_ dy: Tensor, output y: Tensor, _ activation: Activation) -> Tensor {

@@ -196,7 +196,7 @@ public struct ConvStack: Sendable {
             }
             var columns = [Float]()
             var y = convolutionForward(a, weight: weights[i], bias: biases[i], geometry: geometry(i), columns: &columns)
-            activateInPlace(&y, spec.activation)
+            if spec.activation != .none { y = activate(y, spec.activation) }
             tape.inputs.append(a)
             tape.columns.append(columns)
             tape.outputs.append(y)

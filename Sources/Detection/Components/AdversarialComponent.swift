@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Models
 import NeuralNet
@@ -173,21 +172,15 @@ enum AdversarialTraining {
             return (stack, factors)
         }
         func runHalves(
-            _ batch: [Int], _ work: @escaping @Sendable (Int, UnsafeMutablePointer<Partial>) -> Void
+            _ batch: [Int], _ work: @Sendable (Int, UnsafeMutablePointer<Partial>) -> Void
         )
             -> Partial
         {
-            var partials = [Partial](
-                repeating: Partial(
-                    generator: .init(for: g), discriminator: .init(for: rawD), scratch: .init(for: rawD)),
-                count: 2)
-            let halves = [Array(batch.prefix((batch.count + 1) / 2)), Array(batch.dropFirst((batch.count + 1) / 2))]
-            partials.withUnsafeMutableBufferPointer { buffer in
-                let out = UnsafeSendable(buffer.baseAddress)
-                DispatchQueue.concurrentPerform(iterations: 2) { half in
-                    guard let slot = out.pointer?.advanced(by: half) else { return }
-                    for i in halves[half] { work(i, slot) }
-                }
+            let partials = inTwoHalves(
+                batch,
+                starting: Partial(generator: .init(for: g), discriminator: .init(for: rawD), scratch: .init(for: rawD))
+            ) { _, images, slot in
+                for i in images { work(i, slot) }
             }
             var sum = partials[0]
             sum.generator.add(partials[1].generator)
@@ -260,7 +253,7 @@ enum AdversarialTraining {
             if epoch == oldEpoch { old = g }
         }
 
-        // Phase 2: G frozen; D learns {x, G(x)} = normal, {G_old(x), (x_i + x_j) / 2} = abnormal.
+        // Phase 2: G frozen; D learns {x, G(x)} = normal, the chosen negatives = abnormal.
         for _ in 0..<discriminatorEpochs {
             order.shuffle(using: &random)
             var dSum = 0.0, seen = 0

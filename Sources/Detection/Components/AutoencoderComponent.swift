@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Models
 import NeuralNet
@@ -139,42 +138,34 @@ public struct AutoencoderComponent: ScoringComponent {
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
                 let batch = Array(order[start..<min(start + settings.batchSize, order.count)])
                 let noiseSeed = generator.next()
-                let halves = [
-                    Array(batch.prefix((batch.count + 1) / 2)), Array(batch.dropFirst((batch.count + 1) / 2)),
-                ]
-                var partials = [Partial](
-                    repeating: Partial(
-                        encoder: .init(for: encoder), decoder: .init(for: decoder),
-                        memory: [Float](repeating: 0, count: n * l)), count: 2)
                 let (enc, dec, mem) = (encoder, decoder, memory)
-                partials.withUnsafeMutableBufferPointer { buffer in
-                    let out = UnsafeSendable(buffer.baseAddress)
-                    DispatchQueue.concurrentPerform(iterations: 2) { half in
-                        guard let slot = out.pointer?.advanced(by: half) else { return }
-                        var noise = SeededGenerator(seed: noiseSeed &+ UInt64(half))
-                        for i in halves[half] {
-                            let target = targets[i]
-                            var input = target
-                            if !pool.isEmpty {
-                                let offset = Int(noise.next() % UInt64(poolSize))
-                                for j in 0..<input.count { input.storage[j] += pool[(offset + j) & (poolSize - 1)] }
-                            }
-                            let (z, encoderTape) = enc.trainingForward(input)
-                            let (latent, cache) = readout.forward(z, memory: mem)
-                            let (output, decoderTape) = dec.trainingForward(latent)
-                            let (loss, dy) = meanSquaredError(output, target)
-                            slot.pointee.loss += Double(loss + settings.entropyWeight * readout.entropy(cache))
-                            guard
-                                let dLatent = dec.backward(
-                                    dy, tape: decoderTape, gradients: &slot.pointee.decoder,
-                                    needsInputGradient: true)
-                            else { continue }
-                            let dz = readout.backward(
-                                dLatent, memory: mem, cache: cache, entropyWeight: settings.entropyWeight,
-                                memoryGradient: &slot.pointee.memory)
-                            _ = enc.backward(
-                                dz, tape: encoderTape, gradients: &slot.pointee.encoder, needsInputGradient: false)
+                let empty = Partial(
+                    encoder: .init(for: encoder), decoder: .init(for: decoder),
+                    memory: [Float](repeating: 0, count: n * l))
+                let partials = inTwoHalves(batch, starting: empty) { half, images, slot in
+                    var noise = SeededGenerator(seed: noiseSeed &+ UInt64(half))
+                    for i in images {
+                        let target = targets[i]
+                        var input = target
+                        if !pool.isEmpty {
+                            let offset = Int(noise.next() % UInt64(poolSize))
+                            for j in 0..<input.count { input.storage[j] += pool[(offset + j) & (poolSize - 1)] }
                         }
+                        let (z, encoderTape) = enc.trainingForward(input)
+                        let (latent, cache) = readout.forward(z, memory: mem)
+                        let (output, decoderTape) = dec.trainingForward(latent)
+                        let (loss, dy) = meanSquaredError(output, target)
+                        slot.pointee.loss += Double(loss + settings.entropyWeight * readout.entropy(cache))
+                        guard
+                            let dLatent = dec.backward(
+                                dy, tape: decoderTape, gradients: &slot.pointee.decoder,
+                                needsInputGradient: true)
+                        else { continue }
+                        let dz = readout.backward(
+                            dLatent, memory: mem, cache: cache, entropyWeight: settings.entropyWeight,
+                            memoryGradient: &slot.pointee.memory)
+                        _ = enc.backward(
+                            dz, tape: encoderTape, gradients: &slot.pointee.encoder, needsInputGradient: false)
                     }
                 }
                 var encoderGradients = partials[0].encoder, decoderGradients = partials[0].decoder
