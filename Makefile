@@ -36,7 +36,7 @@ build: setup
 release: setup
 	$(SWIFT) build $(RELEASE)
 
-FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Package.swift
+FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Fixtures/LoopbackHTTP Package.swift
 
 # All tests run on a release build (numeric tests are heavy; preconditions stay on with -O).
 # The code must be formatted (`make format`) and every public declaration documented.

@@ -12,6 +12,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `anomap serve`: HTTP/1.1 on SwiftNIO's own pipeline (Hummingbird and swift-prometheus
+        // pull in swift-metrics, whose `Metrics` module collides with our `Metrics` target).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
@@ -29,19 +32,30 @@ let package = Package(
             name: "Detection", dependencies: ["Imaging", "Tensors", "NeuralNet", "Models", "Metrics", "SafeFiles"]),
         // The user-facing batch side: image folders, batch inspection, outputs, evaluation, report, marks, merging.
         .target(name: "Batch", dependencies: ["Detection", "Imaging", "Tensors", "Models", "Metrics", "SafeFiles"]),
+        // The HTTP service: admission, the inspection worker, hot model reload, metrics.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Batch", "Detection", "Imaging", "SafeFiles",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .executableTarget(
             name: "anomap",
             dependencies: [
-                "Detection", "Batch", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
+                "Detection", "Batch", "Serving", "Imaging", "Models", "Tensors", "NeuralNet", "SafeFiles", "Metrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
+        // A blocking loopback HTTP/1.1 client for the service's tests and load benchmark.
+        .target(name: "LoopbackHTTP", path: "Fixtures/LoopbackHTTP"),
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
         .executableTarget(
             name: "anomap-bench",
             dependencies: [
                 "Detection", "Batch", "Imaging", "Metrics", "Models", "Tensors", "SafeFiles", "NeuralNet",
-                "SyntheticData",
+                "SyntheticData", "LoopbackHTTP",
             ]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),
@@ -54,7 +68,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CImageCodecs", "Tensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "NeuralNet"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging", "Detection"]),
-        .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData"]),
+        .testTarget(name: "CLITests", dependencies: ["anomap", "SyntheticData", "LoopbackHTTP"]),
     ]
 )
 

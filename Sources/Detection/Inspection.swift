@@ -97,14 +97,23 @@ extension Detector {
     ) throws -> (
         image: Image, size: (width: Int, height: Int), photo: Image
     ) {
+        try decodeWithPhoto(try ImageCodec.readBytes(contentsOf: path, options: settings.decodeOptions), name: path)
+    }
+
+    /// `readWithPhoto(contentsOf:)` on bytes already in memory (an upload); `name` names them
+    /// in errors. `photo: false` skips the full-size picture when none will be drawn.
+    public func decodeWithPhoto(
+        _ bytes: [UInt8], name: String, photo: Bool = true
+    ) throws -> (
+        image: Image, size: (width: Int, height: Int), photo: Image
+    ) {
         let options = settings.decodeOptions
         var fullOptions = options
         fullOptions.minimumSide = nil
-        let bytes = try ImageCodec.readBytes(contentsOf: path, options: options)
-        let decoded = try ImageCodec.decodeReporting(bytes, path: path, options: options)
+        let decoded = try ImageCodec.decodeReporting(bytes, path: name, options: options)
         let size = (decoded.fullWidth, decoded.fullHeight), image = decoded.image
         let whole = (image.width, image.height) == size
-        return (image, size, whole ? image : try ImageCodec.decode(bytes, path: path, options: fullOptions))
+        return (image, size, whole || !photo ? image : try ImageCodec.decode(bytes, path: name, options: fullOptions))
     }
 }
 

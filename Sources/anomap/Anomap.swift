@@ -9,7 +9,9 @@ struct Anomap: ParsableCommand {
         commandName: "anomap",
         abstract: "Visual anomaly localization: learn what good products look like, then find defects pixel by pixel.",
         version: anomapVersion,
-        subcommands: [Train.self, Inspect.self, Eval.self, EvalShift.self, Label.self, Merge.self, Classify.self]
+        subcommands: [
+            Train.self, Inspect.self, Serve.self, Eval.self, EvalShift.self, Label.self, Merge.self, Classify.self,
+        ]
     )
 
     /// Runs the command line; usage errors exit with 2 (argument-parser's default is 64) so
