@@ -21,7 +21,7 @@ public struct BatchInput: Sendable, Equatable {
     public static func collect(_ paths: [String]) throws -> [BatchInput] {
         var inputs = [BatchInput](), taken = Set<String>()
         for p in paths {
-            let parent = (InspectionWriter.lexicallyNormalized(p) as NSString).deletingLastPathComponent
+            let parent = InspectionWriter.parent(of: InspectionWriter.lexicallyNormalized(p))
             for file in try ImageFolder.images(in: [p]) {
                 var stem = InspectionWriter.relativeStem(for: file, under: parent)
                 if taken.contains(stem) {

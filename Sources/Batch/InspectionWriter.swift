@@ -55,6 +55,14 @@ public struct InspectionWriter {
         return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
+    /// `path` without its last component ("" for a bare name, "/" for a child of the root).
+    /// Not NSString.deletingLastPathComponent: swift-corelibs-foundation traps on a
+    /// one-character string ("0", the stem of `0.png`; a folder named "w").
+    public static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
     /// The heatmap, overlay and mask images of an inspection, in this writer's colours.
     public func render(_ inspection: Inspection, photo: Image) throws -> RenderedInspection {
         try RenderedInspection(inspection, photo: photo, colormap: colormap, heatmapTop: heatmapTop)
@@ -64,9 +72,7 @@ public struct InspectionWriter {
     /// their paths relative to the output folder. Any failure is a `PipelineError.output`: it
     /// ends the run (disk full, folder gone).
     public func write(_ rendered: RenderedInspection, stem: String) throws -> [String] {
-        // Not NSString.deletingLastPathComponent: swift-corelibs-foundation traps on a
-        // one-character string ("0", the stem of `0.png`).
-        let parent = stem.lastIndex(of: "/").map { String(stem[..<$0]) } ?? ""
+        let parent = Self.parent(of: stem)
         let dir = parent.isEmpty ? root : (root as NSString).appendingPathComponent(parent)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -101,25 +107,30 @@ public struct InspectionWriter {
         }
     }
 
-    /// Writes results.csv and results.json atomically.
-    public func writeResults(_ records: [InspectionRecord]) throws {
-        var csv = "path,score,normalized_score,verdict,defect_area,boxes,error,shift_score,shifted\n"
+    /// The first line of results.csv.
+    public static let csvHeader = "path,score,normalized_score,verdict,defect_area,boxes,error,shift_score,shifted\n"
+
+    /// One record's line of results.csv (with its newline).
+    public static func csvRow(_ r: InspectionRecord) -> String {
         func field(_ s: String) -> String {
             s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
-        for r in records {
-            let boxes = r.boxes.map { "\($0.x) \($0.y) \($0.width) \($0.height)" }.joined(separator: ";")
-            csv +=
-                [
-                    field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
-                    r.normalized_score.map { String(format: "%.6g", $0) } ?? "", r.verdict,
-                    r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? ""),
-                    r.shift_score.map { String(format: "%.6g", $0) } ?? "",
-                    r.shifted.map { $0 ? "true" : "false" } ?? "",
-                ]
-                .joined(separator: ",") + "\n"
-        }
+        let boxes = r.boxes.map { "\($0.x) \($0.y) \($0.width) \($0.height)" }.joined(separator: ";")
+        return [
+            field(r.path), r.score.map { String(format: "%.6g", $0) } ?? "",
+            r.normalized_score.map { String(format: "%.6g", $0) } ?? "", r.verdict,
+            r.defect_area.map { String(format: "%.6g", $0) } ?? "", field(boxes), field(r.error ?? ""),
+            r.shift_score.map { String(format: "%.6g", $0) } ?? "",
+            r.shifted.map { $0 ? "true" : "false" } ?? "",
+        ]
+        .joined(separator: ",") + "\n"
+    }
+
+    /// Writes results.csv and results.json atomically.
+    public func writeResults(_ records: [InspectionRecord]) throws {
+        var csv = Self.csvHeader
+        for r in records { csv += Self.csvRow(r) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {

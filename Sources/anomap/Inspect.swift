@@ -13,7 +13,27 @@ struct Inspect: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp("Image files or folders (searched recursively; PNG/JPEG by content).", valueName: "path"))
-    var paths: [String]
+    var paths: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Watch this folder (recursively): inspect the images in it, then each new one once complete (closed or renamed into place), appending to results.jsonl and results.csv until Ctrl-C/SIGTERM; a restart goes on where it stopped.",
+            valueName: "dir"))
+    var watch: String?
+
+    @Option(
+        name: .long,
+        help: "With --watch: seconds a file found by a scan must stay unchanged before it is read.")
+    var settle = 2.0
+
+    @Option(name: .long, help: "With --watch: seconds between scans when polling.")
+    var pollInterval = 1.0
+
+    @Flag(
+        name: .long,
+        help: "With --watch: scan the folder instead of using inotify (chosen by itself on network file systems).")
+    var polling = false
 
     @Option(name: .long, help: ArgumentHelp("Model bundle from `anomap train`.", valueName: "model.safetensors"))
     var model: String
@@ -77,13 +97,27 @@ struct Inspect: ParsableCommand {
     @OptionGroup var backbone: BackboneOptions
 
     func validate() throws {
-        if paths.isEmpty { throw ValidationError("give at least one image or folder") }
+        if let watch {
+            if !paths.isEmpty { throw ValidationError("give either paths or --watch \(watch), not both") }
+            for (given, flag) in [
+                (resume, "--resume"), (shard != nil, "--shard"), (report != nil, "--report"),
+                (failOnAnomaly, "--fail-on-anomaly"), (failOnShift, "--fail-on-shift"),
+            ] where given {
+                throw ValidationError("\(flag) does not go with --watch (a watch always resumes)")
+            }
+            if !(settle >= 0) || !(pollInterval > 0) {
+                throw ValidationError("--settle must be 0 or more and --poll-interval positive")
+            }
+        } else if paths.isEmpty {
+            throw ValidationError("give at least one image or folder, or --watch DIR")
+        }
         if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be a number") }
         if shard != nil && shardSpec == nil { throw ValidationError("--shard takes I/N with 1 <= I <= N, e.g. 2/3") }
     }
 
     func run() throws {
         setComputeThreads(runOptions.threads)
+        if let watch { return try runWatch(watch) }
         let start = Date()
         let interruption = Interruption()
         var summary = BatchSummary()
@@ -92,11 +126,7 @@ struct Inspect: ParsableCommand {
             var inputs = try BatchInput.collect(paths)
             if let (index, count) = shardSpec { inputs = BatchInput.shard(inputs, index: index, count: count) }
             total = inputs.count
-            let (network, sha) = try backbone.loadWithChecksum()
-            var detector = try ModelBundle.read(
-                model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
-            if let only { detector = try detector.selecting(try Component.list(only)) }
-            if let threshold { detector.threshold = threshold }
+            let detector = try loadDetector()
             var batch = BatchInspection(detector: detector, writer: try InspectionWriter(root: out))
             batch.writesImages = !noImages
             batch.resume = resume
@@ -140,5 +170,55 @@ struct Inspect: ParsableCommand {
             Summary.print(parts)
         }
         if (failOnAnomaly && summary.anomalous > 0) || (failOnShift && summary.shifted > 0) { throw ExitCode(1) }
+    }
+
+    /// Loads the model as --only and --threshold say.
+    func loadDetector() throws -> Detector {
+        let (network, sha) = try backbone.loadWithChecksum()
+        var detector = try ModelBundle.read(
+            model, extractor: PatchFeatureExtractor(backbone: network), backboneSHA256: sha)
+        if let only { detector = try detector.selecting(try Component.list(only)) }
+        if let threshold { detector.threshold = threshold }
+        return detector
+    }
+
+    /// `--watch`: runs until Ctrl-C or SIGTERM, then exits 0 (1 only when an output fails).
+    func runWatch(_ folder: String) throws {
+        let start = Date()
+        let interruption = Interruption()
+        var summary = BatchSummary()
+        try exitOnFailure {
+            var watchRun = WatchInspection(detector: try loadDetector(), writer: try InspectionWriter(root: out))
+            watchRun.writesImages = !noImages
+            watchRun.settleSeconds = settle
+            watchRun.pollSeconds = pollInterval
+            watchRun.polling = polling
+            let quiet = runOptions.quiet
+            summary = try watchRun.run(
+                folder: folder, stopRequest: { interruption.received },
+                onStart: { if !quiet { printError($0) } },
+                onImage: { record in
+                    guard !quiet, record.verdict != "error" else { return }
+                    printError(
+                        "\(record.verdict) \(String(format: "%.3f", record.normalized_score ?? 0)) \(record.path)")
+                }, onError: { printError($0) })
+        }
+        let seconds = Date().timeIntervalSince(start)
+        if json {
+            printJSON([
+                "images": summary.images, "anomalous": summary.anomalous,
+                "normal": summary.images - summary.anomalous - summary.errors, "errors": summary.errors,
+                "shifted": summary.shifted, "seconds": (seconds * 1000).rounded() / 1000,
+                "results": (out as NSString).appendingPathComponent("results.jsonl"),
+            ])
+        }
+        if !runOptions.quiet {
+            Summary.print([
+                Summary.part("stopped after \(summary.images) new images"),
+                Summary.part("\(summary.anomalous) anomalous", summary.anomalous > 0 ? .red : .green),
+                Summary.part("\(summary.errors) errors", summary.errors > 0 ? .yellow : nil),
+                Summary.part(String(format: "%.1f s", seconds)), Summary.part("-> \(out)/results.jsonl"),
+            ])
+        }
     }
 }
