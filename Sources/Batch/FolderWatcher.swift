@@ -96,6 +96,17 @@ public final class FolderWatcher {
         return !relative.split(separator: "/").contains { $0.hasPrefix(".") }
     }
 
+    /// Takes back a reported file that changed while it was read: it is reported again once
+    /// complete (its next close, or unchanged for the settle time).
+    public func retry(_ path: String) {
+        reported.remove(path)
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        pending[path] = Look(
+            size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) * 1e-9,
+            since: Date())
+    }
+
     private func isExcluded(_ folder: String) -> Bool {
         let resolved = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
         return excluded.contains { resolved == $0 || resolved.hasPrefix($0 + "/") }
@@ -202,6 +213,9 @@ public final class FolderWatcher {
                         scan(path, addingWatches: true)
                     }
                 } else if mask & UInt32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+                    // An empty file closed is one created ahead of its content ("touch", then write).
+                    var info = stat()
+                    if stat(path, &info) == 0 && info.st_size == 0 { continue }
                     report(path)
                 }
             }

@@ -102,6 +102,7 @@ public struct WatchInspection {
         var records = try log.load()
         var summary = BatchSummary()
         var stems = StemAssigner(root: folder)
+        var failed = [String: FileSignature]()
         for record in records { _ = stems.stem(for: record.path) }
         try writer.writeResults(records)
         let csv = (writer.root as NSString).appendingPathComponent("results.csv")
@@ -124,6 +125,16 @@ public struct WatchInspection {
                     continue
                 }
                 let record = try inspect(path, stem: stems.stem(for: path))
+                // A file that does not decode may still be in the writer's hands (closed once
+                // empty, reopened, appended to): it is read again once complete, and recorded as
+                // an error only when it fails twice unchanged.
+                if record.verdict == "error", let signature = FileSignature(path), failed[path] != signature {
+                    failed[path] = signature
+                    stems.forget(path)
+                    watcher.retry(path)
+                    continue
+                }
+                failed[path] = nil
                 if record.verdict == "error" {
                     summary.errors += 1
                     onError("error: \(record.error ?? path)")
@@ -190,5 +201,32 @@ struct StemAssigner {
         taken.insert(stem)
         byPath[path] = stem
         return stem
+    }
+
+    /// Gives back the stem of a file that was not recorded after all.
+    mutating func forget(_ path: String) {
+        if let stem = byPath.removeValue(forKey: path) { taken.remove(stem) }
+    }
+}
+
+/// What `stat` says of a file, to notice that it changed (while it was read, or was replaced).
+public struct FileSignature: Equatable, Sendable {
+    /// Size in bytes.
+    public var size: Int
+    /// Modification time, whole seconds.
+    public var seconds: Int
+    /// Modification time, nanoseconds past `seconds`.
+    public var nanoseconds: Int
+    /// Inode number (a file renamed into place has a new one).
+    public var inode: UInt64
+
+    /// The file's signature, or nil when it cannot be read.
+    public init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        size = Int(info.st_size)
+        seconds = Int(info.st_mtim.tv_sec)
+        nanoseconds = Int(info.st_mtim.tv_nsec)
+        inode = UInt64(info.st_ino)
     }
 }

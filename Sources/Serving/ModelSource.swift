@@ -1,3 +1,4 @@
+import Batch
 import Detection
 import Foundation
 import SafeFiles
@@ -88,23 +89,5 @@ public final class ModelSource: @unchecked Sendable {
         } catch {
             throw PipelineError.model("\(error)")
         }
-    }
-}
-
-/// What `stat` says of a file, to notice it was replaced or rewritten.
-struct FileSignature: Equatable {
-    var size: Int
-    var seconds: Int
-    var nanoseconds: Int
-    var inode: UInt64
-
-    /// The file's signature, or nil when it cannot be read.
-    init?(_ path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        size = Int(info.st_size)
-        seconds = Int(info.st_mtim.tv_sec)
-        nanoseconds = Int(info.st_mtim.tv_nsec)
-        inode = UInt64(info.st_ino)
     }
 }
