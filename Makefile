@@ -21,7 +21,7 @@ ifneq ($(CPU_FLAGS),)
 export OPENBLAS_CORETYPE ?= Haswell
 endif
 
-.PHONY: setup samples build release test demo bench bench-peers bench-memory fuzz test-sanitize format clean
+.PHONY: setup samples build release test demo bench bench-peers bench-memory bench-serve fuzz test-sanitize format clean
 
 # Install apt packages and the pretrained weights when missing (idempotent, fast when done).
 setup:
@@ -36,7 +36,7 @@ build: setup
 release: setup
 	$(SWIFT) build $(RELEASE)
 
-FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Fixtures/LoopbackHTTP Package.swift
+FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Fixtures/LoopbackHTTP Fixtures/LoadGenerator Package.swift
 
 # All tests run on a release build (numeric tests are heavy; preconditions stay on with -O).
 # The code must be formatted (`make format`) and every public declaration documented.
@@ -60,6 +60,11 @@ bench-peers: samples release
 # Peak memory of inspect over 1,000 and 10,000 images (about 8 minutes).
 bench-memory: samples release
 	@bash Scripts/memory_10k.sh
+
+# `anomap serve` under loopback load (1/2/8/32 connections, 60 s each), a 10-minute soak, and
+# `inspect --watch` over 1,000 slowly written files with two restarts (about 20 minutes).
+bench-serve: samples release
+	@bash Scripts/bench_serve.sh
 
 # libFuzzer + AddressSanitizer on the decoders, the model loader and the results/marks
 # readers, FUZZ_SECONDS per target (default 30).

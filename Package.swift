@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Batch", "Detection", "Imaging", "SafeFiles",
+                "Batch", "Detection", "Imaging", "SafeFiles", "Tensors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -50,12 +50,13 @@ let package = Package(
         .target(name: "SyntheticData", dependencies: ["Imaging", "Tensors"], path: "Fixtures/SyntheticData"),
         // A blocking loopback HTTP/1.1 client for the service's tests and load benchmark.
         .target(name: "LoopbackHTTP", path: "Fixtures/LoopbackHTTP"),
+        .executableTarget(name: "anomap-load", dependencies: ["LoopbackHTTP"], path: "Fixtures/LoadGenerator"),
         .executableTarget(name: "anomap-fixtures", dependencies: ["SyntheticData"], path: "Fixtures/Generator"),
         .executableTarget(
             name: "anomap-bench",
             dependencies: [
                 "Detection", "Batch", "Imaging", "Metrics", "Models", "Tensors", "SafeFiles", "NeuralNet",
-                "SyntheticData", "LoopbackHTTP",
+                "SyntheticData",
             ]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "SafeFilesTests", dependencies: ["SafeFiles"]),

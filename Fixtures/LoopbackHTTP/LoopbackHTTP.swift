@@ -229,12 +229,13 @@ public struct LoadResult: Sendable {
     }
 }
 
-/// Closed-loop load: `connections` threads each send `body` to `path` over a kept-alive
-/// connection, one request at a time, for `seconds`. A 503 is counted and its Retry-After
-/// honoured (capped at `maxBackoff`), as a well-behaved line controller would.
+/// Closed-loop load: `connections` threads each send the `bodies` in turn (each thread starting
+/// at its own) to `path` over a kept-alive connection, one request at a time, for `seconds`. A
+/// 503 is counted and its Retry-After honoured (capped at `maxBackoff`), as a well-behaved line
+/// controller would.
 public func runLoad(
-    port: Int, path: String, body: [UInt8], headers: [String: String] = [:], connections: Int, seconds: Double,
-    maxBackoff: Double = 1
+    port: Int, path: String, bodies: [[UInt8]], headers: [String: String] = [:], connections: Int,
+    seconds: Double, maxBackoff: Double = 1
 ) -> LoadResult {
     final class Totals: @unchecked Sendable {
         let lock = NSLock()
@@ -242,15 +243,18 @@ public func runLoad(
     }
     let totals = Totals()
     let deadline = Date().addingTimeInterval(seconds)
-    let request = LoopbackConnection.request("POST", path, headers: headers, body: body)
+    let requests = bodies.map { LoopbackConnection.request("POST", path, headers: headers, body: $0) }
     let group = DispatchGroup()
     let start = Date()
-    for _ in 0..<connections {
+    for thread in 0..<connections {
         group.enter()
         Thread.detachNewThread {
             var mine = LoadResult()
             var connection: LoopbackConnection?
-            while Date() < deadline {
+            var turn = thread
+            while Date() < deadline, !requests.isEmpty {
+                let request = requests[turn % requests.count]
+                turn += 1
                 do {
                     if connection == nil { connection = try LoopbackConnection(port: port, timeout: 60) }
                     let sent = Date()

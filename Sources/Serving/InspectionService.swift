@@ -5,6 +5,7 @@ import Imaging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Tensors
 
 /// How `anomap serve` listens and what it accepts.
 public struct ServiceConfiguration: Sendable {
@@ -24,6 +25,8 @@ public struct ServiceConfiguration: Sendable {
     public var token: BearerToken?
     /// Seconds a client turned away with 503 is told to wait.
     public var retryAfterSeconds = 1
+    /// Inspections run at once (they share the compute threads).
+    public var inspectionThreads = 2
 
     /// Defaults for `capacity` admitted requests.
     public init(capacity: Int) { self.capacity = capacity }
@@ -73,7 +76,9 @@ public final class InspectionService: @unchecked Sendable {
     public init(configuration: ServiceConfiguration, models: ModelSource, log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
         self.models = models
-        worker = InspectionWorker(capacity: configuration.capacity)
+        worker = InspectionWorker(
+            capacity: configuration.capacity, threads: configuration.inspectionThreads,
+            computeThreads: computeThreads)
         self.log = log
     }
 
@@ -264,7 +269,9 @@ public final class InspectionService: @unchecked Sendable {
         } catch {
             return done(.error(.unprocessableEntity, "\(error)"), nil)
         }
-        worker.submit({ model.detector.inspect(decoded.image, size: decoded.size) }) { [processing] inspection in
+        worker.submit({ threads in
+            withComputeThreads(threads) { model.detector.inspect(decoded.image, size: decoded.size) }
+        }) { [processing] inspection in
             processing.async {
                 let record = InspectionRecord(path: name, inspection: inspection, outputs: [])
                 guard

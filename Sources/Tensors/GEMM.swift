@@ -1,8 +1,63 @@
 import CBLAS
 import Dispatch
+import Foundation
 
-/// Worker threads the convolution kernels split one layer across (see `setComputeThreads`).
-public private(set) var computeThreads = 2
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Worker threads the convolution kernels split one layer across: the count of the calling
+/// thread's `ComputeBudget` inside `withComputeThreads`, else the process's (see
+/// `setComputeThreads`). Kernels read it once per layer.
+public var computeThreads: Int {
+    if let own = pthread_getspecific(budgetKey) {
+        return Unmanaged<ComputeBudget>.fromOpaque(own).takeUnretainedValue().count
+    }
+    return processComputeThreads
+}
+
+private var processComputeThreads = 2
+
+/// The thread-specific slot of `withComputeThreads` (made once, on first use).
+private let budgetKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
+/// A count of compute threads that its owner may change while a computation runs on it: the
+/// computation's next layer uses the new count. A service running two inspections side by
+/// side gives each one thread, and the one left alone both again.
+public final class ComputeBudget: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int
+
+    /// A budget of `count` threads.
+    public init(_ count: Int) { value = max(1, count) }
+
+    /// The threads a layer may use now.
+    public var count: Int {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return value
+        }
+        set {
+            lock.lock()
+            value = max(1, newValue)
+            lock.unlock()
+        }
+    }
+}
+
+/// Runs `body` with the compute threads of `budget` on this thread alone. Results do not
+/// change with the count (every kernel computes each output the same way whatever the split).
+public func withComputeThreads<T>(_ budget: ComputeBudget, _ body: () throws -> T) rethrows -> T {
+    let previous = pthread_getspecific(budgetKey)
+    pthread_setspecific(budgetKey, Unmanaged.passUnretained(budget).toOpaque())
+    defer { pthread_setspecific(budgetKey, previous) }
+    return try withExtendedLifetime(budget) { try body() }
+}
 
 /// Sets how many threads the kernels use. anomap parallelizes each layer itself and keeps
 /// OpenBLAS single-threaded: OpenBLAS's own threading costs more than it gains on the small
@@ -12,7 +67,7 @@ public private(set) var computeThreads = 2
 /// blocks to the kernel on free, so every layer's output would be page-faulted in afresh
 /// (measured: that cost more than the depthwise arithmetic itself).
 public func setComputeThreads(_ count: Int) {
-    computeThreads = max(1, count)
+    processComputeThreads = max(1, count)
     openblas_set_num_threads(1)
     _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
     _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)

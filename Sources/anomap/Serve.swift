@@ -42,6 +42,13 @@ struct Serve: ParsableCommand {
     )
     var queue: Int?
 
+    @Option(
+        name: .long,
+        help:
+            "Inspections run at once; alone, one uses every --threads, side by side each gets a share (default: one per core)."
+    )
+    var inspections: Int?
+
     @Option(name: .long, help: "Largest accepted upload in MB (a larger one gets 413 before it is read).")
     var maxBodyMb = 50.0
 
@@ -63,6 +70,7 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let queue, queue < 1 { throw ValidationError("--queue must be at least 1") }
+        if let inspections, inspections < 1 { throw ValidationError("--inspections must be at least 1") }
         if !(maxBodyMb > 0 && maxBodyMb <= 4096) { throw ValidationError("--max-body-mb must be in (0, 4096]") }
         if !(headerTimeout > 0) || !(bodyTimeout > 0) { throw ValidationError("timeouts must be positive") }
         if !(reloadPoll >= 0) { throw ValidationError("--reload-poll must be 0 or more") }
@@ -84,6 +92,7 @@ struct Serve: ParsableCommand {
             }
             var configuration = ServiceConfiguration(
                 capacity: queue ?? 2 * ProcessInfo.processInfo.activeProcessorCount)
+            configuration.inspectionThreads = inspections ?? ProcessInfo.processInfo.activeProcessorCount
             configuration.host = host
             configuration.port = port
             configuration.maxBodyBytes = Int(maxBodyMb * 1_048_576)

@@ -62,6 +62,26 @@ final class ServerProcess {
     }
 }
 
+/// Replies filled in from several threads.
+final class UnsafeReplies: @unchecked Sendable {
+    private let lock = NSLock()
+    private var replies: [HTTPResponse?]
+
+    init(count: Int) { replies = Array(repeating: nil, count: count) }
+
+    func set(_ k: Int, _ reply: HTTPResponse?) {
+        lock.lock()
+        replies[k] = reply
+        lock.unlock()
+    }
+
+    func get(_ k: Int) -> HTTPResponse? {
+        lock.lock()
+        defer { lock.unlock() }
+        return replies[k]
+    }
+}
+
 /// `anomap serve` over loopback: the same numbers as `inspect`, every refusal's status, the
 /// token, deadlines, clients that give up, hot reload and graceful shutdown.
 final class ServeTests: XCTestCase {
@@ -124,6 +144,19 @@ final class ServeTests: XCTestCase {
             XCTAssertEqual(reply.status, 200, reply.text)
             assertSameResult(reply.json, setup.reference[path], path)
         }
+        // Side by side (the compute threads shared, changed mid-inspection): the same numbers.
+        let replies = UnsafeReplies(count: 2 * setup.images.count)
+        DispatchQueue.concurrentPerform(iterations: 2) { lane in
+            for (k, path) in setup.images.enumerated() {
+                let reply = try? server.post(
+                    Array((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()), headers: auth)
+                replies.set(lane * setup.images.count + k, reply)
+            }
+        }
+        for (k, path) in (setup.images + setup.images).enumerated() {
+            XCTAssertEqual(replies.get(k)?.status, 200)
+            assertSameResult(replies.get(k)?.json, setup.reference[path], "concurrent \(path)")
+        }
         // Multipart, named by its file name; pictures on request.
         let one = try XCTUnwrap(setup.images.last)
         let form = LoopbackConnection.multipart(file: try bytes(one), name: "part-7.png")
@@ -177,12 +210,12 @@ final class ServeTests: XCTestCase {
         let metrics = try server.get("/metrics", headers: auth)
         XCTAssertEqual(metrics.status, 200)
         for line in [
-            "anomap_http_requests_total{route=\"/v1/inspect\",status=\"200\"} \(setup.images.count + 1)",
+            "anomap_http_requests_total{route=\"/v1/inspect\",status=\"200\"} \(3 * setup.images.count + 1)",
             "anomap_http_requests_total{route=\"/v1/inspect\",status=\"401\"} 2",
             "anomap_http_requests_total{route=\"/v1/inspect\",status=\"413\"} 2",
             "anomap_http_requests_total{route=\"/v1/inspect\",status=\"415\"} 1",
             "anomap_http_requests_total{route=\"/v1/inspect\",status=\"422\"} 1",
-            "anomap_inspect_duration_seconds_count \(setup.images.count + 1)", "anomap_queue_capacity 2",
+            "anomap_inspect_duration_seconds_count \(3 * setup.images.count + 1)", "anomap_queue_capacity 2",
             "anomap_queue_depth 0",
         ] {
             XCTAssertTrue(metrics.text.contains(line), "missing \(line) in\n\(metrics.text)")
