@@ -39,6 +39,7 @@ batch_rate() {
     rm -rf "$work/batch-out"
 }
 rss() { awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+peak() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 
 echo "== 1. inspect --no-images over 256 images (${#images[@]} distinct), model load included"
 before=$(batch_rate)
@@ -51,11 +52,11 @@ trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$work/serve.log" && break; sleep 0.1; done
 port=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2)
 $bin/anomap-load "$port" 1 5 "${images[@]}" > /dev/null  # warm-up
-printf '%-11s %9s %8s %8s  %-28s %s\n' connections images/s p50_ms p99_ms statuses "RSS MiB (before -> after)"
+printf '%-11s %9s %8s %8s  %-28s %s\n' connections images/s p50_ms p99_ms statuses "RSS / peak RSS MiB (before -> after)"
 for c in 1 2 8 32; do
-    start_rss=$(rss $server)
+    start_rss="$(rss $server) / $(peak $server)"
     line=$($bin/anomap-load "$port" "$c" "$seconds" "${images[@]}")
-    python3 - "$line" "$start_rss" "$(rss $server)" <<'PY'
+    python3 - "$line" "$start_rss" "$(rss $server) / $(peak $server)" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 print("%-11d %9.2f %8.1f %8.1f  %-28s %s -> %s" % (r["connections"], r["images_per_second"], r["p50_ms"], r["p99_ms"],
@@ -99,8 +100,35 @@ kill -9 $watcher; wait $watcher 2>/dev/null || true; watch
 until (($(cat "$progress") >= 2 * files / 3)); do sleep 0.1; done
 kill -TERM $watcher; wait $watcher || echo "watch exited $? on SIGTERM"; watch
 wait $writer
+# Latency: 20 files, one at a time, each renamed into place; from the rename to its record.
+python3 - "$inbox" "$out/results.jsonl" "${images[0]}" <<'PY'
+import os, statistics, sys, time
+inbox, log, source = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+def records():
+    try:
+        with open(log, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+time.sleep(5)  # let the watch finish what the writer left
+waits = []
+for k in range(20):
+    before = records()
+    temporary, name = os.path.join(inbox, ".late-%02d.png" % k), os.path.join(inbox, "late-%02d.png" % k)
+    with open(temporary, "wb") as f:
+        f.write(source)
+    start = time.monotonic()
+    os.rename(temporary, name)
+    while records() == before and time.monotonic() - start < 10:
+        time.sleep(0.001)
+    waits.append(time.monotonic() - start)
+    time.sleep(0.2)
+print("watch latency, rename to record, 20 files one at a time: median %.1f ms, max %.1f ms" % (
+    1000 * statistics.median(waits), 1000 * max(waits)))
+PY
+files=$((files + 20))
 for _ in $(seq 600); do
-    (($(cut -d'"' -f2- "$out/results.jsonl" 2>/dev/null | wc -l) >= files)) && break
+    (($(wc -l < "$out/results.jsonl" 2>/dev/null || echo 0) >= files)) && break
     sleep 0.2
 done
 kill -TERM $watcher; wait $watcher || echo "watch exited $? on SIGTERM"
@@ -108,7 +136,7 @@ python3 - "$out/results.jsonl" "$files" "$inbox" "$(($(date +%s) - start))" <<'P
 import collections, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 n, inbox = int(sys.argv[2]), sys.argv[3]
-expected = {"%s/part-%05d.png" % (inbox, k) for k in range(n)}
+expected = {"%s/part-%05d.png" % (inbox, k) for k in range(n - 20)} | {"%s/late-%02d.png" % (inbox, k) for k in range(20)}
 counts = collections.Counter(r["path"] for r in rows)
 print("watch: %d files written, %d recorded, %d lost, %d done twice, %d errors, %s s" % (
     n, len(rows), len(expected - set(counts)), sum(1 for c in counts.values() if c > 1),

@@ -19,17 +19,11 @@ public struct BatchInput: Sendable, Equatable {
     /// its own name (a folder "good" -> out/good/...), and a stem that two inputs would share gets
     /// a numeric suffix instead of being overwritten.
     public static func collect(_ paths: [String]) throws -> [BatchInput] {
-        var inputs = [BatchInput](), taken = Set<String>()
+        var inputs = [BatchInput](), stems = UniqueStems()
         for p in paths {
             let parent = InspectionWriter.parent(of: InspectionWriter.lexicallyNormalized(p))
             for file in try ImageFolder.images(in: [p]) {
-                var stem = InspectionWriter.relativeStem(for: file, under: parent)
-                if taken.contains(stem) {
-                    var k = 2
-                    while taken.contains("\(stem)-\(k)") { k += 1 }
-                    stem = "\(stem)-\(k)"
-                }
-                taken.insert(stem)
+                let stem = stems.claim(InspectionWriter.relativeStem(for: file, under: parent))
                 inputs.append(BatchInput(path: file, stem: stem))
             }
         }
@@ -41,4 +35,25 @@ public struct BatchInput: Sendable, Equatable {
     public static func shard(_ inputs: [BatchInput], index: Int, count: Int) -> [BatchInput] {
         inputs.sorted { $0.path < $1.path }.enumerated().filter { $0.offset % count == index }.map(\.element)
     }
+}
+
+/// Output stems in use: a stem that two inputs would share gets a numeric suffix (`a.png` and
+/// `a.jpg` give `a` and `a-2`) instead of one overwriting the other's outputs.
+struct UniqueStems {
+    private var taken = Set<String>()
+
+    /// `stem`, or the first free `stem-2`, `stem-3`, ...; taken from now on.
+    mutating func claim(_ stem: String) -> String {
+        var unique = stem
+        var k = 2
+        while taken.contains(unique) {
+            unique = "\(stem)-\(k)"
+            k += 1
+        }
+        taken.insert(unique)
+        return unique
+    }
+
+    /// Gives back a claimed stem.
+    mutating func release(_ stem: String) { taken.remove(stem) }
 }

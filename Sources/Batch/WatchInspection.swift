@@ -181,31 +181,25 @@ public struct WatchInspection {
 }
 
 /// Output stems for watched files: the path below the watched folder's parent (as a batch
-/// names them), with a numeric suffix when two files would share one (`a.png`, `a.jpg`).
-/// Replaying the records in order gives the same stems after a restart.
+/// names them), made unique by `UniqueStems`. Replaying the records in order gives the same
+/// stems after a restart.
 struct StemAssigner {
     let parent: String
     var byPath = [String: String]()
-    var taken = Set<String>()
+    var stems = UniqueStems()
 
     init(root: String) { parent = InspectionWriter.parent(of: InspectionWriter.lexicallyNormalized(root)) }
 
     mutating func stem(for path: String) -> String {
         if let known = byPath[path] { return known }
-        var stem = InspectionWriter.relativeStem(for: path, under: parent)
-        if taken.contains(stem) {
-            var k = 2
-            while taken.contains("\(stem)-\(k)") { k += 1 }
-            stem = "\(stem)-\(k)"
-        }
-        taken.insert(stem)
+        let stem = stems.claim(InspectionWriter.relativeStem(for: path, under: parent))
         byPath[path] = stem
         return stem
     }
 
     /// Gives back the stem of a file that was not recorded after all.
     mutating func forget(_ path: String) {
-        if let stem = byPath.removeValue(forKey: path) { taken.remove(stem) }
+        if let stem = byPath.removeValue(forKey: path) { stems.release(stem) }
     }
 }
 

@@ -63,7 +63,6 @@ public final class InspectionService: @unchecked Sendable {
     let models: ModelSource
     let worker: InspectionWorker
     let metrics = ServiceMetrics()
-    let log: @Sendable (String) -> Void
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let processing = DispatchQueue(label: "anomap.requests", attributes: .concurrent)
     private let lock = NSLock()
@@ -72,14 +71,13 @@ public final class InspectionService: @unchecked Sendable {
     private var stopping = false
     private let allClosed = NSCondition()
 
-    /// A service answering with `models`; `log` gets one line per notable event.
-    public init(configuration: ServiceConfiguration, models: ModelSource, log: @escaping @Sendable (String) -> Void) {
+    /// A service answering with `models`.
+    public init(configuration: ServiceConfiguration, models: ModelSource) {
         self.configuration = configuration
         self.models = models
         worker = InspectionWorker(
             capacity: configuration.capacity, threads: configuration.inspectionThreads,
             computeThreads: computeThreads)
-        self.log = log
     }
 
     /// Binds and starts accepting; returns the port bound.
@@ -163,7 +161,7 @@ public final class InspectionService: @unchecked Sendable {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         let routes: [String: HTTPMethod] = ["/v1/inspect": .POST, "/healthz": .GET, "/metrics": .GET]
         guard let method = routes[path] else { return .reject(.error(.notFound, "no such route: \(path)")) }
-        guard head.method == method || (head.method == .HEAD && method == .GET) else {
+        guard head.method == method else {
             return .reject(
                 .error(.methodNotAllowed, "\(path) takes \(method.rawValue)", headers: [("Allow", method.rawValue)]))
         }

@@ -99,13 +99,12 @@ struct Serve: ParsableCommand {
             configuration.headerTimeout = headerTimeout
             configuration.bodyTimeout = bodyTimeout
             configuration.token = try tokenFile.map { try BearerToken(file: $0) }
-            let quiet = runOptions.quiet
-            service = InspectionService(configuration: configuration, models: source) { line in
-                if !quiet || line.hasPrefix("error") { printError(line) }
-            }
+            service = InspectionService(configuration: configuration, models: source)
             models = source
         }
         guard let service, let models else { throw ExitCode(2) }
+        // --quiet keeps the lines that matter in a log: where it listens, reloads, refusals.
+        let quiet = runOptions.quiet
         let stop = DispatchSemaphore(value: 0)
         let reloads = DispatchQueue(label: "anomap.reload")
         var sources = [DispatchSourceProtocol]()
@@ -114,7 +113,9 @@ struct Serve: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: reloads)
             source.setEventHandler {
                 if sig == SIGHUP {
-                    printError(models.reload(force: true) ?? "model \(models.path) unchanged")
+                    if let line = models.reload(force: true) ?? (quiet ? nil : "model \(models.path) unchanged") {
+                        printError(line)
+                    }
                 } else {
                     stop.signal()
                 }
@@ -140,9 +141,9 @@ struct Serve: ParsableCommand {
             "listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (model \(model), sha256 \(models.current.sha256.prefix(12)))"
         )
         stop.wait()
-        printError("stopping: finishing the requests in flight")
+        if !quiet { printError("stopping: finishing the requests in flight") }
         service.shutdown()
         sources.forEach { $0.cancel() }
-        printError("stopped")
+        if !quiet { printError("stopped") }
     }
 }
