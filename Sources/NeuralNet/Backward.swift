@@ -71,7 +71,9 @@ public func convolutionForward(
 }
 
 /// Backward of `convolutionForward`: accumulates dL/dW and dL/db and returns dL/dx (or nil
-/// when `needsInputGradient` is false, as for a network's first layer).
+/// when `needsInputGradient` is false, as for a network's first layer). An empty
+/// `weightGradient` (or `biasGradient`) is not wanted and costs nothing: a generator needs only
+/// dL/dx through the discriminator it is trained against.
 ///
 /// dy (1, O, OH, OW); columns as kept by the forward; inputShape (1, C, H, W).
 public func convolutionBackward(
@@ -81,7 +83,7 @@ public func convolutionBackward(
 ) -> Tensor? {
     let (h, w) = (inputShape[2], inputShape[3])
     let spatial = dy.height * dy.width, k = g.inChannels * g.kernel.h * g.kernel.w, o = g.outChannels
-    precondition(columns.count == k * spatial && weightGradient.count == o * k)
+    precondition(columns.count == k * spatial && (weightGradient.isEmpty || weightGradient.count == o * k))
     for c in 0..<o where !biasGradient.isEmpty {
         var acc: Float = 0
         for i in 0..<spatial { acc += dy.storage[c * spatial + i] }
@@ -93,13 +95,14 @@ public func convolutionBackward(
         columns.withUnsafeBufferPointer { cs in
             weight.storage.withUnsafeBufferPointer { ws in
                 weightGradient.withUnsafeMutableBufferPointer { gs in
-                    guard let dp = ds.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress,
-                        let gp = gs.baseAddress
-                    else { return }
-                    // dW (O, K) += dY (O, S) x columns^T (S, K)
-                    sgemm(
-                        transposeB: true, m: o, n: k, k: spatial, a: dp, lda: spatial, b: cp, ldb: spatial,
-                        beta: 1, c: gp, ldc: k)
+                    guard let dp = ds.baseAddress, let cp = cs.baseAddress, let wp = ws.baseAddress else { return }
+                    // (An empty array's buffer may still have an address: test the count.)
+                    if !gs.isEmpty, let gp = gs.baseAddress {
+                        // dW (O, K) += dY (O, S) x columns^T (S, K)
+                        sgemm(
+                            transposeB: true, m: o, n: k, k: spatial, a: dp, lda: spatial, b: cp, ldb: spatial,
+                            beta: 1, c: gp, ldc: k)
+                    }
                     guard needsInputGradient else { return }
                     dColumns.withUnsafeMutableBufferPointer { dcs in
                         guard let dcp = dcs.baseAddress else { return }

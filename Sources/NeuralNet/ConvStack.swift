@@ -218,6 +218,12 @@ public struct ConvStack: Sendable {
             biases = stack.biases.map { [Float](repeating: 0, count: $0.count) }
         }
 
+        /// No gradients at all: the backward pass skips the parameters.
+        fileprivate init(emptyFor stack: ConvStack) {
+            weights = stack.weights.map { _ in [] }
+            biases = stack.biases.map { _ in [] }
+        }
+
         /// Sets every gradient to zero.
         public mutating func zero() {
             for i in weights.indices {
@@ -233,6 +239,14 @@ public struct ConvStack: Sendable {
                 for j in biases[i].indices { biases[i][j] += other.biases[i][j] }
             }
         }
+    }
+
+    /// dL/dx of `trainingForward` alone: `backward` without the parameters' gradients (what a
+    /// generator needs from the discriminator it is trained against).
+    public func inputGradient(_ dy: Tensor, tape: Tape) -> Tensor {
+        var none = Gradients(emptyFor: self)
+        return backward(dy, tape: tape, gradients: &none, needsInputGradient: true)
+            ?? Tensor(shape: tape.inputShapes[0])
     }
 
     /// Backward of `trainingForward`: accumulates into `gradients`; returns dL/dx when asked.

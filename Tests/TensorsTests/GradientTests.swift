@@ -292,6 +292,13 @@ final class GradientTests: XCTestCase {
         checkGradient("dx", values: &x.storage, analytic: dx.storage, probes: Array(0..<120), epsilon: 1e-3) { v in
             loss(stack, Tensor(shape: x.shape, storage: v))
         }
+        // The generator's path: dx alone, without the parameters' gradients.
+        let inputOnly = stack.inputGradient(dz, tape: tape)
+        checkGradient(
+            "dx alone", values: &x.storage, analytic: inputOnly.storage, probes: Array(0..<120), epsilon: 1e-3
+        ) { v in
+            loss(stack, Tensor(shape: x.shape, storage: v))
+        }
         for layer in specs.indices {
             var w = stack.weights[layer].storage
             checkGradient(

@@ -121,7 +121,6 @@ enum AdversarialTraining {
     struct Partial: @unchecked Sendable {
         var generator: ConvStack.Gradients
         var discriminator: ConvStack.Gradients
-        var scratch: ConvStack.Gradients  // D's parameter gradients of the generator's loss, unused
         var dLoss = 0.0, gLoss = 0.0, reconstruction = 0.0
     }
 
@@ -178,7 +177,7 @@ enum AdversarialTraining {
         {
             let partials = inTwoHalves(
                 batch,
-                starting: Partial(generator: .init(for: g), discriminator: .init(for: rawD), scratch: .init(for: rawD))
+                starting: Partial(generator: .init(for: g), discriminator: .init(for: rawD))
             ) { _, images, slot in
                 for i in images { work(i, slot) }
             }
@@ -224,10 +223,7 @@ enum AdversarialTraining {
                         dFake, tape: fakeTape, gradients: &slot.pointee.discriminator, needsInputGradient: false)
                     // The generator's adversarial loss -log D(G) through the same forward pass.
                     let (lossAdversarial, dAdversarial) = binaryCrossEntropy(logits: zFake, target: 1)
-                    guard
-                        let dThroughD = dNet.backward(
-                            dAdversarial, tape: fakeTape, gradients: &slot.pointee.scratch, needsInputGradient: true)
-                    else { return }
+                    let dThroughD = dNet.inputGradient(dAdversarial, tape: fakeTape)
                     let (lossReconstruction, dReconstruction) = meanSquaredError(fake, target)
                     var dFakeTotal = dReconstruction
                     for j in 0..<dFakeTotal.count { dFakeTotal.storage[j] += weight * dThroughD.storage[j] }
