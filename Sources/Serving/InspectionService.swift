@@ -267,9 +267,7 @@ public final class InspectionService: @unchecked Sendable {
         } catch {
             return done(.error(.unprocessableEntity, "\(error)"), nil)
         }
-        worker.submit({ threads in
-            withComputeThreads(threads) { model.detector.inspect(decoded.image, size: decoded.size) }
-        }) { [processing] inspection in
+        worker.submit({ model.detector.inspect(decoded.image, size: decoded.size) }) { [processing] inspection in
             processing.async {
                 let record = InspectionRecord(path: name, inspection: inspection, outputs: [])
                 guard

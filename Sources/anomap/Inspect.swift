@@ -85,6 +85,13 @@ struct Inspect: ParsableCommand {
         ))
     var report: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Images inspected side by side, sharing the --threads (default: one per thread, up to the cores, for untiled models; 1 for tiled ones, whose images are large); results do not change.",
+            valueName: "n"))
+    var inspections: Int?
+
     /// (index, count) of --shard, 0-based index.
     var shardSpec: (index: Int, count: Int)? {
         guard let shard else { return nil }
@@ -112,6 +119,7 @@ struct Inspect: ParsableCommand {
             throw ValidationError("give at least one image or folder, or --watch DIR")
         }
         if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be a number") }
+        if let inspections, inspections < 1 { throw ValidationError("--inspections must be at least 1") }
         if shard != nil && shardSpec == nil { throw ValidationError("--shard takes I/N with 1 <= I <= N, e.g. 2/3") }
     }
 
@@ -130,6 +138,7 @@ struct Inspect: ParsableCommand {
             var batch = BatchInspection(detector: detector, writer: try InspectionWriter(root: out))
             batch.writesImages = !noImages
             batch.resume = resume
+            batch.sideBySide = sideBySide(for: detector)
             let reportWriter = try report.map { try ReportWriter(root: $0, resume: resume) }
             batch.report = reportWriter
             let progress = ProgressReporter(quiet: runOptions.quiet)
@@ -170,6 +179,15 @@ struct Inspect: ParsableCommand {
             Summary.print(parts)
         }
         if (failOnAnomaly && summary.anomalous > 0) || (failOnShift && summary.shifted > 0) { throw ExitCode(1) }
+    }
+
+    /// --inspections, or its default: two images side by side on two cores finish about 1.3x
+    /// sooner than one after the other (measured with `make bench-serve`), but a tiled model's
+    /// large images would double the peak memory.
+    func sideBySide(for detector: Detector) -> Int {
+        if let inspections { return inspections }
+        guard detector.settings.tileSize == 0 else { return 1 }
+        return max(1, min(runOptions.threads, ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// Loads the model as --only and --threshold say.

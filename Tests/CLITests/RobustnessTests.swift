@@ -35,23 +35,34 @@ final class RobustnessTests: XCTestCase {
             models.append(model)
         }
         XCTAssertEqual(try bytes(models[0]), try bytes(models[1]), "training on 1 and 2 threads gave different models")
+        // One thread, two (two images side by side by default), and three images side by side,
+        // with a corrupt file among them: the same bytes, the same order, the error in its place.
+        let good = try bytes(data + "/test/good/000.png")
+        try good.prefix(good.count / 3).write(to: URL(fileURLWithPath: data + "/test/good/001b.png"))
         var outs = [String]()
-        for threads in ["1", "2"] {
-            let out = dir.appendingPathComponent("out-\(threads)").path
-            let inspect = try cli.run([
-                "inspect", data + "/test", "--model", models[0], "--out", out, "--threads", threads, "--quiet",
-            ])
+        for (name, options) in [("1", ["--threads", "1"]), ("2", ["--threads", "2"]), ("3", ["--inspections", "3"])] {
+            let out = dir.appendingPathComponent("out-\(name)").path
+            let inspect = try cli.run(
+                ["inspect", data + "/test", "--model", models[0], "--out", out, "--quiet"] + options)
             XCTAssertEqual(inspect.status, 0, inspect.stderr)
+            XCTAssertTrue(inspect.stderr.contains("001b.png: corrupt image"), inspect.stderr)
             outs.append(out)
         }
+        let csv = try String(contentsOfFile: outs[0] + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 1 + 7)
+        let before = try XCTUnwrap(csv.firstIndex { $0.contains("good/001.png") }, "\(csv)")
+        XCTAssertTrue(csv[before + 1].contains("001b.png") && csv[before + 1].contains(",error,"), "\(csv)")
+        XCTAssertTrue(csv[before + 2].contains("good/002.png"), "\(csv)")
         let files = try FileManager.default.subpathsOfDirectory(atPath: outs[0]).filter {
             $0.hasSuffix(".png") || $0.hasPrefix("results")
         }.sorted()
         XCTAssertEqual(files.count, 2 + 6 * 3)
         for file in files {
-            XCTAssertEqual(
-                try bytes("\(outs[0])/\(file)"), try bytes("\(outs[1])/\(file)"),
-                "\(file) differs between 1 and 2 threads")
+            for other in outs.dropFirst() {
+                XCTAssertEqual(
+                    try bytes("\(outs[0])/\(file)"), try bytes("\(other)/\(file)"),
+                    "\(file) differs between \(outs[0]) and \(other)")
+            }
         }
     }
 

@@ -12,7 +12,7 @@ final class WatchTests: XCTestCase {
         process.executableURL = cli.binary
         process.arguments = ["inspect"] + arguments
         process.currentDirectoryURL = cli.root
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardError = handle
@@ -68,7 +68,7 @@ final class WatchTests: XCTestCase {
                     guard
                         let handle = FileHandle(forWritingAtPath: name)
                             ?? {
-                                FileManager.default.createFile(atPath: name, contents: nil)
+                                _ = FileManager.default.createFile(atPath: name, contents: nil)
                                 return FileHandle(forWritingAtPath: name)
                             }()
                     else { continue }
@@ -85,9 +85,10 @@ final class WatchTests: XCTestCase {
                     rename(temporary, name)
                 }
                 if k == 10 {
-                    FileManager.default.createFile(atPath: "\(inbox)/gone.png", contents: Data(repeating: 1, count: 10))
+                    _ = FileManager.default.createFile(
+                        atPath: "\(inbox)/gone.png", contents: Data(repeating: 1, count: 10))
                     try? FileManager.default.removeItem(atPath: "\(inbox)/gone.png")
-                    FileManager.default.createFile(atPath: "\(inbox)/notes.txt", contents: Data("hello".utf8))
+                    _ = FileManager.default.createFile(atPath: "\(inbox)/notes.txt", contents: Data("hello".utf8))
                 }
                 done.lock.lock()
                 done.value = k + 1
@@ -115,7 +116,7 @@ final class WatchTests: XCTestCase {
                 watcher = try startWatch(arguments, log: log)
             }
         }
-        FileManager.default.createFile(atPath: bad, contents: Data("not an image".utf8))
+        _ = FileManager.default.createFile(atPath: bad, contents: Data("not an image".utf8))
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && Set(records(out).compactMap { $0["path"] as? String }).count < expected.count {
             Thread.sleep(forTimeInterval: 0.2)
