@@ -117,7 +117,7 @@ public enum ShiftRegistry {
     public static let types: [any ShiftDetector.Type] = [
         GaussianMixtureShift.self, IsolationForestShift.self, OneClassSVMShift.self, MaximumSoftmaxShift.self,
         ODINShift.self,
-        GradientNormShift.self, AutoencoderGradientShift.self,
+        GradientNormShift.self, AutoencoderGradientShift.self, StudentGradientShift.self,
     ]
 
     /// The type registered under `name`.

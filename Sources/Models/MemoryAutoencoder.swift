@@ -55,17 +55,15 @@ public struct MemoryAutoencoder: Sendable {
 
     /// The L2 norm of the gradient of this image's reconstruction loss (the mean squared error
     /// over every value of the standardized embeddings) with respect to the decoder's last
-    /// layer's weights, by the decoder's own backward pass: a model that does not know what to
-    /// do with an input gets a large gradient.
+    /// layer's weights, by that layer's backward pass: a model that does not know what to do
+    /// with an input gets a large gradient.
     public func lastLayerGradientNorm(teacher: Tensor) -> Float {
         let target = standardization.apply(teacher)
         let (latent, _) = readout.forward(encoder.forward(target), memory: memory)
         let (out, tape) = decoder.trainingForward(latent)
         let n = Float(out.count)
         let dy = Tensor(shape: out.shape, storage: zip(out.storage, target.storage).map { 2 * ($0 - $1) / n })
-        var gradients = ConvStack.Gradients(for: decoder)
-        _ = decoder.backward(dy, tape: tape, gradients: &gradients, needsInputGradient: false)
-        return (gradients.weights.last ?? []).reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return decoder.lastLayerWeightGradient(dy, tape: tape).reduce(0) { $0 + $1 * $1 }.squareRoot()
     }
 
     /// Residual map (h, w): mean squared reconstruction error over channels, for raw teacher

@@ -123,6 +123,17 @@ public struct StudentNetwork: Sendable {
             singleThreaded: singleThreaded)
     }
 
+    /// dL/dW of the head's last layer (flattened) for the mean squared error between the
+    /// student's output on `x` (1, 3, H, W) and `target` (1, D, H / 8, W / 8): the students'
+    /// training loss (at the default hard share of 1).
+    public func lastLayerGradient(_ x: Tensor, target: Tensor) -> [Float] {
+        let a = trunk.forward(x)
+        let b = branch.forward(a)
+        let (y, tape) = head.trainingForward(
+            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+        return head.lastLayerWeightGradient(meanSquaredError(y, target).gradient, tape: tape)
+    }
+
     /// What the training forward keeps.
     public struct Tape: Sendable {
         var trunk: ConvStack.Tape, branch: ConvStack.Tape, head: ConvStack.Tape
@@ -224,6 +235,20 @@ public struct StudentEnsemble: Sendable {
             outputs = students.map { $0.forward(input) }
         }
         return maps(outputs: outputs, teacher: teacher)
+    }
+
+    /// The L2 norm of the gradient of the ensemble's loss on one image (the students' mean
+    /// squared error to the standardized teacher, averaged over students) with respect to every
+    /// student's last layer: (1 / K) sqrt(sum over students of |dL_k / dW_k|^2). A student that
+    /// does not know what to do with an input gets a large gradient.
+    ///
+    /// input: (1, 3, H, W) normalized image; teacher: (1, D, H / 8, W / 8) raw embeddings.
+    public func lastLayerGradientNorm(input: Tensor, teacher: Tensor) -> Float {
+        let target = standardization.apply(teacher)
+        let squares = students.reduce(Float(0)) { sum, student in
+            sum + student.lastLayerGradient(input, target: target).reduce(0) { $0 + $1 * $1 }
+        }
+        return squares.squareRoot() / Float(max(1, students.count))
     }
 
     /// Both maps from the students' outputs (one (1, D, h, w) tensor per student).

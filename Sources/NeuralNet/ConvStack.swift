@@ -249,6 +249,18 @@ public struct ConvStack: Sendable {
             ?? Tensor(shape: tape.inputShapes[0])
     }
 
+    /// dL/dW of the last layer alone (flattened as its weight), given dL/dy of the output: the
+    /// one-class gradient signal reads only it, so the layers below are not gone through.
+    public func lastLayerWeightGradient(_ dy: Tensor, tape: Tape) -> [Float] {
+        let i = specs.count - 1
+        let d = activationBackward(dy, output: tape.outputs[i], specs[i].activation)
+        var weight = [Float](repeating: 0, count: weights[i].count), noBias = [Float]()
+        _ = convolutionBackward(
+            d, weight: weights[i], geometry: geometry(i), columns: tape.columns[i], inputShape: tape.inputs[i].shape,
+            weightGradient: &weight, biasGradient: &noBias, needsInputGradient: false)
+        return weight
+    }
+
     /// Backward of `trainingForward`: accumulates into `gradients`; returns dL/dx when asked.
     public func backward(_ dy: Tensor, tape: Tape, gradients: inout Gradients, needsInputGradient: Bool) -> Tensor? {
         var d = dy

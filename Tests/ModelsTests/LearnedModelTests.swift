@@ -108,6 +108,46 @@ final class AutoencoderGradientTests: XCTestCase {
         XCTAssertEqual(norm, squares.squareRoot(), accuracy: 1e-3 * squares.squareRoot())
     }
 
+    func testStudentsLastLayerGradientNormMatchesFiniteDifferences() {
+        // The ensemble's loss: the mean over students of each one's mean squared error to the
+        // standardized teacher; its gradient norm over both students' last layers.
+        var g = SeededGenerator(seed: 23)
+        let d = 3
+        var ensemble = StudentEnsemble(
+            students: [
+                StudentNetwork(width: 4, outChannels: d, generator: &g),
+                StudentNetwork(width: 4, outChannels: d, generator: &g),
+            ],
+            standardization: FeatureStandardization(
+                mean: [Float](repeating: -0.2, count: d), scale: [Float](repeating: 1.5, count: d)))
+        let x = Tensor(shape: [1, 3, 32, 24], storage: (0..<(3 * 32 * 24)).map { _ in g.nextGaussian() })
+        let teacher = Tensor(shape: [1, d, 4, 3], storage: (0..<(d * 12)).map { _ in g.nextGaussian() })
+        func loss(_ e: StudentEnsemble) -> Double {
+            let target = e.standardization.apply(teacher)
+            return e.students.reduce(0.0) { sum, student in
+                let y = student.forward(x)
+                return sum + zip(y.storage, target.storage).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+                    / Double(y.count)
+            } / Double(e.students.count)
+        }
+        var squares = 0.0
+        for k in ensemble.students.indices {
+            let last = ensemble.students[k].head.weights.count - 1
+            for i in ensemble.students[k].head.weights[last].storage.indices {
+                let keep = ensemble.students[k].head.weights[last].storage[i]
+                ensemble.students[k].head.weights[last].storage[i] = keep + 1e-2
+                let up = loss(ensemble)
+                ensemble.students[k].head.weights[last].storage[i] = keep - 1e-2
+                let down = loss(ensemble)
+                ensemble.students[k].head.weights[last].storage[i] = keep
+                squares += ((up - down) / 2e-2) * ((up - down) / 2e-2)
+            }
+        }
+        let norm = Double(ensemble.lastLayerGradientNorm(input: x, teacher: teacher))
+        XCTAssertGreaterThan(norm, 0)
+        XCTAssertEqual(norm, squares.squareRoot(), accuracy: 1e-3 * squares.squareRoot())
+    }
+
 }
 
 /// The adversarial one-class model's maps against naive layers.

@@ -21,6 +21,11 @@ public struct StudentDiscrepancyComponent: StudentReadingComponent {
     /// Wraps trained students.
     public init(ensemble: StudentEnsemble) { self.ensemble = ensemble }
 
+    /// The students' last-layer gradient norm of their training loss (`stgrad`).
+    public func lossGradientNorm(_ input: ComponentInput) -> Float? {
+        ensemble.lastLayerGradientNorm(input: input.image, teacher: input.teacher)
+    }
+
     /// Discrepancy map, (h * w), from the students' outputs.
     public func coarseMap(_ input: ComponentInput, shared: [Tensor], singleThreaded: Bool) -> [Float] {
         ensemble.maps(outputs: shared, teacher: input.teacher).discrepancy
