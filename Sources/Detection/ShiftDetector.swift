@@ -28,17 +28,32 @@ public struct HeadOutput: Sendable {
     public var logits: [Float]
     /// The classifier that turned `features` into `logits`.
     public var classifier: Linear
+    /// The last block's layer before the pooling, for the gradient through it: its input
+    /// (pixels, in) and its output after ReLU6 (pixels, `features.count`), channels-last.
+    public var lastBlock: (input: [Float], output: [Float], pixels: Int)?
 
     /// A head output from its parts; nil when they disagree in size.
-    public init?(features: [Float], logits: [Float], classifier: Linear) {
+    public init?(
+        features: [Float], logits: [Float], classifier: Linear,
+        lastBlock: (input: [Float], output: [Float], pixels: Int)? = nil
+    ) {
         guard classifier.weight.shape == [logits.count, features.count] else { return nil }
-        (self.features, self.logits, self.classifier) = (features, logits, classifier)
+        if let lastBlock {
+            guard lastBlock.pixels > 0, lastBlock.output.count == lastBlock.pixels * features.count,
+                lastBlock.input.count % lastBlock.pixels == 0
+            else { return nil }
+        }
+        (self.features, self.logits, self.classifier, self.lastBlock) = (features, logits, classifier, lastBlock)
     }
 
     /// The head of `backbone` on a (1, 3, H, W) normalized input.
     public init(backbone: EfficientNetLite0, input: Tensor) {
-        let h = backbone.headFeatures(input)
-        (features, logits, classifier) = (h.storage, backbone.classifier.forward(h).storage, backbone.classifier)
+        let maps = backbone.headMaps(input)
+        let pooled = EfficientNetLite0.averageOverPixels(maps.output, batch: 1, pixels: maps.pixels)
+        (features, logits, classifier) = (
+            pooled.storage, backbone.classifier.forward(pooled).storage, backbone.classifier
+        )
+        lastBlock = maps
     }
 }
 
@@ -117,7 +132,8 @@ public enum ShiftRegistry {
     public static let types: [any ShiftDetector.Type] = [
         GaussianMixtureShift.self, IsolationForestShift.self, OneClassSVMShift.self, MaximumSoftmaxShift.self,
         ODINShift.self,
-        GradientNormShift.self, AutoencoderGradientShift.self, StudentGradientShift.self,
+        GradientNormShift.self, GradientNormBlockShift.self, AutoencoderGradientShift.self,
+        StudentGradientShift.self,
     ]
 
     /// The type registered under `name`.

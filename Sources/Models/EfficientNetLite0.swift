@@ -131,11 +131,31 @@ public struct EfficientNetLite0: Sendable {
 
     /// The head's features averaged over pixels, (N, 1280): what the classifier reads.
     public func headFeatures(_ input: Tensor) -> Tensor {
-        var pooled = Tensor(shape: [input.batch, 1280])
+        let maps = headMaps(input)
+        return Self.averageOverPixels(maps.output, batch: input.batch, pixels: maps.pixels)
+    }
+
+    /// The head's output (N * pixels, 1280), channels-last, averaged over each image's pixels:
+    /// (N, 1280).
+    public static func averageOverPixels(_ output: [Float], batch: Int, pixels: Int) -> Tensor {
+        var pooled = Tensor(shape: [batch, 1280])
+        for b in 0..<batch {
+            for p in 0..<pixels {
+                for c in 0..<1280 { pooled.storage[b * 1280 + c] += output[(b * pixels + p) * 1280 + c] }
+            }
+            for c in 0..<1280 { pooled.storage[b * 1280 + c] /= Float(max(1, pixels)) }
+        }
+        return pooled
+    }
+
+    /// The head layer's input (the last block's output) and output (1x1, 320 -> 1280, ReLU6),
+    /// channels-last: (N * pixels, 320) and (N * pixels, 1280), `pixels` per image; what the
+    /// gradient through the last block reads.
+    public func headMaps(_ input: Tensor) -> (input: [Float], output: [Float], pixels: Int) {
+        var maps = (input: [Float](), output: [Float](), pixels: 0)
         run(input, through: blocks.count - 1) { index, map in
             guard index == blocks.count - 1 else { return }
-            // The head (1x1, 320 -> 1280, ReLU6), its pixels split between threads, then the
-            // average over pixels.
+            // Its pixels split between threads.
             let pixels = map.height * map.width
             let heads = channelsLastLayer(
                 map.values, batch: input.batch, inputPerImage: pixels * map.channels, outputRows: pixels,
@@ -147,14 +167,9 @@ public struct EfficientNetLite0: Sendable {
                         into: y + rows.lowerBound * 1280, ldy: 1280)
                 }
             }
-            for b in 0..<input.batch {
-                for p in 0..<pixels {
-                    for c in 0..<1280 { pooled.storage[b * 1280 + c] += heads[(b * pixels + p) * 1280 + c] }
-                }
-                for c in 0..<1280 { pooled.storage[b * 1280 + c] /= Float(pixels) }
-            }
+            maps = (map.values, heads, pixels)
         }
-        return pooled
+        return maps
     }
 
     /// A channels-last feature map of a whole batch: (N, H, W, C) values.

@@ -61,7 +61,7 @@ final class ShiftCLITests: XCTestCase {
             JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/shift/shift.json")))
                 as? [String: Any])
         let detectors = try XCTUnwrap(report["detectors"] as? [String: [String: [String: Any]]])
-        XCTAssertEqual(Set(detectors.keys), ["gmm", "iforest", "ocsvm", "msp", "odin", "gradnorm"])
+        XCTAssertEqual(Set(detectors.keys), ["gmm", "iforest", "ocsvm", "msp", "odin", "gradnorm", "gradnorm-block"])
         XCTAssertEqual(detectors["gmm"]?["other"]?["roc_auc"] as? Double, 1)
         XCTAssertEqual(
             Set(detectors["gmm"]?.keys ?? [:].keys).count, 1 + 9, "the photographs and nine synthetic shifts")

@@ -344,7 +344,8 @@ final class DetectorTests: XCTestCase {
             paths: set.trainingImages, extractor: extractor, backboneSHA256: sha, settings: smallSettings())
         let shift = try XCTUnwrap(detector.shift)
         XCTAssertEqual(
-            shift.detectors.map { type(of: $0).name }, ["gmm", "iforest", "ocsvm", "msp", "odin", "gradnorm"])
+            shift.detectors.map { type(of: $0).name },
+            ["gmm", "iforest", "ocsvm", "msp", "odin", "gradnorm", "gradnorm-block"])
         XCTAssertTrue(ODINShift.temperatures.contains(try XCTUnwrap(shift.detectors[4] as? ODINShift).temperature))
         let loaded = try XCTUnwrap(try roundTrip(detector).shift)
         let good = try set.items.filter { $0.type == "good" }.map { try ImageCodec.read(contentsOf: $0.path) }

@@ -57,6 +57,63 @@ final class HeadShiftTests: XCTestCase {
         }
     }
 
+    func testGradientThroughTheLastBlockMatchesFiniteDifferences() throws {
+        // A last layer of 4 outputs (ReLU6) over 3 inputs at 5 pixels, averaged, then the
+        // classifier: KL(u || softmax) differentiated by the layer's weights.
+        var g = SeededGenerator(seed: 9)
+        func noise(_ n: Int) -> [Double] { (0..<n).map { _ in Double(g.next() >> 11) / Double(1 << 53) * 2 - 1 } }
+        let (inputs, features, pixels) = (3, 4, 5)
+        let x = noise(pixels * inputs).map { $0 * 3 }
+        var w = noise(features * inputs).map { $0 * 2 }
+        let bias = noise(features).map { $0 + 1.5 }
+        let fcWeight = noise(6 * features), fcBias = noise(6)
+        let classifier = Linear(
+            weight: Tensor(shape: [6, features], storage: fcWeight.map { Float($0) }), bias: fcBias.map { Float($0) })
+        func forward(_ w: [Double]) -> (activations: [Double], kl: Double) {
+            var a = [Double](repeating: 0, count: pixels * features)
+            for q in 0..<pixels {
+                for o in 0..<features {
+                    let z = bias[o] + (0..<inputs).reduce(0.0) { $0 + w[o * inputs + $1] * x[q * inputs + $1] }
+                    a[q * features + o] = min(max(z, 0), 6)
+                }
+            }
+            let pooled = (0..<features).map { o in (0..<pixels).reduce(0.0) { $0 + a[$1 * features + o] } / 5 }
+            let z = (0..<6).map { k in
+                fcBias[k] + (0..<features).reduce(0.0) { $0 + fcWeight[k * features + $1] * pooled[$1] }
+            }
+            let top = z.max() ?? 0
+            let logSum = top + log(z.reduce(0) { $0 + exp($1 - top) })
+            return (a, z.reduce(0) { $0 - ($1 - logSum) / 6 } - log(6))
+        }
+        let (a, _) = forward(w)
+        XCTAssertTrue(a.contains(0) && a.contains { $0 > 0 && $0 < 6 }, "the test should cover both sides of ReLU6")
+        let pooled = (0..<features).map { o in Float((0..<pixels).reduce(0.0) { $0 + a[$1 * features + o] } / 5) }
+        let logits = classifier.forward(Tensor(shape: [1, features], storage: pooled)).storage
+        let head = try XCTUnwrap(
+            HeadOutput(
+                features: pooled, logits: logits, classifier: classifier,
+                lastBlock: (x.map { Float($0) }, a.map { Float($0) }, pixels)))
+        let analytic = try XCTUnwrap(GradientNormBlockShift.lastBlockWeightGradient(head))
+        var l1 = 0.0
+        for i in w.indices {
+            let keep = w[i]
+            w[i] = keep + 1e-4
+            let up = forward(w).kl
+            w[i] = keep - 1e-4
+            let down = forward(w).kl
+            w[i] = keep
+            let numeric = (up - down) / 2e-4
+            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 1e-4 + 1e-3 * abs(numeric), "weight \(i)")
+            l1 += abs(numeric)
+        }
+        // The score adds the classifier's part to it.
+        let classifierPart = GradientNormShift.weightGradient(head).storage.reduce(0) { $0 + Double(abs($1)) }
+        let score = GradientNormBlockShift().score(ShiftInput(pooled: [], head: head))
+        XCTAssertEqual(Double(score), -(classifierPart + l1), accuracy: 1e-4)
+        // Without the block's maps there is no score.
+        XCTAssertTrue(GradientNormBlockShift().score(ShiftInput(pooled: [], head: self.head(seed: 1))).isNaN)
+    }
+
     func testSoftmaxScoresAndTheTemperatureSearch() throws {
         let confident = head(seed: 4, scale: 20), unsure = head(seed: 4, scale: 0.01)
         let msp = MaximumSoftmaxShift()
