@@ -125,17 +125,20 @@ public struct ShiftEvaluation: Codable, Sendable {
     /// The table as text: one row per detector and outlier set.
     public var table: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "-" }
-        var lines = ["detector  outlier set            ROC-AUC  PR-AUC  FPR95  outliers"]
+        // The name column fits the longest name ("gradnorm-block") and a space.
+        let width = max(10, (detectors.keys.map(\.count).max() ?? 0) + 1)
+        func column(_ name: String) -> String { name.padding(toLength: width, withPad: " ", startingAt: 0) }
+        var lines = [column("detector") + "outlier set            ROC-AUC  PR-AUC  FPR95  outliers"]
         for name in detectors.keys.sorted() {
             for set in sets {
                 guard let r = detectors[name]?[set] else { continue }
                 lines.append(
-                    name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    column(name)
                         + set.padding(toLength: 23, withPad: " ", startingAt: 0)
                         + "\(f(r.roc_auc))    \(f(r.pr_auc))   \(f(r.fpr95))  \(r.outliers)")
             }
             lines.append(
-                name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                column(name)
                     + String(
                         format: "flagged at the threshold: %.1f%% of %d inliers, %.1f%% of %d defect images",
                         100 * (inliers_flagged[name] ?? 0), inliers, 100 * (defects_flagged[name] ?? 0), defects))

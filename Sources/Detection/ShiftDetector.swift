@@ -126,6 +126,20 @@ extension StatelessShiftDetector {
     public var tensors: [String: Tensor] { [:] }
 }
 
+/// A shift detector whose score is a component's training-loss gradient norm on the image
+/// (`ShiftDetector.gradientComponent`, which it must name): the one-class gradient signal.
+public protocol ComponentGradientShift: StatelessShiftDetector {}
+
+extension ComponentGradientShift {
+    /// Reads no head.
+    public static var needsHead: Bool { false }
+
+    /// The component's gradient norm (NaN when it is missing).
+    public func score(_ input: ShiftInput) -> Float {
+        Self.gradientComponent.flatMap { input.gradients[$0] } ?? .nan
+    }
+}
+
 /// Every shift detector this build knows; adding one is one type in `Shift/` and one line here.
 public enum ShiftRegistry {
     /// The detector types, in the order tables list them.
