@@ -106,8 +106,8 @@ public struct BatchInspection {
         var recent = [Bool]()  // shifted or not, the last `shiftWindow` inspected images
         summary.images = inputs.count - todo.count
         summary.anomalous = inputs.filter { state.done[$0.path]?.verdict == "anomalous" }.count
-        let lanes = SideBySideThreads(
-            threads: max(1, sideBySide), computeThreads: computeThreads, name: "anomap.inspect")
+        let width = max(1, sideBySide)
+        let lanes = SideBySideThreads(threads: width, computeThreads: computeThreads, name: "anomap.inspect")
         defer { lanes.close() }
         var inFlight = [(input: BatchInput, photo: Image?, inspection: Running, failedWith: String)]()
 
@@ -186,7 +186,7 @@ public struct BatchInspection {
                 running.finish(nil)
             }
             inFlight.append((input, photo, running, pending.failureDescription))
-            if inFlight.count >= max(1, sideBySide) { finishOldest() }
+            if inFlight.count >= width { finishOldest() }
         }
         while !inFlight.isEmpty { finishOldest() }
         // Finish what was started (also when stopping early), then write the results once more.

@@ -119,8 +119,13 @@ public struct StudentNetwork: Sendable {
         let a = trunk.forward(x, singleThreaded: singleThreaded)
         let b = branch.forward(a, singleThreaded: singleThreaded)
         return head.forward(
-            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]),
+            Self.headInput(a, b),
             singleThreaded: singleThreaded)
+    }
+
+    /// The head's input: the trunk's map and the branch's, upsampled to it, stacked by channel.
+    private static func headInput(_ a: Tensor, _ b: Tensor) -> Tensor {
+        concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)])
     }
 
     /// dL/dW of the head's last layer (flattened) for the mean squared error between the
@@ -130,7 +135,7 @@ public struct StudentNetwork: Sendable {
         let a = trunk.forward(x)
         let b = branch.forward(a)
         let (y, tape) = head.trainingForward(
-            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+            Self.headInput(a, b))
         return head.lastLayerWeightGradient(meanSquaredError(y, target).gradient, tape: tape)
     }
 
@@ -145,7 +150,7 @@ public struct StudentNetwork: Sendable {
         let (a, trunkTape) = trunk.trainingForward(x)
         let (b, branchTape) = branch.trainingForward(a)
         let (y, headTape) = head.trainingForward(
-            concatChannels([a, upsampleBilinear(b, height: a.height, width: a.width)]))
+            Self.headInput(a, b))
         return (
             y, Tape(trunk: trunkTape, branch: branchTape, head: headTape, trunkShape: a.shape, branchShape: b.shape)
         )
