@@ -122,6 +122,76 @@ public func convolutionBackward(
     return dx
 }
 
+/// Depthwise convolution of one image (one k x k filter per channel), planar: the frozen
+/// backbone's depthwise layers, for its input gradient (`depthwiseInputGradient`).
+///
+/// x (1, C, H, W), weight (C, 1, k, k), bias (C) or empty; returns (1, C, OH, OW).
+public func depthwiseForward(_ x: Tensor, weight: Tensor, bias: [Float], geometry g: ConvGeometry) -> Tensor {
+    let c = x.channels, h = x.height, w = x.width
+    precondition(x.batch == 1 && g.groups == c && g.inChannels == c && weight.shape == g.weightShape)
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let kh = g.kernel.h, kw = g.kernel.w
+    return Tensor(shape: [1, c, oh, ow]) { y in
+        x.storage.withUnsafeBufferPointer { xs in
+            weight.storage.withUnsafeBufferPointer { ws in
+                for ch in 0..<c {
+                    let plane = ch * h * w, out = ch * oh * ow
+                    for i in 0..<oh * ow { y[out + i] = bias.isEmpty ? 0 : bias[ch] }
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let tap = ws[(ch * kh + i) * kw + j]
+                            for oy in 0..<oh {
+                                let iy = oy * g.stride.h + i - g.padding.top
+                                guard iy >= 0 && iy < h else { continue }
+                                for ox in 0..<ow {
+                                    let ix = ox * g.stride.w + j - g.padding.left
+                                    if ix >= 0 && ix < w { y[out + oy * ow + ox] += tap * xs[plane + iy * w + ix] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of `depthwiseForward` with respect to its input (the adjoint of the convolution):
+/// every output's gradient flows back to the input pixels its taps read.
+///
+/// dy (1, C, OH, OW), weight (C, 1, k, k); returns dL/dx, `inputShape` (1, C, H, W).
+public func depthwiseInputGradient(
+    _ dy: Tensor, weight: Tensor, geometry g: ConvGeometry, inputShape: [Int]
+) -> Tensor {
+    let c = inputShape[1], h = inputShape[2], w = inputShape[3]
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    precondition(dy.shape == [1, c, oh, ow] && weight.shape == g.weightShape)
+    let kh = g.kernel.h, kw = g.kernel.w
+    return Tensor(shape: inputShape) { dx in
+        dx.initialize(repeating: 0)
+        dy.storage.withUnsafeBufferPointer { ds in
+            weight.storage.withUnsafeBufferPointer { ws in
+                for ch in 0..<c {
+                    let plane = ch * h * w, out = ch * oh * ow
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let tap = ws[(ch * kh + i) * kw + j]
+                            for oy in 0..<oh {
+                                let iy = oy * g.stride.h + i - g.padding.top
+                                guard iy >= 0 && iy < h else { continue }
+                                for ox in 0..<ow {
+                                    let ix = ox * g.stride.w + j - g.padding.left
+                                    if ix >= 0 && ix < w { dx[plane + iy * w + ix] += tap * ds[out + oy * ow + ox] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Backward of ReLU given its output: dx = dy where y > 0, else 0.
 public func reluBackward(_ dy: Tensor, output y: Tensor) -> Tensor {
     precondition(dy.shape == y.shape)

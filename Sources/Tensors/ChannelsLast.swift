@@ -71,6 +71,24 @@ public final class PackedConvolution: @unchecked Sendable {
 
     /// Rows of the packed matrix: the reduction length of one output.
     public var reduction: Int { kernel * kernel * inChannels }
+
+    /// The weight back in the layout it was packed from: dense (O, C, k, k), depthwise
+    /// (C, 1, k, k) (for planar passes such as the backbone's input gradient).
+    public var unpackedWeight: Tensor {
+        let o = outChannels, c = inChannels, k = kernel
+        return Tensor(shape: [o, c, k, k]) { w in
+            for oc in 0..<o {
+                for ic in 0..<c {
+                    for i in 0..<k {
+                        for j in 0..<k { w[((oc * c + ic) * k + i) * k + j] = weights[((i * k + j) * c + ic) * o + oc] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bias, (O).
+    public var biasValues: [Float] { Array(UnsafeBufferPointer(start: bias, count: outChannels)) }
 }
 
 @inline(__always)

@@ -73,6 +73,34 @@ final class GradientTests: XCTestCase {
         checkGradient("db", values: &bias, analytic: dB, probes: Array(0..<4)) { v in loss(x, weight, v) }
     }
 
+    func testDepthwiseForwardMatchesNaiveAndItsInputGradientMatchesFiniteDifferences() {
+        // 'SAME' geometries of Lite0's depthwise layers: 3x3 and 5x5, stride 1 and 2, odd sizes
+        // (asymmetric padding).
+        var g = SeededGenerator(seed: 23)
+        for (kernel, stride) in [(3, 1), (3, 2), (5, 2), (5, 1)] {
+            let (c, h, w) = (3, 9, 8)
+            let geometry = ConvGeometry.same(
+                inChannels: c, outChannels: c, kernel: kernel, stride: stride, height: h, width: w, groups: c)
+            var x = Tensor(shape: [1, c, h, w], storage: noise(c * h * w, &g))
+            let weight = Tensor(shape: geometry.weightShape, storage: noise(c * kernel * kernel, &g))
+            let bias = noise(c, &g)
+            let y = depthwiseForward(x, weight: weight, bias: bias, geometry: geometry)
+            let naive = naiveConv2d(x, weight: weight, bias: bias, geometry: geometry)
+            XCTAssertEqual(y.shape, naive.shape)
+            XCTAssertLessThan(y.maxAbsDifference(naive), 1e-5, "forward, kernel \(kernel) stride \(stride)")
+            let r = noise(y.count, &g)
+            let dx = depthwiseInputGradient(
+                Tensor(shape: y.shape, storage: r), weight: weight, geometry: geometry, inputShape: x.shape)
+            checkGradient(
+                "dx, kernel \(kernel) stride \(stride)", values: &x.storage, analytic: dx.storage,
+                probes: Array(0..<x.count)
+            ) { v in
+                projected(
+                    naiveConv2d(Tensor(shape: x.shape, storage: v), weight: weight, bias: bias, geometry: geometry), r)
+            }
+        }
+    }
+
     func testResamplersAreAdjointOfTheirBackward() {
         // <A x, y> = <x, A^T y> for the linear maps im2col and bilinear upsampling.
         var g = SeededGenerator(seed: 5)
