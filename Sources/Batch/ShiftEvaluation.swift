@@ -2,6 +2,7 @@ import Detection
 import Foundation
 import Imaging
 import Metrics
+import Models
 import Tensors
 
 /// The evaluation protocol of whole-image shift detection: inlier test images against each
@@ -66,11 +67,13 @@ public struct ShiftEvaluation: Codable, Sendable {
             inliers.count * (1 + (synthetic ? ImageShift.allCases.count : 0))
             + outliers.reduce(0) { $0 + $1.paths.count } + defects.count
         var done = 0
+        let backbone = detector.extractor.backbone
+        let perturbing = shift.needsPerturbedHead ? Lite0InputGradient(backbone) : nil
         func scores(_ image: Image) -> [Double] {
             done += 1
             progress("shift", done, total)
             return shift.calibratedScores(detector.shiftFeatures(image, gradients: shift.needsGradients)) {
-                HeadOutput(backbone: detector.extractor.backbone, input: detector.settings.input(for: image))
+                HeadOutput(backbone: backbone, input: detector.settings.input(for: image), perturbing: perturbing)
             }.map(Double.init)
         }
         func read(_ path: String) -> Image? {

@@ -40,7 +40,10 @@ extension Trainer {
         // that choose a parameter (ODIN's temperature). Their own seed: no other draw moves.
         var shiftGenerator = SeededGenerator(seed: settings.seed ^ 0x5641_4C49_4400_0000)
         let backbone = extractor.backbone
-        func head(_ image: Image) -> HeadOutput { HeadOutput(backbone: backbone, input: settings.input(for: image)) }
+        let perturbing = settings.fitsODINPerturbation ? Lite0InputGradient(backbone) : nil
+        func head(_ image: Image) -> HeadOutput {
+            HeadOutput(backbone: backbone, input: settings.input(for: image), perturbing: perturbing)
+        }
         for (i, path) in paths.enumerated() {
             progress("calibration", i, paths.count)
             do {

@@ -67,6 +67,12 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// so they see what they saw.
     public var scalesLargeJPEGs = true
 
+    /// Fit ODIN's input perturbation too (the `odin` shift detector's magnitude, chosen with
+    /// its temperature on the held-out images): the backbone's input gradient and five more
+    /// forward passes per held-out image, about 0.15 s each. Off by default: on magnetic_tile
+    /// the ImageNet-head detectors measure near chance (README, "Whole-image shift").
+    public var fitsODINPerturbation = false
+
     /// How images are decoded for the model (training, calibration, inspection, evaluation).
     public var decodeOptions: DecodeOptions {
         DecodeOptions(minimumSide: keepsAspectRatio || !scalesLargeJPEGs ? nil : inputSize)
@@ -186,6 +192,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         learning = try c.decodeIfPresent(LearningSettings.self, forKey: .learning) ?? d.learning
         // Bundles written before DCT-scaled decoding existed decoded at full size.
         scalesLargeJPEGs = try c.decodeIfPresent(Bool.self, forKey: .scalesLargeJPEGs) ?? false
+        fitsODINPerturbation = try c.decodeIfPresent(Bool.self, forKey: .fitsODINPerturbation) ?? false
     }
 
     /// Encodes every setting; the tile fields only when tiled, so untiled bundles keep the bytes
@@ -214,12 +221,13 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         }
         // Only when on, so older bundles written again keep their bytes.
         if scalesLargeJPEGs { try c.encode(scalesLargeJPEGs, forKey: .scalesLargeJPEGs) }
+        if fitsODINPerturbation { try c.encode(fitsODINPerturbation, forKey: .fitsODINPerturbation) }
     }
 
     private enum CodingKeys: String, CodingKey {
         case components, componentWeights, scoreComponents, gaussianChannels, inputSize, bankSize, calibrationShare
         case seed, maxCandidates, projectionDimension, blurSigma, wideBlurSigma, positionWeight, learning
-        case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs
+        case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs, fitsODINPerturbation
     }
 }
 

@@ -77,7 +77,10 @@ extension Detector {
             rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)
         if let shift, let features {
             inspection.shift = shift.verdict(features) {
-                HeadOutput(backbone: extractor.backbone, input: settings.input(for: image))
+                HeadOutput(
+                    backbone: extractor.backbone, input: settings.input(for: image),
+                    perturbing: shift.detectors[shift.primary].readsPerturbedHead
+                        ? Lite0InputGradient(extractor.backbone) : nil)
             }
         }
         return inspection

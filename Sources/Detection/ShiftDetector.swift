@@ -31,6 +31,9 @@ public struct HeadOutput: Sendable {
     /// The last block's layer before the pooling, for the gradient through it: its input
     /// (pixels, in) and its output after ReLU6 (pixels, `features.count`), channels-last.
     public var lastBlock: (input: [Float], output: [Float], pixels: Int)?
+    /// The logits of the input moved by ODIN's perturbation, one per `ODINShift.magnitudes`
+    /// (empty when not computed).
+    public var perturbedLogits = [[Float]]()
 
     /// A head output from its parts; nil when they disagree in size.
     public init?(
@@ -46,14 +49,18 @@ public struct HeadOutput: Sendable {
         (self.features, self.logits, self.classifier, self.lastBlock) = (features, logits, classifier, lastBlock)
     }
 
-    /// The head of `backbone` on a (1, 3, H, W) normalized input.
-    public init(backbone: EfficientNetLite0, input: Tensor) {
+    /// The head of `backbone` on a (1, 3, H, W) normalized input; given the backbone's input
+    /// gradient, also ODIN's perturbed logits (`ODINShift.perturbedLogits`).
+    public init(backbone: EfficientNetLite0, input: Tensor, perturbing gradient: Lite0InputGradient? = nil) {
         let maps = backbone.headMaps(input)
         let pooled = EfficientNetLite0.averageOverPixels(maps.output, batch: 1, pixels: maps.pixels)
         (features, logits, classifier) = (
             pooled.storage, backbone.classifier.forward(pooled).storage, backbone.classifier
         )
         lastBlock = maps
+        if let gradient {
+            perturbedLogits = ODINShift.perturbedLogits(backbone: backbone, gradient: gradient, input: input)
+        }
     }
 }
 
@@ -104,11 +111,15 @@ public protocol ShiftDetector: Sendable {
     var tensors: [String: Tensor] { get }
     /// How unlike the training images one image is (higher: less alike).
     func score(_ input: ShiftInput) -> Float
+    /// Whether it reads the head's perturbed logits (`HeadOutput.perturbedLogits`).
+    var readsPerturbedHead: Bool { get }
 }
 
 extension ShiftDetector {
     /// No component gradient by default.
     public static var gradientComponent: Component? { nil }
+    /// No perturbed logits by default.
+    public var readsPerturbedHead: Bool { false }
 }
 
 /// A shift detector with nothing to fit or store (its score is a fixed function of its input).
@@ -231,6 +242,9 @@ public struct ShiftModel: Sendable {
 
     /// Whether any detector reads the ImageNet head.
     public var needsHead: Bool { detectors.contains { type(of: $0).needsHead } }
+    /// Whether any detector reads the head's perturbed logits (heads then need the backbone's
+    /// input gradient: `HeadOutput.init(backbone:input:perturbing:)`).
+    public var needsPerturbedHead: Bool { detectors.contains { $0.readsPerturbedHead } }
     /// Whether any detector reads a component's gradient.
     public var needsGradients: Bool { detectors.contains { type(of: $0).gradientComponent != nil } }
     /// Whether the primary detector reads a component's gradient.

@@ -60,11 +60,11 @@ public struct Lite0InputGradient: Sendable {
             if let expand = block.expand { h = Self.convolve(h, expand, stride: 1, same: false, backward: &steps) }
             h = Self.convolve(h, block.depthwise, stride: block.stride, same: true, backward: &steps)
             h = Self.convolve(h, block.project, stride: 1, same: false, backward: &steps)
-            if block.residual { for i in h.storage.indices { h.storage[i] += x.storage[i] } }
+            if block.residual { Self.add(x, into: &h) }
             let residual = block.residual
             backward.append { dy in
                 var g = steps.reversed().reduce(dy) { $1($0) }
-                if residual { for i in g.storage.indices { g.storage[i] += dy.storage[i] } }
+                if residual { Self.add(dy, into: &g) }
                 return g
             }
             x = h
@@ -89,6 +89,16 @@ public struct Lite0InputGradient: Sendable {
         return (logits, backward.reversed().reduce(dMaps) { $1($0) })
     }
 
+    /// y += x, elementwise (a residual and its gradient).
+    static func add(_ x: Tensor, into y: inout Tensor) {
+        precondition(x.shape == y.shape)
+        x.storage.withUnsafeBufferPointer { xs in
+            y.storage.withUnsafeMutableBufferPointer { ys in
+                for i in ys.indices { ys[i] += xs[i] }
+            }
+        }
+    }
+
     /// One layer forward (padding TensorFlow 'SAME' when `same`, else none), pushing its
     /// backward onto `backward`.
     static func convolve(
@@ -107,7 +117,12 @@ public struct Lite0InputGradient: Sendable {
             layer.depthwise
             ? depthwiseForward(x, weight: layer.weight, bias: layer.bias, geometry: geometry)
             : convolutionForward(x, weight: layer.weight, bias: layer.bias, geometry: geometry, columns: &columns)
-        for i in y.storage.indices { y.storage[i] = layer.activation.apply(y.storage[i]) }
+        if layer.activation != .none {
+            let activation = layer.activation
+            y.storage.withUnsafeMutableBufferPointer { v in
+                for i in v.indices { v[i] = activation.apply(v[i]) }
+            }
+        }
         let output = y, inputShape = x.shape
         backward.append { dy in
             let dz = activationBackward(dy, output: output, layer.activation)

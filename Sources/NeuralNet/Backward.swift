@@ -122,6 +122,35 @@ public func convolutionBackward(
     return dx
 }
 
+/// Visits every tap of a planar depthwise convolution row by row: `visit(tap, out, input,
+/// count)` for output elements out..<out + count (consecutive) reading input elements
+/// input, input + stride, ... (only those inside the image: the padding reads nothing).
+@inline(__always)
+func depthwiseRows(
+    _ g: ConvGeometry, channels c: Int, height h: Int, width w: Int, weight: UnsafeBufferPointer<Float>,
+    _ visit: (Float, Int, Int, Int) -> Void
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let kh = g.kernel.h, kw = g.kernel.w, s = g.stride.w
+    for ch in 0..<c {
+        for i in 0..<kh {
+            for j in 0..<kw {
+                // ix = ox * s + j - padLeft must lie in 0..<w.
+                let offset = j - g.padding.left
+                let first = offset >= 0 ? 0 : (-offset + s - 1) / s
+                let last = min(ow, (w - 1 - offset) / s + 1)
+                guard last > first else { continue }
+                let tap = weight[(ch * kh + i) * kw + j]
+                for oy in 0..<oh {
+                    let iy = oy * g.stride.h + i - g.padding.top
+                    guard iy >= 0 && iy < h else { continue }
+                    visit(tap, (ch * oh + oy) * ow + first, (ch * h + iy) * w + offset + first * s, last - first)
+                }
+            }
+        }
+    }
+}
+
 /// Depthwise convolution of one image (one k x k filter per channel), planar: the frozen
 /// backbone's depthwise layers, for its input gradient (`depthwiseInputGradient`).
 ///
@@ -129,26 +158,22 @@ public func convolutionBackward(
 public func depthwiseForward(_ x: Tensor, weight: Tensor, bias: [Float], geometry g: ConvGeometry) -> Tensor {
     let c = x.channels, h = x.height, w = x.width
     precondition(x.batch == 1 && g.groups == c && g.inChannels == c && weight.shape == g.weightShape)
+    precondition(bias.isEmpty || bias.count == c)
     let (oh, ow) = g.outputSize(height: h, width: w)
-    let kh = g.kernel.h, kw = g.kernel.w
+    let s = g.stride.w
     return Tensor(shape: [1, c, oh, ow]) { y in
+        guard let yp = y.baseAddress else { return }
+        for ch in 0..<c { (yp + ch * oh * ow).initialize(repeating: bias.isEmpty ? 0 : bias[ch], count: oh * ow) }
         x.storage.withUnsafeBufferPointer { xs in
             weight.storage.withUnsafeBufferPointer { ws in
-                for ch in 0..<c {
-                    let plane = ch * h * w, out = ch * oh * ow
-                    for i in 0..<oh * ow { y[out + i] = bias.isEmpty ? 0 : bias[ch] }
-                    for i in 0..<kh {
-                        for j in 0..<kw {
-                            let tap = ws[(ch * kh + i) * kw + j]
-                            for oy in 0..<oh {
-                                let iy = oy * g.stride.h + i - g.padding.top
-                                guard iy >= 0 && iy < h else { continue }
-                                for ox in 0..<ow {
-                                    let ix = ox * g.stride.w + j - g.padding.left
-                                    if ix >= 0 && ix < w { y[out + oy * ow + ox] += tap * xs[plane + iy * w + ix] }
-                                }
-                            }
-                        }
+                guard let xp = xs.baseAddress else { return }
+                depthwiseRows(g, channels: c, height: h, width: w, weight: ws) { tap, out, input, count in
+                    let row = yp + out, line = xp + input
+                    // Stride 1 apart: contiguous, so it vectorizes.
+                    if s == 1 {
+                        for k in 0..<count { row[k] += tap * line[k] }
+                    } else {
+                        for k in 0..<count { row[k] += tap * line[k * s] }
                     }
                 }
             }
@@ -166,25 +191,19 @@ public func depthwiseInputGradient(
     let c = inputShape[1], h = inputShape[2], w = inputShape[3]
     let (oh, ow) = g.outputSize(height: h, width: w)
     precondition(dy.shape == [1, c, oh, ow] && weight.shape == g.weightShape)
-    let kh = g.kernel.h, kw = g.kernel.w
+    let s = g.stride.w
     return Tensor(shape: inputShape) { dx in
         dx.initialize(repeating: 0)
+        guard let dxp = dx.baseAddress else { return }
         dy.storage.withUnsafeBufferPointer { ds in
             weight.storage.withUnsafeBufferPointer { ws in
-                for ch in 0..<c {
-                    let plane = ch * h * w, out = ch * oh * ow
-                    for i in 0..<kh {
-                        for j in 0..<kw {
-                            let tap = ws[(ch * kh + i) * kw + j]
-                            for oy in 0..<oh {
-                                let iy = oy * g.stride.h + i - g.padding.top
-                                guard iy >= 0 && iy < h else { continue }
-                                for ox in 0..<ow {
-                                    let ix = ox * g.stride.w + j - g.padding.left
-                                    if ix >= 0 && ix < w { dx[plane + iy * w + ix] += tap * ds[out + oy * ow + ox] }
-                                }
-                            }
-                        }
+                guard let dp = ds.baseAddress else { return }
+                depthwiseRows(g, channels: c, height: h, width: w, weight: ws) { tap, out, input, count in
+                    let row = dp + out, line = dxp + input
+                    if s == 1 {
+                        for k in 0..<count { line[k] += tap * row[k] }
+                    } else {
+                        for k in 0..<count { line[k * s] += tap * row[k] }
                     }
                 }
             }

@@ -108,6 +108,13 @@ struct TrainingOptions: ParsableArguments {
         help: "0...1; higher flags more images (default threshold = 1.5 - sensitivity on the normalized scale).")
     var sensitivity = 0.5
 
+    @Flag(
+        name: .long,
+        help:
+            "Also fit ODIN's input perturbation for the odin shift detector (its magnitude chosen with the temperature on the held-out images; about 0.15 s more per held-out image)."
+    )
+    var odinPerturbation = false
+
     @OptionGroup(title: "Learned components (st, variance, ae, gan)")
     var learning: LearningOptions
 
@@ -244,6 +251,7 @@ struct TrainingOptions: ParsableArguments {
         s.seed = seed
         s.positionWeight = positionWeight ?? 0
         s.learning = learning.settings
+        s.fitsODINPerturbation = odinPerturbation
         return s
     }
 }

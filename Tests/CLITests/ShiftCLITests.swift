@@ -72,4 +72,30 @@ final class ShiftCLITests: XCTestCase {
         ])
         XCTAssertEqual(none.status, 2, "no outliers and no --synthetic")
     }
+
+    func testODINPerturbationIsFittedWhenAskedAndMeasured() throws {
+        let cli = CLIRunner()
+        let (dir, data) = try cli.syntheticWorkspace("cli-odin", train: 24, testGood: 6, testPerDefect: 1, seed: 4)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m.safetensors").path
+        let train = try cli.run([
+            "train", data + "/train/good", "-o", model, "--preset", "fast", "--input-size", "64", "--quiet",
+            "--odin-perturbation",
+        ])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let bundle = try Data(contentsOf: URL(fileURLWithPath: model))
+        XCTAssertNotNil(
+            bundle.range(of: Data("fitsODINPerturbation".utf8)), "the settings record the choice (only when on)")
+        let eval = try cli.run([
+            "eval-shift", "--model", model, "--inliers", data + "/test/good", "--synthetic", "--out",
+            dir.path + "/shift", "--quiet",
+        ])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let report = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/shift/shift.json")))
+                as? [String: Any])
+        let detectors = try XCTUnwrap(report["detectors"] as? [String: [String: [String: Any]]])
+        XCTAssertEqual(detectors["odin"]?.count, 9, "odin measured on the nine synthetic shifts")
+        XCTAssertNotNil(detectors["odin"]?["gaussian-noise"]?["roc_auc"] as? Double)
+    }
 }

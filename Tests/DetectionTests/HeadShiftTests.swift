@@ -136,4 +136,61 @@ final class HeadShiftTests: XCTestCase {
             ODINShift(temperature: 1).score(ShiftInput(pooled: [], head: confident)),
             msp.score(ShiftInput(pooled: [], head: confident)), accuracy: 1e-6)
     }
+
+    func testODINPerturbationIsSearchedWithTheTemperatureAndStored() throws {
+        // Unperturbed, the good and the shifted heads are alike (the temperature grid cannot
+        // separate them); moved by the third magnitude, the good ones turn confident and the
+        // shifted ones flat: the search must pick that magnitude, at T = 1000.
+        let chosen = 2
+        func input(_ seed: Int, good: Bool) -> ShiftInput {
+            var h = head(seed: UInt64(seed))
+            h.perturbedLogits = ODINShift.magnitudes.indices.map { k in
+                k == chosen ? h.logits.map { $0 * (good ? 100 : 0.01) } : h.logits
+            }
+            return ShiftInput(pooled: [], head: h)
+        }
+        let data = ShiftFitData(
+            training: [], count: 0, dimension: 0, validation: (40..<60).map { input($0, good: true) },
+            shiftedValidation: (60..<80).map { input($0, good: false) })
+        var g = SeededGenerator(seed: 0)
+        let odin = try XCTUnwrap(ODINShift.fit(data, generator: &g))
+        XCTAssertEqual(odin.magnitude, ODINShift.magnitudes[chosen])
+        XCTAssertEqual(odin.temperature, ODINShift.perturbationTemperature)
+        XCTAssertTrue(odin.readsPerturbedHead)
+        // Its score reads the perturbed logits; a head without them has none.
+        let probe = input(41, good: true)
+        let perturbedHead = try XCTUnwrap(probe.head)
+        let expected = -(softmaxTop(perturbedHead.perturbedLogits[chosen], temperature: 1000))
+        XCTAssertEqual(Double(odin.score(probe)), expected, accuracy: 1e-6)
+        XCTAssertTrue(odin.score(ShiftInput(pooled: [], head: head(seed: 41))).isNaN)
+        // Without perturbed logits, no magnitude is tried.
+        let plain = ShiftFitData(
+            training: [], count: 0, dimension: 0,
+            validation: data.validation.map {
+                ShiftInput(
+                    pooled: [],
+                    head: $0.head.map {
+                        var h = $0; h.perturbedLogits = []; return h
+                    })
+            },
+            shiftedValidation: data.shiftedValidation)
+        XCTAssertEqual(try XCTUnwrap(ODINShift.fit(plain, generator: &g)).magnitude, 0)
+        // Stored and read back; a bundle without the magnitude (older) reads as none, and a
+        // magnitude this build does not try is refused.
+        let back = try ODINShift.load(odin.tensors, dimension: 0)
+        XCTAssertEqual(back.magnitude, odin.magnitude)
+        XCTAssertEqual(back.temperature, odin.temperature)
+        XCTAssertNil(ODINShift(temperature: 5).tensors["shift.odin.magnitude"])
+        XCTAssertEqual(try ODINShift.load(ODINShift(temperature: 5).tensors, dimension: 0).magnitude, 0)
+        var bad = odin.tensors
+        bad["shift.odin.magnitude"] = Tensor(shape: [1], storage: [0.3])
+        XCTAssertThrowsError(try ODINShift.load(bad, dimension: 0))
+    }
+
+    /// max softmax(z / T), in Double.
+    func softmaxTop(_ z: [Float], temperature t: Double) -> Double {
+        let scaled = z.map { Double($0) / t }
+        let top = scaled.max() ?? 0
+        return 1 / scaled.reduce(0) { $0 + exp($1 - top) }
+    }
 }
