@@ -56,7 +56,7 @@ public struct ShiftEvaluation: Codable, Sendable {
     /// left out.
     public static func run(
         _ detector: Detector, inliers: [String], outliers: [(name: String, paths: [String])], defects: [String],
-        synthetic: Bool, seed: UInt64 = 0, progress: ProgressHandler = { _, _, _ in },
+        synthetic: Bool, seed: UInt64 = 0, sideBySide: Int = 1, progress: ProgressHandler = { _, _, _ in },
         onError: (String) -> Void = { _ in }
     ) throws -> ShiftEvaluation {
         guard let shift = detector.shift else {
@@ -66,15 +66,47 @@ public struct ShiftEvaluation: Codable, Sendable {
         let total =
             inliers.count * (1 + (synthetic ? ImageShift.allCases.count : 0))
             + outliers.reduce(0) { $0 + $1.paths.count } + defects.count
-        var done = 0
         let backbone = detector.extractor.backbone
         let perturbing = shift.needsPerturbedHead ? Lite0InputGradient(backbone) : nil
         func scores(_ image: Image) -> [Double] {
-            done += 1
-            progress("shift", done, total)
-            return shift.calibratedScores(detector.shiftFeatures(image, gradients: shift.needsGradients)) {
+            shift.calibratedScores(detector.shiftFeatures(image, gradients: shift.needsGradients)) {
                 HeadOutput(backbone: backbone, input: detector.settings.input(for: image), perturbing: perturbing)
             }.map(Double.init)
+        }
+        // `sideBySide` images at once, sharing the compute threads; `make` builds the images
+        // in order on this thread (the synthetic shifts draw from one generator), at most two
+        // per lane ahead, so memory stays bounded. Scores do not depend on the split.
+        let lanes = SideBySideThreads(threads: max(1, sideBySide), computeThreads: computeThreads, name: "anomap.shift")
+        defer { lanes.close() }
+        let lock = NSLock(), slots = DispatchSemaphore(value: 2 * max(1, sideBySide))
+        var done = 0
+        func scoreAll(_ count: Int, _ make: (Int) throws -> Image?) rethrows -> [[Double]] {
+            let results = ScoreSlots(count)
+            let group = DispatchGroup()
+            func report() {
+                lock.lock()
+                let finished = done
+                lock.unlock()
+                progress("shift", finished, total)
+            }
+            for k in 0..<count {
+                guard let image = try make(k) else { continue }
+                slots.wait()
+                report()
+                group.enter()
+                lanes.submit {
+                    let row = scores(image)
+                    lock.lock()
+                    results.rows[k] = row
+                    done += 1
+                    lock.unlock()
+                    slots.signal()
+                    group.leave()
+                }
+            }
+            group.wait()
+            report()
+            return results.rows.compactMap { $0 }
         }
         func read(_ path: String) -> Image? {
             do {
@@ -86,16 +118,20 @@ public struct ShiftEvaluation: Codable, Sendable {
         }
         let inlierImages = inliers.compactMap(read)
         guard !inlierImages.isEmpty else { throw PipelineError.input("none of the inlier images could be read") }
-        let inlierScores = inlierImages.map(scores)
+        let inlierScores = scoreAll(inlierImages.count) { inlierImages[$0] }
         var sets = [(String, [[Double]])]()
-        for set in outliers { sets.append((set.name, set.paths.compactMap(read).map(scores))) }
+        for set in outliers { sets.append((set.name, scoreAll(set.paths.count) { read(set.paths[$0]) })) }
         if synthetic {
             var generator = SeededGenerator(seed: seed)
             for kind in ImageShift.allCases {
-                sets.append((kind.rawValue, try inlierImages.map { scores(try kind.apply($0, generator: &generator)) }))
+                sets.append(
+                    (
+                        kind.rawValue,
+                        try scoreAll(inlierImages.count) { try kind.apply(inlierImages[$0], generator: &generator) }
+                    ))
             }
         }
-        let defectScores = defects.compactMap(read).map(scores)
+        let defectScores = scoreAll(defects.count) { read(defects[$0]) }
         var table = [String: [String: Result]]()
         var inliersFlagged = [String: Double](), defectsFlagged = [String: Double]()
         for (d, name) in names.enumerated() {
@@ -179,4 +215,10 @@ public struct ShiftEvaluation: Codable, Sendable {
         }
         return svg + "</svg>\n"
     }
+}
+
+/// Rows written by the scoring lanes, each slot by one lane, read after they all finish.
+private final class ScoreSlots: @unchecked Sendable {
+    var rows: [[Double]?]
+    init(_ count: Int) { rows = [[Double]?](repeating: nil, count: count) }
 }

@@ -85,7 +85,8 @@ struct EvalShift: ParsableCommand {
             let progress = ProgressReporter(quiet: runOptions.quiet)
             let evaluation = try ShiftEvaluation.run(
                 detector, inliers: try images(inliers), outliers: sets, defects: try defects.flatMap(images),
-                synthetic: synthetic, seed: seed, progress: progress.handler, onError: { printError($0) })
+                synthetic: synthetic, seed: seed, sideBySide: runOptions.sideBySide(for: detector),
+                progress: progress.handler, onError: { printError($0) })
             do {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                 let encoder = JSONEncoder()

@@ -181,14 +181,8 @@ struct Inspect: ParsableCommand {
         if (failOnAnomaly && summary.anomalous > 0) || (failOnShift && summary.shifted > 0) { throw ExitCode(1) }
     }
 
-    /// --inspections, or its default: two images side by side on two cores took 0.73x the wall
-    /// time of one after the other (README, "Scripts, CI and large batches"), but a tiled
-    /// model's large images would double the peak memory.
-    func sideBySide(for detector: Detector) -> Int {
-        if let inspections { return inspections }
-        guard detector.settings.tileSize == 0 else { return 1 }
-        return max(1, min(runOptions.threads, ProcessInfo.processInfo.activeProcessorCount))
-    }
+    /// --inspections, or its default (`RunOptions.sideBySide(for:)`).
+    func sideBySide(for detector: Detector) -> Int { inspections ?? runOptions.sideBySide(for: detector) }
 
     /// Loads the model as --only and --threshold say.
     func loadDetector() throws -> Detector {

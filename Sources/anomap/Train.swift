@@ -258,6 +258,14 @@ struct TrainingOptions: ParsableArguments {
 
 /// Options every model-running command shares.
 struct RunOptions: ParsableArguments {
+    /// Images a batch command runs side by side by default: two on two cores took 0.73x the
+    /// wall time of one after the other (README, "Scripts, CI and large batches"), but a tiled
+    /// model's large images would double the peak memory, so those go one at a time.
+    func sideBySide(for detector: Detector) -> Int {
+        guard detector.settings.tileSize == 0 else { return 1 }
+        return max(1, min(threads, ProcessInfo.processInfo.activeProcessorCount))
+    }
+
     @Option(name: .long, help: "Threads for the numeric kernels.")
     var threads = 2
 

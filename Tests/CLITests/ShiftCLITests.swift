@@ -97,5 +97,14 @@ final class ShiftCLITests: XCTestCase {
         let detectors = try XCTUnwrap(report["detectors"] as? [String: [String: [String: Any]]])
         XCTAssertEqual(detectors["odin"]?.count, 9, "odin measured on the nine synthetic shifts")
         XCTAssertNotNil(detectors["odin"]?["gaussian-noise"]?["roc_auc"] as? Double)
+        // Two images side by side (the default on two threads) score as one after the other.
+        let serial = try cli.run([
+            "eval-shift", "--model", model, "--inliers", data + "/test/good", "--synthetic", "--out",
+            dir.path + "/serial", "--quiet", "--threads", "1",
+        ])
+        XCTAssertEqual(serial.status, 0, serial.stderr)
+        XCTAssertEqual(
+            try String(contentsOfFile: dir.path + "/serial/scores.csv", encoding: .utf8),
+            try String(contentsOfFile: dir.path + "/shift/scores.csv", encoding: .utf8))
     }
 }
