@@ -76,9 +76,10 @@ public struct ShiftEvaluation: Codable, Sendable {
         // `sideBySide` images at once, sharing the compute threads; `make` builds the images
         // in order on this thread (the synthetic shifts draw from one generator), at most two
         // per lane ahead, so memory stays bounded. Scores do not depend on the split.
-        let lanes = SideBySideThreads(threads: max(1, sideBySide), computeThreads: computeThreads, name: "anomap.shift")
+        let width = max(1, sideBySide)
+        let lanes = SideBySideThreads(threads: width, computeThreads: computeThreads, name: "anomap.shift")
         defer { lanes.close() }
-        let lock = NSLock(), slots = DispatchSemaphore(value: 2 * max(1, sideBySide))
+        let lock = NSLock(), slots = DispatchSemaphore(value: 2 * width)
         var done = 0
         func scoreAll(_ count: Int, _ make: (Int) throws -> Image?) rethrows -> [[Double]] {
             let results = ScoreSlots(count)
