@@ -72,6 +72,8 @@ public struct PositionalGaussianAccumulator: Sendable {
     let height: Int, width: Int
     var count = 0
     var sum: [Double]
+    /// Each position's sums of x_a x_b for b <= a, packed row by row (the lower triangle only:
+    /// half the memory of full matrices, which matters on large grids).
     var outer: [Double]
 
     /// Starts an empty accumulator for a grid of `height` x `width` positions.
@@ -80,19 +82,19 @@ public struct PositionalGaussianAccumulator: Sendable {
         self.height = height
         self.width = width
         sum = [Double](repeating: 0, count: height * width * channels.count)
-        outer = [Double](repeating: 0, count: height * width * channels.count * channels.count)
+        outer = [Double](repeating: 0, count: height * width * PositionalGaussian.packedCount(channels.count))
     }
 
     /// Adds one image's (1, D, h, w) embeddings.
     public mutating func add(_ features: Tensor) {
         precondition(features.height == height && features.width == width)
-        let d = channels.count, p = height * width
+        let d = channels.count, p = height * width, packed = PositionalGaussian.packedCount(d)
         var x = [Double](repeating: 0, count: d)
         for i in 0..<p {
             for (k, c) in channels.enumerated() { x[k] = Double(features.storage[c * p + i]) }
             for a in 0..<d {
                 sum[i * d + a] += x[a]
-                let base = (i * d + a) * d
+                let base = i * packed + a * (a + 1) / 2
                 for b in 0...a { outer[base + b] += x[a] * x[b] }
             }
         }
@@ -118,7 +120,8 @@ public struct PositionalGaussianAccumulator: Sendable {
                         for b in 0...a {
                             // Unbiased covariance from the sums.
                             let value =
-                                (outer[(i * d + a) * d + b] - sum[i * d + a] * sum[i * d + b] / n) / max(n - 1, 1)
+                                (outer[i * packed + a * (a + 1) / 2 + b] - sum[i * d + a] * sum[i * d + b] / n)
+                                / max(n - 1, 1)
                             cov[a * d + b] = value
                             cov[b * d + a] = value
                         }
