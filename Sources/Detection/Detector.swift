@@ -267,7 +267,7 @@ extension ComponentInput {
         extractor: PatchFeatureExtractor
     ) {
         let crop = layout.crop(input, tile: index)
-        let teacher = extractor.embed(crop)
+        let teacher = extractor.embed(crop, includingStride4: settings.includesStride4)
         self.init(
             image: crop, teacher: teacher,
             embeddings: Detector.embeddings(

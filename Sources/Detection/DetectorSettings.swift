@@ -46,12 +46,27 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// positions only (products photographed in a fixed pose).
     public var positionWeight: Float = 0
 
+    /// Add the teacher's stride-4 stage (24 channels, averaged 2x2 down to the stride-8 grid) to
+    /// every patch embedding: finer detail for hairline and pinhole defects at little cost (the
+    /// backbone computes that stage on the way anyway). Off by default; see the README.
+    public var includesStride4 = false
+
+    /// Channels of the teacher's patch embedding (152, or 176 with the stride-4 stage).
+    public var featureDimension: Int { PatchFeatureExtractor.dimension(includingStride4: includesStride4) }
+
     /// Hyper-parameters of the learned components (st, variance, ae, gan).
     public var learning = LearningSettings()
 
     /// Keep each image's aspect ratio (resizing to about inputSize^2 pixels, sides multiples
     /// of 8) instead of squashing it to an inputSize square.
     public var keepsAspectRatio = false
+
+    /// The one model size (width, height) every image is resized to when the aspect is kept
+    /// without tiles and a component needs one feature grid (gaussian, st, variance, ae, gan):
+    /// the training images' median size scaled to about inputSize^2 pixels, sides multiples of
+    /// 32 (`commonSize(medianWidth:medianHeight:)`); images of other sizes are resized to it.
+    /// (0, 0): none, each image keeps its own aspect (possible for knn alone).
+    public var commonWidth = 0, commonHeight = 0
 
     /// Side, in model pixels, of the square tiles the working image is cut into (a multiple of
     /// 32; 0: the whole image at once). Every component then sees tiles of one size, whatever
@@ -81,19 +96,32 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// Whether the working image is cut into tiles.
     public var isTiled: Bool { tileSize > 0 }
 
+    /// Whether every image is resized to `commonWidth` x `commonHeight`.
+    public var hasCommonSize: Bool { keepsAspectRatio && !isTiled && commonWidth > 0 && commonHeight > 0 }
+
+    /// The common model size for training images of median size `medianWidth` x
+    /// `medianHeight`: their aspect at about inputSize^2 pixels, each side a multiple of 32 (so
+    /// networks that halve the grid twice fit) and at least 32.
+    public func commonSize(medianWidth: Int, medianHeight: Int) -> (width: Int, height: Int) {
+        let scale = Double(inputSize) / (Double(max(1, medianWidth)) * Double(max(1, medianHeight))).squareRoot()
+        func side(_ v: Int) -> Int { max(32, Int((Double(max(1, v)) * scale / 32).rounded()) * 32) }
+        return (side(medianWidth), side(medianHeight))
+    }
+
     /// Why `component`, which needs every image on one feature grid (a model per grid position,
     /// or networks and statistics of one fixed size), cannot take these settings; nil when the
-    /// input size is fixed (square input, or tiles).
+    /// input size is fixed (square input, a common size, or tiles).
     func fixedSizeRefusal(_ component: Component) -> String? {
-        keepsAspectRatio && !isTiled
-            ? "the \(component) component needs one fixed input size: add --tile SIZE or drop --keep-aspect" : nil
+        keepsAspectRatio && !isTiled && !hasCommonSize
+            ? "the \(component) component needs one fixed input size: give the aspect-kept model a common size (anomap train chooses it), add --tile SIZE or drop --keep-aspect"
+            : nil
     }
 
     /// Why a component whose network halves the feature grid twice cannot run: it needs one
-    /// fixed size, a multiple of 32 pixels (tiles always are).
+    /// fixed size, a multiple of 32 pixels (tiles and common sizes always are).
     func quarterGridRefusal(_ component: Component) -> String? {
         if let refusal = fixedSizeRefusal(component) { return refusal }
-        if !isTiled && inputSize % 32 != 0 {
+        if !isTiled && !hasCommonSize && inputSize % 32 != 0 {
             return "the \(component) component needs an input size that is a multiple of 32, got \(inputSize)"
         }
         return nil
@@ -118,6 +146,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     /// side a multiple of 8 and, when tiled, at least one tile.
     public func modelSize(width: Int, height: Int) -> (width: Int, height: Int) {
         guard keepsAspectRatio else { return (inputSize, inputSize) }
+        if hasCommonSize { return (commonWidth, commonHeight) }
         var scale = Double(inputSize) / (Double(width) * Double(height)).squareRoot()
         if isTiled { scale = max(scale, Double(tileSize) / Double(max(1, min(width, height)))) }
         func side(_ v: Int) -> Int { max(isTiled ? tileSize : 32, Int((Double(v) * scale / 8).rounded()) * 8) }
@@ -139,7 +168,7 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
     }
 
     /// Channels of a bank entry.
-    public var embeddingDimension: Int { PatchFeatureExtractor.dimension + (positionWeight > 0 ? 2 : 0) }
+    public var embeddingDimension: Int { featureDimension + (positionWeight > 0 ? 2 : 0) }
 
     /// Defaults.
     public init() {}
@@ -193,6 +222,9 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         // Bundles written before DCT-scaled decoding existed decoded at full size.
         scalesLargeJPEGs = try c.decodeIfPresent(Bool.self, forKey: .scalesLargeJPEGs) ?? false
         fitsODINPerturbation = try c.decodeIfPresent(Bool.self, forKey: .fitsODINPerturbation) ?? false
+        commonWidth = try c.decodeIfPresent(Int.self, forKey: .commonWidth) ?? 0
+        commonHeight = try c.decodeIfPresent(Int.self, forKey: .commonHeight) ?? 0
+        includesStride4 = try c.decodeIfPresent(Bool.self, forKey: .includesStride4) ?? false
     }
 
     /// Encodes every setting; the tile fields only when tiled, so untiled bundles keep the bytes
@@ -222,12 +254,18 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
         // Only when on, so older bundles written again keep their bytes.
         if scalesLargeJPEGs { try c.encode(scalesLargeJPEGs, forKey: .scalesLargeJPEGs) }
         if fitsODINPerturbation { try c.encode(fitsODINPerturbation, forKey: .fitsODINPerturbation) }
+        if includesStride4 { try c.encode(includesStride4, forKey: .includesStride4) }
+        if hasCommonSize {
+            try c.encode(commonWidth, forKey: .commonWidth)
+            try c.encode(commonHeight, forKey: .commonHeight)
+        }
     }
 
     private enum CodingKeys: String, CodingKey {
         case components, componentWeights, scoreComponents, gaussianChannels, inputSize, bankSize, calibrationShare
         case seed, maxCandidates, projectionDimension, blurSigma, wideBlurSigma, positionWeight, learning
-        case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs, fitsODINPerturbation
+        case keepsAspectRatio, tileSize, tileOverlap, scalesLargeJPEGs, fitsODINPerturbation, includesStride4
+        case commonWidth, commonHeight
     }
 }
 

@@ -56,7 +56,7 @@ public enum Trainer {
         order.shuffle(using: &generator)
         let holdOut = min(order.count - 1, max(1, Int((Double(order.count) * settings.calibrationShare).rounded())))
         let calibration = Array(order.prefix(holdOut)), training = Array(order.dropFirst(holdOut))
-        var channelPermutation = Array(0..<PatchFeatureExtractor.dimension)
+        var channelPermutation = Array(0..<settings.featureDimension)
         channelPermutation.shuffle(using: &generator)
         let context = TrainingContext(trainingImages: training.count, channelPermutation: channelPermutation)
         var fitters = settings.components.map { $0.type.fitter(settings: settings, context: context) }

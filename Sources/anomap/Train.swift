@@ -56,8 +56,19 @@ struct TrainingOptions: ParsableArguments {
             valueName: "components"))
     var scoreComponents: String?
 
-    @Option(name: .long, help: "Teacher channels (seeded random subset of 152) the gaussian component models.")
-    var gaussianChannels = 152
+    @Option(
+        name: .long,
+        help:
+            "Teacher channels (a seeded random subset of the embedding's 152, or 176 with --fine-features) the gaussian component models (default: all)."
+    )
+    var gaussianChannels: Int?
+
+    @Flag(
+        name: .long, inversion: .prefixedNo,
+        help:
+            "Add the teacher's stride-4 stage (24 channels, averaged down to the stride-8 grid) to every patch embedding: finer detail for hairline and pinhole defects (default: on where train keeps the aspect of elongated or large images, else off)."
+    )
+    var fineFeatures: Bool?
 
     @Option(
         name: .long,
@@ -122,11 +133,7 @@ struct TrainingOptions: ParsableArguments {
         guard (32...1024).contains(inputSize ?? 256), (inputSize ?? 256) % 8 == 0 else {
             throw ValidationError("--input-size must be a multiple of 8 between 32 and 1024")
         }
-        let sized = settings
-        if let refusal = sized.resolutionRefusal { throw ValidationError(refusal) }
-        for component in sized.components where keepAspect == true && tile == 0 {
-            if let refusal = component.type.refusal(for: sized) { throw ValidationError(refusal) }
-        }
+        if let refusal = settings.resolutionRefusal { throw ValidationError(refusal) }
         guard components.map({ (try? Component.list($0)) != nil }) ?? true else {
             throw ValidationError("--components takes a comma-separated list of: \(ComponentRegistry.namesList)")
         }
@@ -135,8 +142,11 @@ struct TrainingOptions: ParsableArguments {
                 throw ValidationError("--score-components must be a comma-separated subset of --components")
             }
         }
-        guard (1...PatchFeatureExtractor.dimension).contains(gaussianChannels) else {
-            throw ValidationError("--gaussian-channels must be in 1...\(PatchFeatureExtractor.dimension)")
+        // Without --no-fine-features, train may add the stride-4 channels (a channel count the
+        // embedding lacks is then clamped to all of them).
+        let dimension = PatchFeatureExtractor.dimension(includingStride4: fineFeatures ?? true)
+        guard (1...dimension).contains(gaussianChannels ?? dimension) else {
+            throw ValidationError("--gaussian-channels must be in 1...\(dimension)")
         }
         if let componentWeights {
             let count = componentWeights.split(separator: ",").count
@@ -202,25 +212,39 @@ struct TrainingOptions: ParsableArguments {
     /// sets it; says on stderr (unless `quiet`) what was chosen.
     func settings(forTraining paths: [String], quiet: Bool) -> DetectorSettings {
         var s = settings
-        guard choosesResolution else { return s }
+        guard choosesResolution || (s.keepsAspectRatio && !s.isTiled) else { return s }
         let choice = ResolutionChoice(sizes: ImageFolder.sampledSizes(paths))
-        s.keepsAspectRatio = keepAspect ?? (tile.map { $0 > 0 } ?? choice.keepsAspectRatio)
-        if let tile {
-            s.tileSize = tile
-        } else if s.keepsAspectRatio {
-            // Kept aspect without tiles only where every component takes any size.
-            var untiled = s
-            untiled.tileSize = 0
-            let needsTiles = s.components.contains { $0.type.refusal(for: untiled) != nil }
-            s.tileSize = choice.tileSize > 0 || needsTiles ? ResolutionChoice.tile : 0
-        } else {
-            s.tileSize = 0
+        if choosesResolution {
+            s.keepsAspectRatio = keepAspect ?? (tile.map { $0 > 0 } ?? choice.keepsAspectRatio)
+            if let tile {
+                s.tileSize = tile
+            } else if s.keepsAspectRatio && !choice.keepsAspectRatio {
+                // Aspect kept where the choice was a square: tiles unless every component takes
+                // any size.
+                var untiled = s
+                untiled.tileSize = 0
+                let needsTiles = s.components.contains { $0.type.refusal(for: untiled) != nil }
+                s.tileSize = needsTiles ? ResolutionChoice.tile : 0
+            } else {
+                s.tileSize = s.keepsAspectRatio ? choice.tileSize : 0
+            }
+            s.inputSize = inputSize ?? (s.keepsAspectRatio ? max(choice.inputSize, s.tileSize) : max(256, s.tileSize))
+            if fineFeatures == nil { s.includesStride4 = s.keepsAspectRatio && choice.includesStride4 }
+            if gaussianChannels == nil { s.gaussianChannels = s.featureDimension }
         }
-        s.inputSize = inputSize ?? (s.keepsAspectRatio ? max(choice.inputSize, s.tileSize) : max(256, s.tileSize))
+        // Aspect kept without tiles (chosen for elongated sets of one aspect, or asked for with
+        // --keep-aspect --tile 0): components that need one feature grid get one, the training
+        // images' median size at about input-size^2 pixels.
+        if s.keepsAspectRatio && !s.isTiled && s.components.contains(where: { $0.type.refusal(for: s) != nil }) {
+            (s.commonWidth, s.commonHeight) = s.commonSize(
+                medianWidth: choice.medianWidth, medianHeight: choice.medianHeight)
+        }
         // Tiled, where a patch lies in the whole image enters the memory bank's embedding: a
         // tile alone does not know (small-defect benchmark, fast preset: pixel AUROC 0.934 ->
         // 0.950, AUPRO 0.986 -> 0.987).
-        if s.isTiled && positionWeight == nil && s.components.contains(.knn) { s.positionWeight = 1 }
+        if choosesResolution && s.isTiled && positionWeight == nil && s.components.contains(.knn) {
+            s.positionWeight = 1
+        }
         if !quiet {
             printError(
                 "resolution: \(s.resolutionDescription) (\(choice.basis); --input-size, --keep-aspect and --tile override)"
@@ -233,7 +257,8 @@ struct TrainingOptions: ParsableArguments {
     var settings: DetectorSettings {
         var s = preset.settings
         s.components = parsedComponents
-        s.gaussianChannels = gaussianChannels
+        s.includesStride4 = fineFeatures ?? false
+        s.gaussianChannels = gaussianChannels ?? s.featureDimension
         s.blurSigma = blurSigma
         if let wideBlurSigma { s.wideBlurSigma = wideBlurSigma }
         if componentWeights != nil { s.componentWeights = parsedWeights }

@@ -61,17 +61,35 @@ final class DetectorCLITests: XCTestCase {
         let model = dir.appendingPathComponent("m.safetensors").path
         let train = try cli.run(["train", dir.path + "/good", "-o", model, "--preset", "fast", "--json"])
         XCTAssertEqual(train.status, 0, train.stderr)
+        // Elongated parts of one aspect: one common size (100 x 300 at about 256^2 pixels, sides
+        // multiples of 32) and the stride-4 features.
         XCTAssertTrue(train.stderr.contains("resolution: aspect kept"), train.stderr)
-        XCTAssertTrue(train.stderr.contains("256-pixel tiles"), train.stderr)
+        XCTAssertTrue(train.stderr.contains("common size 160x448, stride-4 features added"), train.stderr)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as? [String: Any])
-        XCTAssertTrue((summary["resolution"] as? String)?.contains("tiles") ?? false, train.stdout)
+        XCTAssertTrue((summary["resolution"] as? String)?.contains("common size") ?? false, train.stdout)
         let inspect = try cli.run([
             "inspect", dir.path + "/good/0.png", "--model", model, "--out", dir.path + "/out", "--quiet",
         ])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        // Tiles when asked for; a common size without the stride-4 features when asked for.
+        let tiled = try cli.run(["train", dir.path + "/good", "-o", model, "--preset", "fast", "--tile", "256"])
+        XCTAssertEqual(tiled.status, 0, tiled.stderr)
+        XCTAssertTrue(tiled.stderr.contains("256-pixel tiles"), tiled.stderr)
+        let common = try cli.run([
+            "train", dir.path + "/good", "-o", model, "--preset", "fast", "--keep-aspect", "--tile", "0",
+            "--input-size", "256", "--no-fine-features",
+        ])
+        XCTAssertEqual(common.status, 0, common.stderr)
+        XCTAssertTrue(common.stderr.contains("common size 160x448 ("), common.stderr)
+        let wide = try SyntheticParts.good(size: 160, generator: &g).resized(width: 300, height: 90, method: .bilinear)
+        try ImageCodec.writePNG(wide, to: dir.appendingPathComponent("wide.png").path)
+        let inspectCommon = try cli.run([
+            "inspect", dir.path + "/wide.png", "--model", model, "--out", dir.path + "/out-common", "--quiet",
+        ])
+        XCTAssertEqual(inspectCommon.status, 0, inspectCommon.stderr)
         // Options override the choice; impossible combinations are one line before any work.
         for (arguments, expected) in [
-            (["--tile", "48"], "multiple of 32"), (["--keep-aspect", "--tile", "0"], "add --tile"),
+            (["--tile", "48"], "multiple of 32"),
             (["--no-keep-aspect", "--input-size", "128", "--tile", "256"], "larger than"),
             (["--tile", "128", "--tile-overlap", "0.9"], "--tile-overlap"),
         ] {

@@ -131,8 +131,9 @@ final class TilingTests: XCTestCase {
     }
 
     /// Every component, folders of mixed sizes and aspects, untiled / tiled / aspect kept and
-    /// tiled, inspected at other sizes again: results everywhere, and the combinations that
-    /// cannot work are refused with one line.
+    /// tiled / aspect kept at a common size (with the stride-4 features too), inspected at
+    /// other sizes again: results everywhere, and the combinations that cannot work are
+    /// refused with one line.
     func testEveryComponentTrainsAndInspectsMixedSizesWithAndWithoutTiles() throws {
         let (extractor, sha) = try requireBackbone()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tile-mixed-\(getpid())").path
@@ -143,12 +144,21 @@ final class TilingTests: XCTestCase {
             [(96, 240), (120, 200), (80, 260), (100, 220), (160, 150), (90, 250), (110, 230), (96, 96)], to: dir,
             generator: &g)
         let all: [Component] = [.gaussian, .knn, .st, .variance, .ae]
-        for (keep, tile) in [(false, 0), (false, 64), (true, 64), (true, 0)] {
+        for (keep, tile, common) in [
+            (false, 0, false), (false, 64, false), (true, 64, false), (true, 0, false), (true, 0, true),
+        ] {
             var settings = smallSettings()
-            settings.components = keep && tile == 0 ? [.knn] : all
+            settings.components = keep && tile == 0 && !common ? [.knn] : all
             settings.keepsAspectRatio = keep
             settings.tileSize = tile
             settings.wideBlurSigma = 6
+            if common {
+                // The median of the folder above (100 x 230) at about 128^2 pixels: 96 x 192.
+                (settings.commonWidth, settings.commonHeight) = settings.commonSize(medianWidth: 100, medianHeight: 230)
+                XCTAssertEqual([settings.commonWidth, settings.commonHeight], [96, 192])
+                settings.includesStride4 = true
+                settings.gaussianChannels = settings.featureDimension
+            }
             let (detector, report) = try Trainer.train(
                 paths: paths, extractor: extractor, backboneSHA256: sha, settings: settings)
             XCTAssertTrue(report.failures.isEmpty, "\(report.failures)")
@@ -163,7 +173,7 @@ final class TilingTests: XCTestCase {
                 XCTAssertEqual(inspection.map.count, w * h)
                 XCTAssertTrue(
                     inspection.map.allSatisfy(\.isFinite) && inspection.score.isFinite,
-                    "keep \(keep) tile \(tile): \(w)x\(h)")
+                    "keep \(keep) tile \(tile) common \(common): \(w)x\(h)")
             }
         }
         var refused = smallSettings()
@@ -187,19 +197,36 @@ final class TilingTests: XCTestCase {
     func testResolutionChoiceKeepsSquareImagesAndTilesElongatedOnes() {
         let square = ResolutionChoice(sizes: [(300, 330), (280, 300), (320, 310)])
         XCTAssertEqual([square.inputSize, square.tileSize], [256, 0])
-        XCTAssertFalse(square.keepsAspectRatio)
-        let strip = ResolutionChoice(sizes: [(1024, 2560), (1024, 2560)])
-        XCTAssertTrue(strip.keepsAspectRatio)
-        XCTAssertEqual(strip.tileSize, 256)
-        XCTAssertEqual(strip.inputSize, 1024)  // the pixel budget: about 1024^2 working pixels
-        let elongated = ResolutionChoice(sizes: [(500, 1250), (500, 1260)])
-        XCTAssertEqual(elongated.inputSize, Int((500.0 * 1255).squareRoot() / 8) * 8)  // native resolution
+        XCTAssertFalse(square.keepsAspectRatio || square.includesStride4)
+        // Elongated parts of one aspect: one common size at the common pixel budget, untiled.
+        let strip = ResolutionChoice(sizes: [(1024, 2560), (1024, 2560), (1000, 2600)])
+        XCTAssertTrue(strip.keepsAspectRatio && strip.includesStride4)
+        XCTAssertEqual([strip.tileSize, strip.inputSize, strip.medianWidth, strip.medianHeight], [0, 640, 1024, 2560])
         var s = DetectorSettings()
-        (s.inputSize, s.keepsAspectRatio, s.tileSize) = (
-            elongated.inputSize, elongated.keepsAspectRatio, elongated.tileSize
-        )
-        let size = s.modelSize(width: 500, height: 1250)
-        XCTAssertTrue(abs(size.width - 500) <= 8 && abs(size.height - 1250) <= 8, "\(size)")
+        (s.inputSize, s.keepsAspectRatio, s.tileSize) = (strip.inputSize, true, 0)
+        let common = s.commonSize(medianWidth: strip.medianWidth, medianHeight: strip.medianHeight)
+        XCTAssertEqual([common.width, common.height], [416, 1024])  // 640^2 pixels at 1:2.5, sides of 32
+        (s.commonWidth, s.commonHeight) = common
+        XCTAssertTrue(s.hasCommonSize)
+        XCTAssertEqual(
+            [s.modelSize(width: 300, height: 90).width, s.modelSize(width: 300, height: 90).height], [416, 1024])
+        XCTAssertEqual([s.featureGrid.height, s.featureGrid.width], [128, 52])
+        // A small elongated set keeps its native resolution.
+        let small = ResolutionChoice(sizes: [(200, 500), (200, 500)])
+        XCTAssertEqual([small.inputSize, small.tileSize], [312, 0])
+        // Elongated images of several aspects: each keeps its own, in tiles, at native
+        // resolution up to the larger budget.
+        let mixed = ResolutionChoice(sizes: [(500, 1250), (1260, 500), (520, 1300)])
+        XCTAssertTrue(mixed.keepsAspectRatio)
+        XCTAssertEqual(mixed.tileSize, 256)
+        XCTAssertEqual(mixed.inputSize, Int((1260.0 * 500).squareRoot() / 8) * 8)  // the median area's side
+        var t = DetectorSettings()
+        (t.inputSize, t.keepsAspectRatio, t.tileSize) = (mixed.inputSize, mixed.keepsAspectRatio, mixed.tileSize)
+        let size = t.modelSize(width: 500, height: 1250)
+        XCTAssertTrue(abs(Double(size.width) / Double(size.height) - 0.4) < 0.02, "\(size)")
+        // Large square images stay in tiles.
+        let large = ResolutionChoice(sizes: [(2000, 2000), (2000, 2000)])
+        XCTAssertEqual([large.inputSize, large.tileSize], [1024, 256])
     }
 }
 

@@ -83,6 +83,46 @@ final class EfficientNetLite0Tests: XCTestCase {
         XCTAssertLessThan(two.image(0).maxAbsDifference(network.features(one, stages: [.stride16])[.stride16]!), 1e-5)
     }
 
+    /// The stride-4 channels of a fine embedding, against a naive loop over the stride-4 stage:
+    /// each stride-8 cell averages its 2x2 block (cut at the edge), then its 3x3 neighbourhood
+    /// (border cells average the neighbours they have); the first 152 channels stay the plain
+    /// embedding's. Odd sides put cut blocks on the bottom and right edges.
+    func testStride4EmbeddingAppendsTheHalvedStageToThePlainChannels() throws {
+        let extractor = PatchFeatureExtractor(backbone: try loadNetwork())
+        let input = fixtureInput(height: 72, width: 56)  // stride 4: 18 x 14; stride 8: 9 x 7
+        let plain = extractor.embed(input), fine = extractor.embed(input, includingStride4: true)
+        let s4 = try XCTUnwrap(extractor.backbone.features(input, stages: [.stride4])[.stride4])
+        XCTAssertEqual(s4.shape, [1, 24, 18, 14])
+        XCTAssertEqual(fine.shape, [1, 176, 9, 7])
+        XCTAssertEqual(Array(fine.storage.prefix(152 * 63)), plain.storage)
+        func block(_ c: Int, _ y: Int, _ x: Int) -> Double {
+            var (sum, n) = (0.0, 0)
+            for yy in (2 * y)..<min(2 * y + 2, 18) {
+                for xx in (2 * x)..<min(2 * x + 2, 14) {
+                    sum += Double(s4[0, c, yy, xx])
+                    n += 1
+                }
+            }
+            return sum / Double(n)
+        }
+        var worst = 0.0
+        for c in 0..<24 {
+            for y in 0..<9 {
+                for x in 0..<7 {
+                    var (sum, n) = (0.0, 0)
+                    for yy in max(0, y - 1)...min(8, y + 1) {
+                        for xx in max(0, x - 1)...min(6, x + 1) {
+                            sum += block(c, yy, xx)
+                            n += 1
+                        }
+                    }
+                    worst = max(worst, abs(sum / Double(n) - Double(fine[0, 152 + c, y, x])))
+                }
+            }
+        }
+        XCTAssertLessThan(worst, 1e-5)
+    }
+
     /// Real photographs from the scikit-learn wheel: a Chinese palace and a daisy.
     func testClassifiesSamplePhotographs() throws {
         let network = try loadNetwork()

@@ -44,8 +44,8 @@ public struct AdversarialComponent: ScoringComponent {
     /// The model of a bundle: `teacher.mean`/`teacher.scale`, `gan.generator.*`,
     /// `gan.discriminator.*` and `gan.residualScale` (1).
     public static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> AdversarialComponent {
-        let d = PatchFeatureExtractor.dimension, l = settings.learning
-        let standardization = try FeatureStandardization.load(bundle)
+        let d = settings.featureDimension, l = settings.learning
+        let standardization = try FeatureStandardization.load(bundle, dimension: d)
         guard l.ganLatentChannels > 0, l.ganDiscriminatorWidth > 0,
             let generator = ConvStack(
                 inChannels: d, specs: AdversarialOneClass.generatorSpecs(channels: d, latent: l.ganLatentChannels),
@@ -129,7 +129,7 @@ enum AdversarialTraining {
         progress: ProgressHandler
     ) -> AdversarialOneClass {
         var random = SeededGenerator(seed: seed &+ 0x6A40_0000)
-        let d = PatchFeatureExtractor.dimension
+        let d = standardization.mean.count
         var g = ConvStack(
             inChannels: d, specs: AdversarialOneClass.generatorSpecs(channels: d, latent: settings.ganLatentChannels),
             generator: &random)

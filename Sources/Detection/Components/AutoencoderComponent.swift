@@ -39,8 +39,8 @@ public struct AutoencoderComponent: ScoringComponent {
     /// The autoencoder of a bundle: `teacher.mean`/`teacher.scale`, `ae.encoder.*`,
     /// `ae.decoder.*` and `ae.memory` (memorySize, latent).
     public static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> AutoencoderComponent {
-        let d = PatchFeatureExtractor.dimension, learning = settings.learning, l = learning.latentChannels
-        let standardization = try FeatureStandardization.load(bundle)
+        let d = settings.featureDimension, learning = settings.learning, l = learning.latentChannels
+        let standardization = try FeatureStandardization.load(bundle, dimension: d)
         guard l > 0, learning.memorySize > 0, learning.temperature > 0, learning.temperature.isFinite,
             learning.shrinkage >= 0, learning.shrinkage.isFinite,
             let encoder = ConvStack(
@@ -106,7 +106,7 @@ public struct AutoencoderComponent: ScoringComponent {
         settings: LearningSettings, seed: UInt64, progress: ProgressHandler
     ) -> MemoryAutoencoder {
         var generator = SeededGenerator(seed: seed &+ 0xAE00_0000)
-        let d = PatchFeatureExtractor.dimension
+        let d = standardization.mean.count
         var encoder = ConvStack(
             inChannels: d, specs: MemoryAutoencoder.encoderSpecs(inChannels: d, latent: settings.latentChannels),
             generator: &generator)

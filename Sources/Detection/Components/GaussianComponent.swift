@@ -28,7 +28,7 @@ public struct GaussianComponent: ScoringComponent {
 
     /// A fitter that accumulates each position's mean and covariance in one pass.
     public static func fitter(settings: DetectorSettings, context: TrainingContext) -> any ComponentFitter {
-        let count = min(settings.gaussianChannels, PatchFeatureExtractor.dimension)
+        let count = min(settings.gaussianChannels, settings.featureDimension)
         let channels = Array(context.channelPermutation.prefix(count)).sorted()
         let grid = settings.featureGrid
         return Fitter(
@@ -44,7 +44,7 @@ public struct GaussianComponent: ScoringComponent {
         else { throw BundleError("Gaussian tensors are missing") }
         let list = channels.storage.map { Int($0) }
         let d = list.count
-        guard d > 0, list.allSatisfy({ (0..<PatchFeatureExtractor.dimension).contains($0) }),
+        guard d > 0, list.allSatisfy({ (0..<settings.featureDimension).contains($0) }),
             mean.shape == [h * w, d], precision.shape == [h * w, PositionalGaussian.packedCount(d)]
         else {
             throw BundleError("Gaussian tensors have the wrong shape")

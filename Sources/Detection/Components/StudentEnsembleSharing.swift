@@ -78,12 +78,12 @@ extension StudentEnsemble: SharedWork {
     /// The ensemble of a bundle: `teacher.mean`/`teacher.scale` (D) and `student.K.*`.
     static func load(_ bundle: BundleContents, settings: DetectorSettings) throws -> StudentEnsemble {
         try bundle.shared("students") {
-            let learning = settings.learning, d = PatchFeatureExtractor.dimension
+            let learning = settings.learning, d = settings.featureDimension
             guard (1...16).contains(learning.students), learning.studentWidth >= 4, learning.studentWidth % 4 == 0
             else {
                 throw BundleError("student settings are out of range")
             }
-            let standardization = try FeatureStandardization.load(bundle)
+            let standardization = try FeatureStandardization.load(bundle, dimension: d)
             let students = try (0..<learning.students).map { k in
                 guard
                     let s = StudentNetwork(
@@ -125,7 +125,7 @@ extension StudentEnsemble: SharedWork {
         DispatchQueue.concurrentPerform(iterations: k) { index in
             var generator = SeededGenerator(seed: seed &+ 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9)
             var student = StudentNetwork(
-                width: settings.studentWidth, outChannels: PatchFeatureExtractor.dimension,
+                width: settings.studentWidth, outChannels: targets.first?.channels ?? PatchFeatureExtractor.dimension,
                 generator: &generator)
             var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
             var gradients = StudentNetwork.Gradients(for: student)
@@ -169,9 +169,8 @@ extension FeatureStandardization {
         ]
     }
 
-    /// The standardization stored in a bundle.
-    static func load(_ bundle: BundleContents) throws -> FeatureStandardization {
-        let d = PatchFeatureExtractor.dimension
+    /// The standardization stored in a bundle, of `d`-channel embeddings.
+    static func load(_ bundle: BundleContents, dimension d: Int) throws -> FeatureStandardization {
         guard let mean = bundle.tensors["teacher.mean"], let scale = bundle.tensors["teacher.scale"], mean.count == d,
             scale.count == d, scale.storage.allSatisfy({ $0 > 0 })
         else {
