@@ -34,6 +34,23 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     /// Standardize each learned map position by position on the held-out good images.
     public var positionalNormalization = false
 
+    /// Most passes over a small training set that one epoch of the students or the
+    /// autoencoder makes: as many as it takes to see `minimumEpochPixels`, up to this (1: one
+    /// pass, as bundles from before it have). Measured on the small-defect benchmark (25
+    /// training images of 416x1024 pixels, default preset): 4 passes, pixel AUROC 0.957 ->
+    /// 0.970, AUPRO 0.988 -> 0.991, training 100 -> 300 s.
+    public var maximumEpochPasses = 4
+    /// Model-input pixels an epoch of the students or the autoencoder passes over at least
+    /// (within `maximumEpochPasses`): 640 images of 256x256, so magnetic_tile's 648 training
+    /// images pass once, and a small set is not trained in a handful of steps.
+    public static let minimumEpochPixels = 640 * 256 * 256
+
+    /// Passes per epoch over `count` examples of `pixels` model-input pixels each.
+    public func passesPerEpoch(examples count: Int, pixels: Int) -> Int {
+        let seen = max(1, count * pixels)
+        return min(max(1, maximumEpochPasses), max(1, (Self.minimumEpochPixels + seen - 1) / seen))
+    }
+
     /// Passes over the training images of the adversarial model's phase 1 (generator and
     /// discriminator against each other); with fewer than 640 images, each epoch passes over
     /// them as many times as it takes to see 640.
@@ -91,6 +108,8 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         entropyWeight = try value(.entropyWeight, d.entropyWeight)
         inputNoise = try value(.inputNoise, d.inputNoise)
         positionalNormalization = try value(.positionalNormalization, d.positionalNormalization)
+        // Bundles from before the floor trained one pass per epoch.
+        maximumEpochPasses = try value(.maximumEpochPasses, 1)
         ganEpochs = try value(.ganEpochs, d.ganEpochs)
         ganOldEpoch = try value(.ganOldEpoch, d.ganOldEpoch)
         ganDiscriminatorEpochs = try value(.ganDiscriminatorEpochs, d.ganDiscriminatorEpochs)
@@ -128,6 +147,8 @@ public struct LearningSettings: Codable, Equatable, Sendable {
         try c.encode(entropyWeight, forKey: .entropyWeight)
         try c.encode(inputNoise, forKey: .inputNoise)
         try c.encode(positionalNormalization, forKey: .positionalNormalization)
+        // Only when it changes anything, so bundles written again keep the bytes they had.
+        if maximumEpochPasses != 1 { try c.encode(maximumEpochPasses, forKey: .maximumEpochPasses) }
         if includingAdversarial {
             try c.encode(ganEpochs, forKey: .ganEpochs)
             try c.encode(ganOldEpoch, forKey: .ganOldEpoch)
@@ -148,7 +169,7 @@ public struct LearningSettings: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case students, studentWidth, studentEpochs, hardShare, batchSize, learningRate, weightDecay, memorySize
         case latentChannels, autoencoderEpochs, temperature, shrinkage, entropyWeight, inputNoise
-        case positionalNormalization
+        case positionalNormalization, maximumEpochPasses
         case ganEpochs, ganOldEpoch, ganDiscriminatorEpochs, ganLatentChannels, ganDiscriminatorWidth, ganLearningRate
         case ganAdversarialWeight, ganLabelSmoothing, ganNegatives, ganPerturbation, ganRegionalAnomalies
         case ganSpectralNorm, ganMap

@@ -29,7 +29,8 @@ public struct ResolutionChoice: Sendable, Equatable {
     /// Working pixels per image kept at most when tiled (about 16 tiles of 256x256).
     public static let pixelBudget = 1024 * 1024
     /// Working pixels kept at most at a common size: the per-position Gaussian's statistics
-    /// grow with the grid (about 300 MB of precision matrices at 640^2 pixels).
+    /// grow with the grid (at 640^2 pixels, 6,400 cells of 100-channel precision matrices,
+    /// about 130 MB; `train` models 100 channels at a common size).
     public static let commonPixelBudget = 640 * 640
     /// Tile side: the resolution the ImageNet backbone and the components work best at.
     public static let tile = 256

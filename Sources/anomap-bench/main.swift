@@ -276,15 +276,18 @@ if environment["ANOMAP_BENCH_HIGHRES"] != "0" {
             number(report, "train_seconds"))
     }
     let squash = ["--no-keep-aspect", "--input-size", "256", "--tile", "0"]
+    // What train chose before the common size: native resolution up to 1024^2 pixels in tiles.
+    let tiles = ["--keep-aspect", "--input-size", "1024", "--tile", "256"]
     for channels in [1, 3] {
         let set = scratch + "/small-defects-\(channels)"
         guard (try? SmallDefectParts.write(to: set, shape: .init(channels: channels))) != nil else { continue }
         let kind = channels == 1 ? "gray" : "RGB"
         for preset in channels == 1 ? DetectorSettings.Preset.allCases : [.fast] {
-            for (name, extra) in [("256x256 squash", squash), ("chosen by train", [])] {
-                let out = scratch + "/eval-\(channels)-\(preset.rawValue)-\(extra.isEmpty ? "chosen" : "squash")"
-                let model =
-                    scratch + "/\(preset.rawValue)-\(channels)-\(extra.isEmpty ? "chosen" : "squash").safetensors"
+            var variants = [("256x256 squash", "squash", squash), ("chosen by train", "chosen", [String]())]
+            if preset == .fast { variants.insert(("256-pixel tiles at 1024^2", "tiles", tiles), at: 1) }
+            for (name, tag, extra) in variants {
+                let out = scratch + "/eval-\(channels)-\(preset.rawValue)-\(tag)"
+                let model = scratch + "/\(preset.rawValue)-\(channels)-\(tag).safetensors"
                 let run = runChild(
                     [
                         exe, "eval", set, "--train", "--preset", preset.rawValue, "--out", out, "--save-model", model,
@@ -296,24 +299,28 @@ if environment["ANOMAP_BENCH_HIGHRES"] != "0" {
             }
         }
     }
-    // Cost against pixels: fast models at 1x, 4x and 16x the pixels of 256x256 (aspect kept,
-    // 256-pixel tiles), each inspecting the gray set's good test images.
+    // Cost against pixels: fast models at 1x, 4x and 16x the pixels of 256x256, aspect kept in
+    // 256-pixel tiles and at one common size, each inspecting the gray set's good test images.
     let gray = scratch + "/small-defects-1"
-    for (factor, side) in [(1, 256), (4, 512), (16, 1024)] {
-        let model = scratch + "/scale-\(side).safetensors"
-        _ = runChild([
-            exe, "train", gray + "/train/good", "-o", model, "--preset", "fast", "--input-size", String(side),
-            "--keep-aspect", "--tile", "256", "--quiet", "--threads", String(threads),
-        ])
-        let count = (try? FileManager.default.contentsOfDirectory(atPath: gray + "/test/good").count) ?? 1
-        let run = runChild([
-            exe, "inspect", gray + "/test/good", "--model", model, "--out", scratch + "/scale-out-\(side)",
-            "--no-images", "--quiet", "--threads", String(threads),
-        ])
-        row(
-            "fast preset, \(factor)x the pixels of 256x256 (--input-size \(side) --keep-aspect --tile 256): inspect",
-            String(format: "%.0f ms/image", 1000 * run.seconds / Double(count)),
-            String(format: "(whole command over %d 1024x2560 images; peak RSS %.0f MiB)", count, run.peakMiB))
+    for (layout, tile) in [("--tile 256", "256"), ("common size", "0")] {
+        for (factor, side) in [(1, 256), (4, 512), (16, 1024)] {
+            let model = scratch + "/scale-\(tile)-\(side).safetensors"
+            let train = runChild([
+                exe, "train", gray + "/train/good", "-o", model, "--preset", "fast", "--input-size", String(side),
+                "--keep-aspect", "--tile", tile, "--quiet", "--threads", String(threads),
+            ])
+            let count = (try? FileManager.default.contentsOfDirectory(atPath: gray + "/test/good").count) ?? 1
+            let run = runChild([
+                exe, "inspect", gray + "/test/good", "--model", model, "--out", scratch + "/scale-out-\(tile)-\(side)",
+                "--no-images", "--quiet", "--threads", String(threads),
+            ])
+            row(
+                "fast preset, \(factor)x the pixels of 256x256 (--input-size \(side) --keep-aspect, \(layout)): inspect",
+                String(format: "%.0f ms/image", 1000 * run.seconds / Double(count)),
+                String(
+                    format: "(whole command over %d 1024x2560 images; peak RSS %.0f MiB; training peak %.0f MiB)",
+                    count, run.peakMiB, train.peakMiB))
+        }
     }
     // A 2000x8000 part inspected with the models `train` chose for the gray set.
     var g = SeededGenerator(seed: 99)

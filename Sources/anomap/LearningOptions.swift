@@ -25,6 +25,13 @@ struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Training passes over the good images for the autoencoder.")
     var aeEpochs = LearningSettings().autoencoderEpochs
 
+    @Option(
+        name: .long,
+        help:
+            "Most passes over a small training set per epoch of the students and the autoencoder: as many as it takes to see 640 images of 256x256 pixels, up to this (1: one pass)."
+    )
+    var maxEpochPasses = LearningSettings().maximumEpochPasses
+
     @Option(name: .long, help: "Memory items of the autoencoder.")
     var memorySize = LearningSettings().memorySize
 
@@ -117,6 +124,7 @@ struct LearningOptions: ParsableArguments {
         guard studentEpochs >= 1, aeEpochs >= 1 else {
             throw ValidationError("--student-epochs and --ae-epochs must be positive")
         }
+        guard (1...64).contains(maxEpochPasses) else { throw ValidationError("--max-epoch-passes must be in 1...64") }
         guard hardShare > 0, hardShare <= 1 else { throw ValidationError("--hard-share must be in (0, 1]") }
         guard (1...65536).contains(memorySize), (1...1024).contains(latentChannels) else {
             throw ValidationError("--memory-size must be in 1...65536 and --latent-channels in 1...1024")
@@ -163,6 +171,7 @@ struct LearningOptions: ParsableArguments {
         s.weightDecay = weightDecay
         s.batchSize = batchSize
         s.positionalNormalization = positionalNormalization
+        s.maximumEpochPasses = maxEpochPasses
         s.ganEpochs = ganEpochs
         s.ganOldEpoch = ganOldEpoch
         s.ganDiscriminatorEpochs = ganDiscriminatorEpochs

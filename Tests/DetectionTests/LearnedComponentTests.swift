@@ -86,4 +86,26 @@ final class LearnedComponentTests: XCTestCase {
         XCTAssertEqual(out[0], 1 / 1.5, accuracy: 1e-6)
         XCTAssertEqual(out[1], 1, accuracy: 1e-6)
     }
+
+    /// A small set is passed over several times per epoch, up to the cap, until an epoch has
+    /// seen 640 images of 256x256 pixels; bundles from before the floor keep one pass.
+    func testSmallTrainingSetsArePassedOverSeveralTimesPerEpoch() throws {
+        var s = LearningSettings()
+        XCTAssertEqual(s.passesPerEpoch(examples: 648, pixels: 256 * 256), 1)  // magnetic_tile
+        XCTAssertEqual(s.passesPerEpoch(examples: 640, pixels: 256 * 256), 1)
+        XCTAssertEqual(s.passesPerEpoch(examples: 639, pixels: 256 * 256), 2)
+        XCTAssertEqual(s.passesPerEpoch(examples: 300, pixels: 256 * 256), 3)
+        XCTAssertEqual(s.passesPerEpoch(examples: 25, pixels: 416 * 1024), 4)  // ceil(3.94)
+        XCTAssertEqual(s.passesPerEpoch(examples: 12, pixels: 128 * 128), 4)  // capped
+        XCTAssertEqual(s.passesPerEpoch(examples: 0, pixels: 0), 4)
+        s.maximumEpochPasses = 1
+        XCTAssertEqual(s.passesPerEpoch(examples: 12, pixels: 128 * 128), 1)
+        // Encoded only when it is not 1; absent, it reads as 1 (one pass, as before).
+        let plain = try JSONEncoder().encode(s)
+        XCTAssertFalse(String(decoding: plain, as: UTF8.self).contains("maximumEpochPasses"))
+        XCTAssertEqual(try JSONDecoder().decode(LearningSettings.self, from: Data("{}".utf8)).maximumEpochPasses, 1)
+        s.maximumEpochPasses = 4
+        let round = try JSONDecoder().decode(LearningSettings.self, from: try JSONEncoder().encode(s))
+        XCTAssertEqual(round, s)
+    }
 }

@@ -126,13 +126,19 @@ public struct AutoencoderComponent: ScoringComponent {
         var adam = AdamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         var order = Array(targets.indices)
         let batches = (targets.count + settings.batchSize - 1) / settings.batchSize
-        let total = batches * settings.autoencoderEpochs
+        // The targets are at stride 8: each cell stands for 8 x 8 input pixels.
+        let cell = PatchFeatureExtractor.stride * PatchFeatureExtractor.stride
+        let epochs =
+            settings.autoencoderEpochs
+            * settings.passesPerEpoch(
+                examples: targets.count, pixels: (targets.first?.height ?? 0) * (targets.first?.width ?? 0) * cell)
+        let total = batches * epochs
         var step = 0
 
         struct Partial: @unchecked Sendable {
             var encoder: ConvStack.Gradients, decoder: ConvStack.Gradients, memory: [Float], loss = 0.0
         }
-        for _ in 0..<settings.autoencoderEpochs {
+        for _ in 0..<epochs {
             order.shuffle(using: &generator)
             var epochLoss = 0.0
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {

@@ -121,7 +121,11 @@ extension StudentEnsemble: SharedWork {
         var results = [StudentNetwork?](repeating: nil, count: k)
         let lock = NSLock()
         let batches = (inputs.count + settings.batchSize - 1) / settings.batchSize
-        let total = batches * settings.studentEpochs
+        let epochs =
+            settings.studentEpochs
+            * settings.passesPerEpoch(
+                examples: inputs.count, pixels: (inputs.first?.height ?? 0) * (inputs.first?.width ?? 0))
+        let total = batches * epochs
         DispatchQueue.concurrentPerform(iterations: k) { index in
             var generator = SeededGenerator(seed: seed &+ 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9)
             var student = StudentNetwork(
@@ -131,7 +135,7 @@ extension StudentEnsemble: SharedWork {
             var gradients = StudentNetwork.Gradients(for: student)
             var order = Array(inputs.indices)
             var step = 0
-            for _ in 0..<settings.studentEpochs {
+            for _ in 0..<epochs {
                 order.shuffle(using: &generator)
                 var epochLoss = 0.0
                 for start in stride(from: 0, to: order.count, by: settings.batchSize) {
