@@ -129,6 +129,16 @@ public struct DetectorSettings: Codable, Equatable, Sendable {
 
     /// Why the size and tiling settings cannot work together (one line), or nil.
     public var resolutionRefusal: String? {
+        if commonWidth != 0 || commonHeight != 0 {
+            let sides = [commonWidth, commonHeight]
+            // The area stays near inputSize^2 (at most 1024^2, each side rounded to 32).
+            guard sides.allSatisfy({ (32...8192).contains($0) && $0 % 32 == 0 }),
+                commonWidth * commonHeight <= 2 * 1024 * 1024
+            else {
+                return "the common size \(commonWidth)x\(commonHeight) must have sides that are multiples of 32 "
+                    + "in 32...8192 and at most 2^21 pixels"
+            }
+        }
         guard isTiled else { return nil }
         if tileSize < 64 || tileSize > 1024 || tileSize % 32 != 0 {
             return "--tile must be a multiple of 32 in 64...1024, got \(tileSize)"

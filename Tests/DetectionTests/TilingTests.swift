@@ -175,6 +175,20 @@ final class TilingTests: XCTestCase {
                     inspection.map.allSatisfy(\.isFinite) && inspection.score.isFinite,
                     "keep \(keep) tile \(tile) common \(common): \(w)x\(h)")
             }
+            if common {
+                // A bundle whose common size was tampered with (or a typo's) is refused with one
+                // line before anything that large is allocated.
+                var tampered = settings
+                tampered.commonWidth = 1 << 20
+                let bad = Detector(
+                    extractor: extractor, components: detector.components,
+                    componentNormalizations: detector.componentNormalizations, settings: tampered,
+                    normalization: detector.normalization, threshold: detector.threshold, backboneSHA256: sha)
+                try ModelBundle.write(bad, to: path)
+                XCTAssertThrowsError(try ModelBundle.read(path, extractor: extractor, backboneSHA256: sha)) {
+                    XCTAssertTrue("\($0)".contains("common size"), "\($0)")
+                }
+            }
         }
         var refused = smallSettings()
         refused.tileSize = 48
