@@ -7,11 +7,12 @@ import Imaging
 /// each image's aspect at native resolution up to a larger budget, cut into tiles of the
 /// backbone's preferred 256-pixel size.
 ///
-/// Measured on the small-defect benchmark (1024x2560 parts, fast preset; README, "Large and
-/// elongated images"): one common size at about 640^2 pixels beats 256-pixel tiles at
-/// 1024^2 on every metric (image AUROC 0.983 against 0.881, pixel AUROC 0.976 against 0.953,
-/// AUPRO 0.991 against 0.989) at a quarter of the time: a per-position model of a part that
-/// is always photographed the same way knows more than a model shared by every tile.
+/// Measured on the small-defect benchmark (1024x2560 parts, fast preset, `make bench`; README,
+/// "Measured accuracy and speed"): one common size at about 640^2 pixels beats 256-pixel tiles
+/// at 1024^2 on every metric (image AUROC 0.986 against 0.881, pixel AUROC 0.976 against 0.961,
+/// AUPRO 0.991 against 0.990) at a fifth of the time: a per-position model of a part that is
+/// always photographed the same way knows more than a model shared by every tile. On large
+/// square images (2048x2048) tiles keep the hairline cracks a common 640x640 loses.
 public struct ResolutionChoice: Sendable, Equatable {
     /// Side of the square input, or with `keepsAspectRatio` the square root of the working area.
     public var inputSize: Int
@@ -29,8 +30,8 @@ public struct ResolutionChoice: Sendable, Equatable {
     /// Working pixels per image kept at most when tiled (about 16 tiles of 256x256).
     public static let pixelBudget = 1024 * 1024
     /// Working pixels kept at most at a common size: the per-position Gaussian's statistics
-    /// grow with the grid (at 640^2 pixels, 6,400 cells of 100-channel precision matrices,
-    /// about 130 MB; `train` models 100 channels at a common size).
+    /// grow with the grid (at 640^2 pixels, about 6,600 cells of 100-channel precision matrices,
+    /// about 135 MB; `train` models 100 channels at a common size).
     public static let commonPixelBudget = 640 * 640
     /// Tile side: the resolution the ImageNet backbone and the components work best at.
     public static let tile = 256
