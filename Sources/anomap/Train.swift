@@ -212,7 +212,7 @@ struct TrainingOptions: ParsableArguments {
     /// sets it; says on stderr (unless `quiet`) what was chosen.
     func settings(forTraining paths: [String], quiet: Bool) -> DetectorSettings {
         var s = settings
-        guard choosesResolution || (s.keepsAspectRatio && !s.isTiled) else { return s }
+        guard choosesResolution || Self.needsGrid(s) else { return s }
         let choice = ResolutionChoice(sizes: ImageFolder.sampledSizes(paths))
         if choosesResolution {
             s.keepsAspectRatio = keepAspect ?? (tile.map { $0 > 0 } ?? choice.keepsAspectRatio)
@@ -223,8 +223,7 @@ struct TrainingOptions: ParsableArguments {
                 // any size.
                 var untiled = s
                 untiled.tileSize = 0
-                let needsTiles = s.components.contains { $0.type.refusal(for: untiled) != nil }
-                s.tileSize = needsTiles ? ResolutionChoice.tile : 0
+                s.tileSize = Self.needsGrid(untiled) ? ResolutionChoice.tile : 0
             } else {
                 s.tileSize = s.keepsAspectRatio ? choice.tileSize : 0
             }
@@ -235,7 +234,7 @@ struct TrainingOptions: ParsableArguments {
         // Aspect kept without tiles (chosen for elongated sets of one aspect, or asked for with
         // --keep-aspect --tile 0): components that need one feature grid get one, the training
         // images' median size at about input-size^2 pixels.
-        if s.keepsAspectRatio && !s.isTiled && s.components.contains(where: { $0.type.refusal(for: s) != nil }) {
+        if Self.needsGrid(s) {
             (s.commonWidth, s.commonHeight) = s.commonSize(
                 medianWidth: choice.medianWidth, medianHeight: choice.medianHeight)
             // Its Gaussian grows with the grid: PaDiM's 100 random channels keep it to about
@@ -254,6 +253,12 @@ struct TrainingOptions: ParsableArguments {
             )
         }
         return s
+    }
+
+    /// Whether `s` keeps the aspect untiled with a component that needs one feature grid (the
+    /// positional Gaussian, the students, the autoencoder), which then needs a common size.
+    static func needsGrid(_ s: DetectorSettings) -> Bool {
+        s.keepsAspectRatio && !s.isTiled && s.components.contains { $0.type.refusal(for: s) != nil }
     }
 
     /// The settings the options give, the resolution left at its defaults where no option sets it.
