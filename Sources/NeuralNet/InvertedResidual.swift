@@ -145,15 +145,13 @@ public func channelsLastLayer(
                 let rows = (outputRows * band / bands)..<(outputRows * (band + 1) / bands)
                 body(image, xs.pointer + image * inputPerImage, rows, ys.pointer + image * perImage)
             }
-            if threads <= 1 || units <= 1 {
-                for unit in 0..<units { work(unit) }
-            } else if bands == 1 {
+            if bands == 1 && units > threads {
                 // Whole images per worker: each worker takes every threads-th image.
-                DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                parallelLayer(iterations: threads, threads: threads) { worker in
                     for unit in Swift.stride(from: worker, to: units, by: threads) { work(unit) }
                 }
             } else {
-                DispatchQueue.concurrentPerform(iterations: units) { work($0) }
+                parallelLayer(iterations: units, threads: threads) { work($0) }
             }
         }
         done = count
