@@ -182,22 +182,36 @@ public struct EfficientNetLite0: Sendable {
     func run(_ input: Tensor, through last: Int, visit: (Int, Map) -> Void) {
         precondition(input.shape.count == 4 && input.channels == 3, "input must be (N, 3, H, W), got \(input.shape)")
         let n = input.batch, h = input.height, w = input.width
-        // Stem: 3x3 stride 2 ('SAME'), patches gathered row by row from the planar input into the
-        // packed product.
+        // Stem: 3x3 stride 2 ('SAME') read in place from the band's input rows, copied
+        // channels-last with their padding columns (zeros) first: a patch is then k runs of 3k
+        // floats (see `denseRow`).
         let g = ConvGeometry.same(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, height: h, width: w)
         let (sh, sw) = g.outputSize(height: h, width: w)
-        let stem = self.stem
+        let stem = self.stem, k = g.kernel.h, s = g.stride.h
+        let line = (g.padding.left + w + g.padding.right) * 3
         var map = Map(
             values: channelsLastLayer(
                 input.storage, batch: n, inputPerImage: h * w * 3, outputRows: sh, outputPerRow: sw * 32
             ) { _, x, rows, y in
-                let patches = UnsafeMutablePointer<Float>.allocate(capacity: sw * 27)
-                defer { patches.deallocate() }
+                guard !rows.isEmpty else { return }
+                let first = rows.lowerBound * s - g.padding.top, count = (rows.count - 1) * s + k
+                let padded = UnsafeMutablePointer<Float>.allocate(capacity: count * line)
+                padded.initialize(repeating: 0, count: count * line)
+                let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+                defer {
+                    padded.deallocate()
+                    taps.deallocate()
+                }
+                for r in 0..<count where first + r >= 0 && first + r < h {
+                    let row = padded + r * line + g.padding.left * 3
+                    for ch in 0..<3 {
+                        let plane = x + ch * h * w + (first + r) * w
+                        for ix in 0..<w { row[ix * 3 + ch] = plane[ix] }
+                    }
+                }
                 for oy in rows {
-                    gatherPlanarPatches(
-                        x, height: h, width: w, channels: 3, kernel: 3, stride: 2, padTop: g.padding.top,
-                        padLeft: g.padding.left, outputRow: oy, outWidth: sw, into: patches)
-                    packedProduct(patches, ldx: 27, pixels: sw, weights: stem, into: y + oy * sw * 32, ldy: 32)
+                    for i in 0..<k { taps[i] = UnsafePointer(padded + (oy * s + i - g.padding.top - first) * line) }
+                    denseRow(taps, channels: 3, stride: s, outWidth: sw, weights: stem, into: y + oy * sw * 32)
                 }
             }, height: sh, width: sw, channels: 32)
         for index in 0...last {
@@ -206,9 +220,10 @@ public struct EfficientNetLite0: Sendable {
                 height: map.height, width: map.width)
             let (ih, iw, cin) = (map.height, map.width, map.channels)
             let mid = block.depthwise.outChannels
-            // Small maps of a single image: expansion first, then the rest (see `forward`).
+            // Small maps of a single image: expansion first, then the rest (see `forward`). On one
+            // thread too: a row of 8 or 16 pixels is a product with up to half its tile wasted.
             let expanded =
-                block.expand != nil && n < computeThreads && ih * iw <= 32 * 32
+                block.expand != nil && (n == 1 || n < computeThreads) && ih * iw <= 32 * 32
                 ? channelsLastLayer(
                     map.values, batch: n, inputPerImage: ih * iw * cin, outputRows: ih, outputPerRow: iw * mid
                 ) { _, x, rows, e in block.expandRows(x, width: iw, rows: rows, into: e) } : nil

@@ -90,16 +90,15 @@ public struct Linear: Sendable {
         let n = x.shape[0], inputs = weight.shape[1], outputs = weight.shape[0]
         precondition(x.count == n * inputs, "linear: input \(x.shape) vs weight \(weight.shape)")
         var y = Tensor(shape: [n, outputs])
-        for b in 0..<n where !bias.isEmpty {
-            for o in 0..<outputs { y.storage[b * outputs + o] = bias[o] }
-        }
         x.storage.withUnsafeBufferPointer { xs in
             weight.storage.withUnsafeBufferPointer { ws in
-                y.storage.withUnsafeMutableBufferPointer { ys in
-                    guard let xp = xs.baseAddress, let wp = ws.baseAddress, let yp = ys.baseAddress else { return }
-                    sgemm(
-                        transposeB: true, m: n, n: outputs, k: inputs, a: xp, lda: inputs, b: wp, ldb: inputs,
-                        beta: 1, c: yp, ldc: outputs)
+                bias.withUnsafeBufferPointer { bs in
+                    y.storage.withUnsafeMutableBufferPointer { ys in
+                        guard let xp = xs.baseAddress, let wp = ws.baseAddress, let yp = ys.baseAddress else { return }
+                        denseRows(
+                            xp, batch: n, weights: wp, bias: bias.isEmpty ? nil : bs.baseAddress, inputs: inputs,
+                            outputs: outputs, into: yp)
+                    }
                 }
             }
         }

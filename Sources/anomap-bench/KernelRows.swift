@@ -8,7 +8,9 @@ func kernelRows(_ row: (String, String, String) -> Void) {
     let shapes = [
         (16384, 16, 96, "block 1 expand"), (4096, 96, 24, "block 1 project"), (4096, 24, 144, "block 2 expand"),
         (1024, 144, 40, "block 3 project"), (1024, 40, 240, "block 4 expand"), (1024, 240, 40, "block 4 project"),
-        (256, 112, 672, "block 9 expand"), (256, 672, 112, "block 9 project"), (64, 320, 1280, "head"),
+        (256, 112, 672, "block 9 expand"), (256, 672, 112, "block 9 project"), (64, 192, 1152, "block 12 expand"),
+        (32, 1152, 192, "block 12 project, half the rows"), (64, 1152, 320, "block 15 project"),
+        (64, 320, 1280, "head"),
     ]
     var g = SeededGenerator(seed: 3)
     for (p, k, o, name) in shapes {
@@ -40,6 +42,43 @@ func kernelRows(_ row: (String, String, String) -> Void) {
             "1x1 product \(p)x\(k)->\(o) (\(name)), 1 thread: packed / OpenBLAS",
             String(format: "%.0f / %.0f GFLOP/s", rate(ours.median), rate(blas.median)),
             String(format: "(ratio %.2f)", blas.median / ours.median))
+    }
+}
+
+/// Lite0's depthwise layers at 256x256 (input side, channels, kernel, stride) through
+/// `depthwiseRow` on zero-padded rows, one thread.
+func depthwiseRows(_ row: (String, String, String) -> Void) {
+    let shapes = [
+        (128, 32, 3, 1, "block 0"), (128, 96, 3, 2, "block 1"), (64, 144, 3, 1, "block 2"), (32, 240, 5, 1, "block 4"),
+        (16, 672, 5, 1, "block 10"), (8, 1152, 5, 1, "block 12"),
+    ]
+    var g = SeededGenerator(seed: 4)
+    for (side, c, k, s, name) in shapes {
+        let pad = k / 2, line = (side + 2 * pad) * c, out = (side + s - 1) / s
+        let x = (0..<((side + 2 * pad) * line)).map { _ in Float.random(in: -1...1, using: &g) }
+        let w = Tensor(
+            shape: [c, 1, k, k], storage: (0..<(c * k * k)).map { _ in Float.random(in: -1...1, using: &g) })
+        let packed = PackedConvolution(weight: w, bias: [], depthwise: true, activation: .relu6)
+        var y = [Float](repeating: 0, count: out * c)
+        let time = measure(minRuns: 20, budget: 1) {
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    guard let xa = xp.baseAddress, let ya = yp.baseAddress else { return }
+                    var taps = [UnsafePointer<Float>](repeating: xa, count: k)
+                    for oy in 0..<out {
+                        for i in 0..<k { taps[i] = xa + (oy * s + i) * line }
+                        taps.withUnsafeBufferPointer { tp in
+                            guard let t = tp.baseAddress else { return }
+                            depthwiseRow(t, stride: s, outWidth: out, weights: packed, into: ya)
+                        }
+                    }
+                }
+            }
+        }
+        row(
+            "depthwise \(k)x\(k) stride \(s) on \(side)x\(side)x\(c) (\(name)), 1 thread",
+            String(format: "%.0f GFLOP/s", 2 * Double(out * out * c * k * k) / (time.median / 1000) / 1e9),
+            String(format: "(%.3f ms)", time.median))
     }
 }
 

@@ -57,6 +57,7 @@ if CommandLine.arguments.dropFirst().first == "--peers" { servePeers(network) }
 if CommandLine.arguments.dropFirst().first == "--kernels" {
     setComputeThreads(1)
     kernelRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
+    depthwiseRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     gemmRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     exit(0)
 }

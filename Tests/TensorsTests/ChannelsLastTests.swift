@@ -24,6 +24,9 @@ final class ChannelsLastTests: XCTestCase {
         for (cin, cout, k, s, h, w, act) in [
             (16, 24, 1, 1, 3, 5, Activation.relu6), (40, 40, 1, 1, 1, 1, .none), (3, 32, 3, 2, 9, 14, .relu6),
             (7, 19, 3, 1, 6, 7, .relu), (24, 144, 1, 1, 4, 4, .relu6), (5, 3, 5, 2, 11, 8, .none),
+            // Wide rows (8-pixel tiles and a shifted last one), a 16-channel rest after full panels,
+            // a long reduction, a 24-channel product (16 + 8 lanes in one pass) over many pixels.
+            (112, 80, 1, 1, 2, 29, .none), (1152, 112, 1, 1, 2, 13, .relu6), (96, 24, 1, 1, 3, 21, .none),
         ] {
             let x = randomTensor([1, cin, h, w], &g), weight = randomTensor([cout, cin, k, k], &g)
             let bias = [Float].random(cout, using: &g)
@@ -51,6 +54,89 @@ final class ChannelsLastTests: XCTestCase {
             }
             let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: cout)
             assertClose(got, expected, "dense \(cin)->\(cout) k\(k) s\(s) \(h)x\(w)")
+        }
+    }
+
+    /// `denseRow` (a dense convolution read in place from zero-padded channels-last rows, the
+    /// stem's path) against the naive convolution, and bit for bit against the patches and the
+    /// packed product it replaces; rows narrower than a tile, channels past the full panels.
+    func testDenseRowMatchesNaiveConvolutionAndThePatchProduct() {
+        var g = SeededGenerator(seed: 16)
+        for (cin, cout, k, s, h, w) in [
+            (3, 32, 3, 2, 9, 14), (3, 32, 3, 2, 7, 5), (3, 40, 3, 2, 12, 31), (4, 19, 5, 1, 6, 7), (3, 64, 3, 1, 3, 2),
+        ] {
+            let x = randomTensor([1, cin, h, w], &g), weight = randomTensor([cout, cin, k, k], &g)
+            let bias = [Float].random(cout, using: &g)
+            let geo = ConvGeometry.same(inChannels: cin, outChannels: cout, kernel: k, stride: s, height: h, width: w)
+            let expected = naiveConv2d(x, weight: weight, bias: bias, geometry: geo, activation: .relu6)
+            let (oh, ow) = geo.outputSize(height: h, width: w)
+            let packed = PackedConvolution(weight: weight, bias: bias, depthwise: false, activation: .relu6)
+            let line = (geo.padding.left + w + geo.padding.right) * cin
+            let input = channelsLast(x)
+            var padded = [Float](repeating: 0, count: (h + 1) * line)
+            for y in 0..<h {
+                for i in 0..<(w * cin) { padded[y * line + geo.padding.left * cin + i] = input[y * w * cin + i] }
+            }
+            var out = [Float](repeating: .nan, count: oh * ow * cout)
+            var viaPatches = [Float](repeating: .nan, count: oh * ow * cout)
+            var patches = [Float](repeating: 0, count: ow * k * k * cin)
+            padded.withUnsafeBufferPointer { xp in
+                let base = xp.baseAddress!
+                for y in 0..<oh {
+                    let taps = (0..<k).map { i -> UnsafePointer<Float> in
+                        let iy = y * s + i - geo.padding.top
+                        return base + (iy >= 0 && iy < h ? iy : h) * line
+                    }
+                    out.withUnsafeMutableBufferPointer {
+                        denseRow(
+                            taps, channels: cin, stride: s, outWidth: ow, weights: packed,
+                            into: $0.baseAddress! + y * ow * cout)
+                    }
+                    input.withUnsafeBufferPointer { ip in
+                        patches.withUnsafeMutableBufferPointer { pp in
+                            gatherPatches(
+                                ip.baseAddress!, height: h, width: w, channels: cin, kernel: k, stride: s,
+                                padTop: geo.padding.top, padLeft: geo.padding.left, outputRow: y, outWidth: ow,
+                                into: pp.baseAddress!)
+                            viaPatches.withUnsafeMutableBufferPointer {
+                                packedProduct(
+                                    pp.baseAddress!, ldx: k * k * cin, pixels: ow, weights: packed,
+                                    into: $0.baseAddress! + y * ow * cout, ldy: cout)
+                            }
+                        }
+                    }
+                }
+            }
+            let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: cout)
+            assertClose(got, expected, "dense row \(cin)->\(cout) k\(k) s\(s) \(h)x\(w)")
+            XCTAssertEqual(out, viaPatches, "dense row \(cin)->\(cout) k\(k) s\(s) \(h)x\(w) vs patches")
+        }
+    }
+
+    /// `Linear.forward` (one dot product per output, split by output blocks) against the
+    /// definition in Double; the bytes do not depend on the thread count.
+    func testLinearMatchesNaiveDotProducts() {
+        var g = SeededGenerator(seed: 17)
+        for (n, inputs, outputs) in [(1, 1280, 1000), (3, 37, 70), (2, 200, 129)] {
+            let x = randomTensor([n, inputs], &g), weight = randomTensor([outputs, inputs], &g)
+            let bias = [Float].random(outputs, using: &g)
+            var results = [Tensor]()
+            for threads in [1, 2, 3] {
+                setComputeThreads(threads)
+                let y = Linear(weight: weight, bias: bias).forward(x)
+                XCTAssertEqual(y.shape, [n, outputs])
+                for b in 0..<n {
+                    for o in 0..<outputs {
+                        var acc = Double(bias[o])
+                        for c in 0..<inputs { acc += Double(x[b, c]) * Double(weight[o, c]) }
+                        XCTAssertEqual(
+                            Double(y[b, o]), acc, accuracy: 1e-5 * max(1, abs(acc)), "\(n)x\(inputs)->\(outputs)")
+                    }
+                }
+                results.append(y)
+            }
+            XCTAssertEqual(results[0], results[1], "1 and 2 threads differ")
+            XCTAssertEqual(results[0], results[2], "1 and 3 threads differ")
         }
     }
 
