@@ -82,6 +82,37 @@ func depthwiseRows(_ row: (String, String, String) -> Void) {
     }
 }
 
+/// Lite0's classifier at batch 1 (1280 -> 1000): `denseRows` on 1 and 2 threads against
+/// `sgemm` (y = x W^T), the weights cold in the cache as in a forward (16 copies cycled).
+func classifierRows(_ row: (String, String, String) -> Void) {
+    var g = SeededGenerator(seed: 5)
+    let k = 1280, o = 1000, copies = 16
+    let x = (0..<k).map { _ in Float.random(in: -1...1, using: &g) }
+    let weights = (0..<copies).map { _ in (0..<(k * o)).map { _ in Float.random(in: -1...1, using: &g) } }
+    var y = [Float](repeating: 0, count: o)
+    var next = 0
+    func time(_ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Double {
+        measure(minRuns: 50, budget: 1) {
+            next = (next + 1) % copies
+            x.withUnsafeBufferPointer { xp in
+                weights[next].withUnsafeBufferPointer { wp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        guard let xa = xp.baseAddress, let wa = wp.baseAddress, let ya = yp.baseAddress else { return }
+                        body(xa, wa, ya)
+                    }
+                }
+            }
+        }.median
+    }
+    let one = time { denseRows($0, batch: 1, weights: $1, bias: nil, inputs: k, outputs: o, into: $2, threads: 1) }
+    let two = time { denseRows($0, batch: 1, weights: $1, bias: nil, inputs: k, outputs: o, into: $2, threads: 2) }
+    let blas = time { sgemm(transposeB: true, m: 1, n: o, k: k, a: $0, lda: k, b: $1, ldb: k, c: $2, ldc: o) }
+    row(
+        "classifier 1280->1000, batch 1: denseRows 1 / 2 threads, sgemm",
+        String(format: "%.3f / %.3f / %.3f ms", one, two, blas),
+        "")
+}
+
 /// `cblas_sgemm` of another BLAS, loaded at run time so that the build links one library only.
 typealias CBLASGemm =
     @convention(c) (

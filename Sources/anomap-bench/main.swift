@@ -58,6 +58,7 @@ if CommandLine.arguments.dropFirst().first == "--kernels" {
     setComputeThreads(1)
     kernelRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     depthwiseRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
+    classifierRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     gemmRows { name, value, note in print("| \(name) | \(value) | \(note) |") }
     exit(0)
 }
@@ -147,6 +148,8 @@ do {
 // The networks' own GEMM shapes: the packed product against OpenBLAS and BLIS, one thread.
 setComputeThreads(1)
 kernelRows(row)
+depthwiseRows(row)
+classifierRows(row)
 gemmRows(row)
 setComputeThreads(threads)
 
