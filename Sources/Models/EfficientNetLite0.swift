@@ -220,13 +220,12 @@ public struct EfficientNetLite0: Sendable {
                 height: map.height, width: map.width)
             let (ih, iw, cin) = (map.height, map.width, map.channels)
             let mid = block.depthwise.outChannels
-            // Small maps of a single image: expansion first, then the rest (see `forward`). On one
-            // thread too: a row of 8 or 16 pixels is a product with up to half its tile wasted.
+            // Small maps of a single image: the expansion first, split by pixels, then the rest
+            // (see `forward`). On one thread too: a row of 8 or 16 pixels is a product with up to
+            // half its tile wasted.
             let expanded =
-                block.expand != nil && (n == 1 || n < computeThreads) && ih * iw <= 32 * 32
-                ? channelsLastLayer(
-                    map.values, batch: n, inputPerImage: ih * iw * cin, outputRows: ih, outputPerRow: iw * mid
-                ) { _, x, rows, e in block.expandRows(x, width: iw, rows: rows, into: e) } : nil
+                (n == 1 || n < computeThreads) && ih * iw <= 32 * 32
+                ? block.expandAll(map.values, pixels: n * ih * iw) : nil
             let values = (expanded ?? []).withUnsafeBufferPointer { e in
                 let es = expanded == nil ? nil : e.baseAddress.map { UnsafeSendable($0) }
                 return channelsLastLayer(

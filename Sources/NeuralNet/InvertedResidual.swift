@@ -47,21 +47,32 @@ public struct InvertedResidual: Sendable {
             groups: c)
     }
 
-    /// The expansion of input rows `rows` of one image: x (H, W, C_in) -> e (H, W, C_mid), the
-    /// rows in one product (the first phase of a small map's two-phase forward, see `forward`).
-    public func expandRows(
-        _ x: UnsafePointer<Float>, width w: Int, rows: Range<Int>, into e: UnsafeMutablePointer<Float>
-    ) {
-        guard let expand, !rows.isEmpty else { return }
-        let cin = inChannels, mid = depthwise.outChannels
-        packedProduct(
-            x + rows.lowerBound * w * cin, ldx: cin, pixels: rows.count * w, weights: expand,
-            into: e + rows.lowerBound * w * mid, ldy: mid)
+    /// The expansion of a whole (small) map, x (P, C_in) -> (P, C_mid) over all P pixels of
+    /// the batch in one product per thread (the first phase of a small map's two-phase forward,
+    /// see `forward`). Split by output channels instead, so that each thread reads half the
+    /// weights, it measured 5-13% slower on Lite0 at batch 1.
+    public func expandAll(_ x: [Float], pixels: Int, threads: Int = computeThreads) -> [Float]? {
+        guard let expand else { return nil }
+        precondition(x.count == pixels * inChannels)
+        let mid = depthwise.outChannels, cin = inChannels
+        return [Float](unsafeUninitializedCapacity: max(1, pixels * mid)) { out, done in
+            x.withUnsafeBufferPointer { src in
+                guard let xp = src.baseAddress, let yp = out.baseAddress else { return }
+                let xs = UnsafeSendable(xp), ys = UnsafeSendable(yp), bands = max(1, min(threads, pixels))
+                parallelLayer(iterations: bands, threads: threads) { b in
+                    let lo = pixels * b / bands, hi = pixels * (b + 1) / bands
+                    packedProduct(
+                        xs.pointer + lo * cin, ldx: cin, pixels: hi - lo, weights: expand, into: ys.pointer + lo * mid,
+                        ldy: mid)
+                }
+            }
+            done = pixels * mid
+        }
     }
 
     /// Output rows `rows` of one image: x (H, W, C_in) -> y (OH, OW, C_out), channels-last.
     ///
-    /// `expanded`, when given, is the whole image's expansion (`expandRows`): on small maps,
+    /// `expanded`, when given, is the whole image's expansion (`expandAll`): on small maps,
     /// splitting the rows between threads would make each band recompute k - stride expanded
     /// rows of halo (half the work on an 8x8 map), so the expansion runs first as its own phase.
     public func forward(

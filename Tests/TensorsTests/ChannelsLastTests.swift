@@ -253,9 +253,11 @@ final class ChannelsLastTests: XCTestCase {
             // The two-phase forward (whole expansion first, as small maps run) gives the same bytes.
             guard expand != nil else { continue }
             let input = channelsLast(x)
-            let expanded = channelsLastLayer(
-                input, batch: n, inputPerImage: h * w * cin, outputRows: h, outputPerRow: w * mid
-            ) { _, xp, rows, e in block.expandRows(xp, width: w, rows: rows, into: e) }
+            // Split across 1 and 2 threads: the same bytes.
+            setComputeThreads(1)
+            let expanded = block.expandAll(input, pixels: n * h * w)!
+            setComputeThreads(2)
+            XCTAssertEqual(block.expandAll(input, pixels: n * h * w)!, expanded, "expansion split between threads")
             let twoPhase = expanded.withUnsafeBufferPointer { e in
                 channelsLastLayer(
                     input, batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
