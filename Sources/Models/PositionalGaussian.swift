@@ -10,7 +10,7 @@ public struct PositionalGaussian: Sendable {
     /// (P, d) mean per position, P = height * width.
     public let mean: Tensor
     /// (P, d (d + 1) / 2) inverse covariance per position, packed row-major upper (row a holds
-    /// columns a..<d): half the memory of full matrices, and BLAS's packed symmetric kernel.
+    /// columns a..<d): half the memory of full matrices, read once per image.
     public let precision: Tensor
     /// Grid height and width.
     public let height: Int, width: Int
@@ -46,15 +46,14 @@ public struct PositionalGaussian: Sendable {
                             UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o)
                         )
                         DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
+                            let x = UnsafeMutablePointer<Float>.allocate(capacity: d)
                             defer { x.deallocate() }
-                            let y = x + d
                             for i in (p * w / workers)..<(p * (w + 1) / workers) {
                                 for (k, c) in channels.enumerated() {
                                     x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k]
                                 }
-                                packedSymmetricMatrixVector(n: d, packed: ss.pointer + i * packed, x: x, y: y)
-                                os.pointer[i] = max(0, dot(n: d, x, y)).squareRoot()
+                                let form = packedQuadraticForm(n: d, packed: ss.pointer + i * packed, x: x)
+                                os.pointer[i] = max(0, form).squareRoot()
                             }
                         }
                     }

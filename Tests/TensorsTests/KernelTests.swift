@@ -122,3 +122,19 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(activate(v, .relu).storage, [0, 0.5, 7, 3])
     }
 }
+
+/// `packedQuadraticForm` (the positional Gaussian's Mahalanobis form) against the full double
+/// sum in Double, on sizes below, at and between the vector widths.
+final class QuadraticFormTests: XCTestCase {
+    func testPackedQuadraticFormMatchesTheFullSum() {
+        var g = SeededGenerator(seed: 21)
+        for n in [1, 2, 7, 8, 9, 16, 17, 24, 25, 33, 100, 152] {
+            let packed = [Float].random(n * (n + 1) / 2, using: &g), x = [Float].random(n, using: &g)
+            let expected = naiveQuadraticForm(n: n, packed: packed, x: x)
+            let got = packed.withUnsafeBufferPointer { s in
+                x.withUnsafeBufferPointer { packedQuadraticForm(n: n, packed: s.baseAddress!, x: $0.baseAddress!) }
+            }
+            XCTAssertEqual(Double(got), expected, accuracy: 1e-4 * max(1, abs(expected)), "n = \(n)")
+        }
+    }
+}
