@@ -321,35 +321,15 @@ struct Pooling {
         }
     }
 
-    /// The medians (empty before any map).
+    /// The medians (empty before any map): the middle value, or the mean of the two middle ones.
     var value: [Float] {
         values.map { v in
-            guard !v.isEmpty else { return 0 }
-            var v = v
-            let n = v.count, upper = Self.select(&v, n / 2)
-            // For an even count, the largest value below the upper middle (select left it there).
-            return n % 2 == 1 ? upper : (upper + (v[0..<(n / 2)].max() ?? upper)) / 2
-        }
-    }
-
-    /// The k-th smallest value of `v` (Hoare's quickselect, middle pivot); leaves smaller
-    /// values before index k and larger ones after it.
-    static func select(_ v: inout [Float], _ k: Int) -> Float {
-        var (low, high) = (0, v.count - 1)
-        while low < high {
-            let pivot = v[(low + high) / 2]
-            var (i, j) = (low, high)
-            while i <= j {
-                while v[i] < pivot { i += 1 }
-                while v[j] > pivot { j -= 1 }
-                if i <= j {
-                    v.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
+            v.withUnsafeBufferPointer { v in
+                let n = v.count
+                guard n > 0 else { return 0 }
+                let upper = orderStatistic(v, n / 2)
+                return n % 2 == 1 ? upper : (upper + orderStatistic(v, n / 2 - 1)) / 2
             }
-            if k <= j { high = j } else if k >= i { low = i } else { break }
         }
-        return v[k]
     }
 }

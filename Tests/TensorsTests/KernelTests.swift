@@ -138,3 +138,23 @@ final class QuadraticFormTests: XCTestCase {
         }
     }
 }
+
+/// `orderStatistic` against sorting, with ties (ReLU6 features are often exactly 0 or 6),
+/// sorted and reversed input, and sizes around the insertion-sort cut.
+final class OrderStatisticTests: XCTestCase {
+    func testEveryOrderStatisticMatchesSorting() {
+        var g = SeededGenerator(seed: 22)
+        var cases: [[Float]] = [[3], [2, 1], (0..<40).map(Float.init), (0..<40).reversed().map(Float.init)]
+        for n in [15, 16, 17, 100, 1024] {
+            cases.append(.random(n, using: &g))
+            cases.append([Float].random(n, using: &g).map { min(max($0 * 8, 0), 6).rounded() })
+        }
+        for values in cases {
+            let sorted = values.sorted()
+            for k in values.indices {
+                let got = values.withUnsafeBufferPointer { orderStatistic($0, k) }
+                XCTAssertEqual(got, sorted[k], "k = \(k) of \(values.count)")
+            }
+        }
+    }
+}
