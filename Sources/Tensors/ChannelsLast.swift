@@ -189,7 +189,8 @@ public func packedProduct(
 }
 
 /// Output channels o0..<o0 + 2 V.scalarCount for all pixels, their weights (K, 2 V) at `wp`
-/// with rows `ldw` apart: `productColumns` with two vectors per pixel (12 accumulators; each weight row is two loads shared by six pixels).
+/// with rows `ldw` apart: `productColumns` with two vectors per pixel (12 accumulators; each
+/// weight row is two loads shared by six pixels). `y` must not overlap `x`.
 @inline(__always)
 func productColumnPairs<V: SIMD>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
@@ -207,14 +208,28 @@ func productColumnPairs<V: SIMD>(
         store(u, y + p * ldy + o0)
         store(v, y + p * ldy + o0 + n)
     }
-    var p = 0
-    if pixels >= 6 {
+    // The reduction in blocks of `productBlock`: a block of the panel (32 KB) stays in L1 while
+    // every pixel tile passes over it, where a whole panel (K = 672: 86 KB) came from L2 for
+    // each tile. Between blocks a tile's sums wait in y, as floats: the same chain of FMAs.
+    var k0 = 0
+    while k0 < k {
+        let k1 = min(k, k0 + productBlock), first = k0 == 0, last = k1 == k
+        var p = 0
         while p < pixels {
-            let q = min(p, pixels - 6)
-            let x0 = x + q * ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx
-            var a0 = V(), a1 = V(), a2 = V(), a3 = V(), a4 = V(), a5 = V()
-            var b0 = V(), b1 = V(), b2 = V(), b3 = V(), b4 = V(), b5 = V()
-            for c in 0..<k {
+            // Pixels past `count` (the last tile only) read the last pixel again, and are neither
+            // loaded nor stored.
+            let count = min(6, pixels - p)
+            let x0 = x + p * ldx, x1 = x0 + min(1, count - 1) * ldx, x2 = x0 + min(2, count - 1) * ldx
+            let x3 = x0 + min(3, count - 1) * ldx, x4 = x0 + min(4, count - 1) * ldx
+            let x5 = x0 + min(5, count - 1) * ldx
+            @inline(__always) func sums(_ i: Int) -> (V, V) {
+                guard !first && i < count else { return (V(), V()) }
+                let at = y + (p + i) * ldy + o0
+                return (load(at, as: V.self), load(at + n, as: V.self))
+            }
+            var (a0, b0) = sums(0), (a1, b1) = sums(1), (a2, b2) = sums(2)
+            var (a3, b3) = sums(3), (a4, b4) = sums(4), (a5, b5) = sums(5)
+            for c in k0..<k1 {
                 let u = load(wp + c * ldw, as: V.self), v = load(wp + c * ldw + n, as: V.self)
                 var e = V(repeating: x0[c])
                 a0 = a0.addingProduct(e, u)
@@ -235,27 +250,30 @@ func productColumnPairs<V: SIMD>(
                 a5 = a5.addingProduct(e, u)
                 b5 = b5.addingProduct(e, v)
             }
-            finish(a0, b0, q)
-            finish(a1, b1, q + 1)
-            finish(a2, b2, q + 2)
-            finish(a3, b3, q + 3)
-            finish(a4, b4, q + 4)
-            finish(a5, b5, q + 5)
-            p = q + 6
+            @inline(__always) func done(_ a: V, _ b: V, _ i: Int) {
+                guard i < count else { return }
+                if last {
+                    finish(a, b, p + i)
+                } else {
+                    store(a, y + (p + i) * ldy + o0)
+                    store(b, y + (p + i) * ldy + o0 + n)
+                }
+            }
+            done(a0, b0, 0)
+            done(a1, b1, 1)
+            done(a2, b2, 2)
+            done(a3, b3, 3)
+            done(a4, b4, 4)
+            done(a5, b5, 5)
+            p += count
         }
-        return
-    }
-    for q in 0..<pixels {
-        let x0 = x + q * ldx
-        var a0 = V(), b0 = V()
-        for c in 0..<k {
-            let e = V(repeating: x0[c])
-            a0 = a0.addingProduct(e, load(wp + c * ldw, as: V.self))
-            b0 = b0.addingProduct(e, load(wp + c * ldw + n, as: V.self))
-        }
-        finish(a0, b0, q)
+        k0 = k1
     }
 }
+
+/// Rows of the reduction per block in `productColumnPairs`: 256 rows of a 32-wide panel are
+/// 32 KB, within L1 (48 KB) beside a tile's inputs.
+let productBlock = 256
 
 /// Output channels o0..<o0 + V.scalarCount for all pixels (weights (K, V) at `wp`, rows `ldw`
 /// apart), eight pixels per tile: eight independent FMA chains keep both FMA ports busy through
