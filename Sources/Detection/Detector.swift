@@ -321,15 +321,6 @@ struct Pooling {
         }
     }
 
-    /// The medians (empty before any map): the middle value, or the mean of the two middle ones.
-    var value: [Float] {
-        values.map { v in
-            v.withUnsafeBufferPointer { v in
-                let n = v.count
-                guard n > 0 else { return 0 }
-                let upper = orderStatistic(v, n / 2)
-                return n % 2 == 1 ? upper : (upper + orderStatistic(v, n / 2 - 1)) / 2
-            }
-        }
-    }
+    /// The medians (empty before any map).
+    var value: [Float] { values.map { v in v.withUnsafeBufferPointer { median($0) } } }
 }

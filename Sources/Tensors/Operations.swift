@@ -184,3 +184,20 @@ public func orderStatistic(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> Fl
     }
     return source[k]
 }
+
+/// The median of `values` (NaN-free): the middle value, or the mean of the two middle ones; 0
+/// when there are none. One `orderStatistic`, then a pass for the value just below it.
+public func median(_ values: UnsafeBufferPointer<Float>) -> Float {
+    let n = values.count
+    guard n > 0 else { return 0 }
+    let upper = orderStatistic(values, n / 2)
+    guard n % 2 == 0 else { return upper }
+    // The largest value under `upper`, unless upper itself is repeated below the middle (fewer
+    // than n / 2 values under it).
+    var below = 0, largest = -Float.infinity
+    for x in values {
+        below += x < upper ? 1 : 0
+        largest = x < upper ? max(largest, x) : largest
+    }
+    return (upper + (below < n / 2 ? upper : largest)) / 2
+}

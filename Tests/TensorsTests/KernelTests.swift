@@ -139,7 +139,7 @@ final class QuadraticFormTests: XCTestCase {
     }
 }
 
-/// `orderStatistic` against sorting, with ties (ReLU6 features are often exactly 0 or 6),
+/// `orderStatistic` and `median` against sorting, with ties (ReLU6 features are often exactly 0 or 6),
 /// sorted and reversed input, and sizes around the insertion-sort cut.
 final class OrderStatisticTests: XCTestCase {
     func testEveryOrderStatisticMatchesSorting() {
@@ -155,6 +155,9 @@ final class OrderStatisticTests: XCTestCase {
                 let got = values.withUnsafeBufferPointer { orderStatistic($0, k) }
                 XCTAssertEqual(got, sorted[k], "k = \(k) of \(values.count)")
             }
+            let n = values.count
+            let middle = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+            XCTAssertEqual(values.withUnsafeBufferPointer { median($0) }, middle, "median of \(n)")
         }
     }
 }
