@@ -46,13 +46,14 @@ public struct PositionalGaussian: Sendable {
                             UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o)
                         )
                         DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            let x = UnsafeMutablePointer<Float>.allocate(capacity: d)
+                            let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
                             defer { x.deallocate() }
                             for i in (p * w / workers)..<(p * (w + 1) / workers) {
                                 for (k, c) in channels.enumerated() {
                                     x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k]
                                 }
-                                let form = packedQuadraticForm(n: d, packed: ss.pointer + i * packed, x: x)
+                                let form = packedQuadraticForm(
+                                    n: d, packed: ss.pointer + i * packed, x: x, scratch: x + d)
                                 os.pointer[i] = max(0, form).squareRoot()
                             }
                         }

@@ -107,37 +107,49 @@ public func naiveGemm(
 }
 
 /// x^T S x for a symmetric (n, n) matrix S stored packed, row-major upper (row a holds
-/// columns a..<n): sum over a of x_a (S_aa x_a + 2 (S_a,a+1..<n . x_a+1..<n)), one pass over S
-/// with each row's part a SIMD dot product.
+/// columns a..<n): the diagonal terms plus twice x . y, where y_b = sum over a < b of S_ab x_a
+/// is built row by row as vector updates of y (held in L1), one pass over S.
 ///
 /// Through OpenBLAS (`cblas_sspmv`, then `cblas_sdot`) the positional Gaussian's 1,024 forms of
-/// n = 152 per image were some 300,000 short BLAS calls, a fifth of `eval`'s profile; this
-/// reads the same 47 MB once. The oracle is `naiveQuadraticForm`.
-public func packedQuadraticForm(n: Int, packed s: UnsafePointer<Float>, x: UnsafePointer<Float>) -> Float {
-    var total: Float = 0
+/// n = 152 per image were some 300,000 short BLAS calls, a fifth of `eval`'s profile. Rows as
+/// dot products instead ended each row in a horizontal sum and a latency-bound chain; the
+/// updates of y are independent. `scratch` holds n floats. The oracle is `naiveQuadraticForm`.
+public func packedQuadraticForm(
+    n: Int, packed s: UnsafePointer<Float>, x: UnsafePointer<Float>, scratch y: UnsafeMutablePointer<Float>
+) -> Float {
+    y.initialize(repeating: 0, count: n)
+    var diagonal: Float = 0
     var row = s
     for a in 0..<n {
-        let count = n - a - 1, r = row + 1, v = x + a + 1
-        var wide = SIMD16<Float>()
+        let xa = x[a], count = n - a - 1, r = row + 1, ya = y + a + 1
+        diagonal = diagonal.addingProduct(row[0] * xa, xa)
+        let wide = SIMD16<Float>(repeating: xa), narrow = SIMD8<Float>(repeating: xa)
         var j = 0
         while j + 16 <= count {
-            wide = wide.addingProduct(load(r + j, as: SIMD16<Float>.self), load(v + j, as: SIMD16<Float>.self))
+            store(load(ya + j, as: SIMD16<Float>.self).addingProduct(wide, load(r + j, as: SIMD16<Float>.self)), ya + j)
             j += 16
         }
-        var narrow = SIMD8<Float>()
         if j + 8 <= count {
-            narrow = load(r + j, as: SIMD8<Float>.self) * load(v + j, as: SIMD8<Float>.self)
+            store(load(ya + j, as: SIMD8<Float>.self).addingProduct(narrow, load(r + j, as: SIMD8<Float>.self)), ya + j)
             j += 8
         }
-        var inner = wide.sum() + narrow.sum()
         while j < count {
-            inner = inner.addingProduct(r[j], v[j])
+            ya[j] = ya[j].addingProduct(xa, r[j])
             j += 1
         }
-        total += x[a] * (row[0] * x[a] + 2 * inner)
         row += count + 1
     }
-    return total
+    var sum = SIMD16<Float>(), b = 0
+    while b + 16 <= n {
+        sum = sum.addingProduct(load(x + b, as: SIMD16<Float>.self), load(y + b, as: SIMD16<Float>.self))
+        b += 16
+    }
+    var cross = sum.sum()
+    while b < n {
+        cross = cross.addingProduct(x[b], y[b])
+        b += 1
+    }
+    return diagonal + 2 * cross
 }
 
 /// The oracle for `packedQuadraticForm`: the full double sum in Double.

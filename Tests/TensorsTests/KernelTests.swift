@@ -132,7 +132,10 @@ final class QuadraticFormTests: XCTestCase {
             let packed = [Float].random(n * (n + 1) / 2, using: &g), x = [Float].random(n, using: &g)
             let expected = naiveQuadraticForm(n: n, packed: packed, x: x)
             let got = packed.withUnsafeBufferPointer { s in
-                x.withUnsafeBufferPointer { packedQuadraticForm(n: n, packed: s.baseAddress!, x: $0.baseAddress!) }
+                x.withUnsafeBufferPointer { xp in
+                    var scratch = [Float](repeating: .nan, count: n)
+                    return packedQuadraticForm(n: n, packed: s.baseAddress!, x: xp.baseAddress!, scratch: &scratch)
+                }
             }
             XCTAssertEqual(Double(got), expected, accuracy: 1e-4 * max(1, abs(expected)), "n = \(n)")
         }
