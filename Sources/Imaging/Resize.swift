@@ -61,6 +61,16 @@ public func resizePlanes(
     let ty = ResampleTaps(from: height, to: toHeight, method: method)
     var mid = [Float](repeating: 0, count: height * toWidth)
     var out = [Float](repeating: 0, count: channels * toHeight * toWidth)
+    // The taps as raw buffers: the checked array reads cost more than the arithmetic.
+    func raw<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
+        let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, a.count))
+        _ = b.initialize(from: a)
+        return b
+    }
+    let (xStart, xCount, xOffset, xWeights) = (raw(tx.start), raw(tx.count), raw(tx.offset), raw(tx.weights))
+    let (yStart, yCount, yOffset, yWeights) = (raw(ty.start), raw(ty.count), raw(ty.offset), raw(ty.weights))
+    defer { [xStart, xCount, xOffset, yStart, yCount, yOffset].forEach { $0.deallocate() } }
+    defer { [xWeights, yWeights].forEach { $0.deallocate() } }
     planes.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer { dst in
             mid.withUnsafeMutableBufferPointer { tmp in
@@ -69,18 +79,18 @@ public func resizePlanes(
                     for y in 0..<height {
                         let row = plane + y * width
                         for x in 0..<toWidth {
-                            let s = Int(tx.start[x]), n = Int(tx.count[x]), o = Int(tx.offset[x])
+                            let s = Int(xStart[x]), n = Int(xCount[x]), o = Int(xOffset[x])
                             var acc: Float = 0
-                            for k in 0..<n { acc += tx.weights[o + k] * src[row + s + k] }
+                            for k in 0..<n { acc += xWeights[o + k] * src[row + s + k] }
                             tmp[y * toWidth + x] = acc
                         }
                     }
                     let target = c * toWidth * toHeight
                     for y in 0..<toHeight {
-                        let s = Int(ty.start[y]), n = Int(ty.count[y]), o = Int(ty.offset[y])
+                        let s = Int(yStart[y]), n = Int(yCount[y]), o = Int(yOffset[y])
                         let line = target + y * toWidth
                         for k in 0..<n {
-                            let w = ty.weights[o + k]
+                            let w = yWeights[o + k]
                             let from = (s + k) * toWidth
                             for x in 0..<toWidth { dst[line + x] += w * tmp[from + x] }
                         }
