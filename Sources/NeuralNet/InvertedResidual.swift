@@ -80,8 +80,18 @@ public struct InvertedResidual: Sendable {
         expanded: UnsafePointer<Float>? = nil
     ) {
         let g = geometry(height: h, width: w)
-        let (_, ow) = g.outputSize(height: h, width: w)
+        let (oh, ow) = g.outputSize(height: h, width: w)
         let k = depthwise.kernel, s = stride, mid = depthwise.outChannels, cin = inChannels, cout = outChannels
+        // A whole small image (a batch split by images): its expansion in one product first, as
+        // `expandAll` does for a single image; a row of 8 or 16 pixels alone wastes up to half
+        // of the product's last tile.
+        if expanded == nil, let expand, rows == 0..<oh, h * w <= 32 * 32 {
+            let whole = UnsafeMutablePointer<Float>.allocate(capacity: h * w * mid)
+            defer { whole.deallocate() }
+            packedProduct(x, ldx: cin, pixels: h * w, weights: expand, into: whole, ldy: mid)
+            forward(x, height: h, width: w, rows: rows, into: y, expanded: whole)
+            return
+        }
         // Ring rows carry the depthwise padding columns (zeros, written once), so the depthwise
         // kernel needs no bounds checks; rows above and below the image read one zero row.
         let line = (g.padding.left + w + g.padding.right) * mid, interior = g.padding.left * mid
