@@ -571,8 +571,9 @@ public func denseRow(
 }
 
 /// Output channels o0..<o0 + 2 V.scalarCount of `denseRow`, six pixels per tile (the last tile
-/// shifted back, as in `productColumnPairs`); `run` = k C floats per kernel row, `step` = s C
-/// floats between two output pixels' patches.
+/// shifted back over pixels already done, recomputing them to the same values; in rows of
+/// fewer than six, clamped); `run` = k C floats per kernel row, `step` = s C floats between
+/// two output pixels' patches.
 @inline(__always)
 func denseRowColumnPairs<V: SIMD>(
     _: V.Type, _ rows: UnsafePointer<UnsafePointer<Float>>, _ k: Int, _ run: Int, _ step: Int, _ outWidth: Int,
