@@ -35,7 +35,17 @@ final class LayerThreads: @unchecked Sendable {
     }
 
     private let helpers: Int
-    private let shared = Mutex(Shared())
+    /// The job, under `lock` (a pthread mutex, which ThreadSanitizer follows; it reports false
+    /// races through the futex-based `Mutex`).
+    private var shared = Shared()
+    private let lock = NSLock()
+
+    /// Runs `body` on the job state under the lock.
+    private func withShared<T>(_ body: (inout Shared) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&shared)
+    }
     /// Bumped when a job is published: what spinning helpers watch.
     private let generation = Atomic<Int>(0)
     /// The next iteration to take of the current job.
@@ -61,7 +71,7 @@ final class LayerThreads: @unchecked Sendable {
     func run(iterations count: Int, _ body: (Int) -> Void) -> Bool {
         guard helpers > 0 else { return false }
         return withoutActuallyEscaping(body) { body in
-            let taken = shared.withLock { state in
+            let taken = withShared { state in
                 guard !state.busy else { return false }
                 state.busy = true
                 state.job = body
@@ -77,7 +87,7 @@ final class LayerThreads: @unchecked Sendable {
             // The helpers are mid-iteration at most, and a layer's iterations are short.
             while true {
                 while active.load(ordering: .relaxed) != 0 {}
-                let done = shared.withLock { state in
+                let done = withShared { state in
                     guard active.load(ordering: .acquiring) == 0 else { return false }
                     state = Shared()
                     return true
@@ -117,7 +127,7 @@ final class LayerThreads: @unchecked Sendable {
     /// copy of the caller's closure, released before `active` is lowered.
     @inline(never)
     private func takePart() -> Bool {
-        let taken = shared.withLock { state -> (((Int) -> Void), Int)? in
+        let taken = withShared { state -> (((Int) -> Void), Int)? in
             guard let job = state.job else { return nil }
             active.add(1, ordering: .relaxed)
             return (job, state.iterations)

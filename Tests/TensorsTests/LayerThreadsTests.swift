@@ -9,11 +9,20 @@ import XCTest
 /// iteration calls it again (nested).
 final class LayerThreadsTests: XCTestCase {
     /// Counts per iteration, written from several threads.
-    final class Counts: Sendable {
-        let values: Mutex<[Int]>
-        init(_ n: Int) { values = Mutex([Int](repeating: 0, count: n)) }
-        func bump(_ i: Int) { values.withLock { $0[i] += 1 } }
-        var all: [Int] { values.withLock { $0 } }
+    final class Counts: @unchecked Sendable {
+        private var values: [Int]
+        private let lock = NSLock()
+        init(_ n: Int) { values = [Int](repeating: 0, count: n) }
+        func bump(_ i: Int) {
+            lock.lock()
+            values[i] += 1
+            lock.unlock()
+        }
+        var all: [Int] {
+            lock.lock()
+            defer { lock.unlock() }
+            return values
+        }
     }
 
     func testEveryIterationRunsOnceForAnyThreadCount() {
