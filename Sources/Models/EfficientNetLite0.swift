@@ -220,11 +220,10 @@ public struct EfficientNetLite0: Sendable {
                 height: map.height, width: map.width)
             let (ih, iw, cin) = (map.height, map.width, map.channels)
             let mid = block.depthwise.outChannels
-            // Small maps of a single image: the expansion first, split by pixels, then the rest
-            // (see `forward`). On one thread too: a row of 8 or 16 pixels is a product with up to
-            // half its tile wasted.
+            // Small maps of a single image split into bands: the expansion first, split by
+            // pixels, then the rest (see `forward`, which expands whole images itself).
             let expanded =
-                (n == 1 || n < computeThreads) && ih * iw <= 32 * 32
+                n < computeThreads && ih * iw <= InvertedResidual.wholeExpansionPixels
                 ? block.expandAll(map.values, pixels: n * ih * iw) : nil
             let values = (expanded ?? []).withUnsafeBufferPointer { e in
                 let es = expanded == nil ? nil : e.baseAddress.map { UnsafeSendable($0) }

@@ -34,6 +34,10 @@ public struct InvertedResidual: Sendable {
         precondition(!residual || (stride == 1 && inChannels == outChannels))
     }
 
+    /// The largest map (pixels) whose expansion runs whole before its rows: up to 32x32 the
+    /// expanded map (at most about 1 MB on Lite0) stays in L2.
+    public static let wholeExpansionPixels = 32 * 32
+
     /// Input channels.
     public var inChannels: Int { expand?.inChannels ?? depthwise.outChannels }
     /// Output channels.
@@ -82,10 +86,10 @@ public struct InvertedResidual: Sendable {
         let g = geometry(height: h, width: w)
         let (oh, ow) = g.outputSize(height: h, width: w)
         let k = depthwise.kernel, s = stride, mid = depthwise.outChannels, cin = inChannels, cout = outChannels
-        // A whole small image (a batch split by images): its expansion in one product first, as
-        // `expandAll` does for a single image; a row of 8 or 16 pixels alone wastes up to half
-        // of the product's last tile.
-        if expanded == nil, let expand, rows == 0..<oh, h * w <= 32 * 32 {
+        // A whole small image (one thread's share of a batch, or a single image on one thread):
+        // its expansion in one product first, as `expandAll` does for an image split into bands;
+        // a row of 8 or 16 pixels alone wastes up to half of the product's last tile.
+        if expanded == nil, let expand, rows == 0..<oh, h * w <= Self.wholeExpansionPixels {
             let whole = UnsafeMutablePointer<Float>.allocate(capacity: h * w * mid)
             defer { whole.deallocate() }
             packedProduct(x, ldx: cin, pixels: h * w, weights: expand, into: whole, ldy: mid)

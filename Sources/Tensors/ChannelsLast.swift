@@ -191,11 +191,15 @@ public func packedProduct(
 /// Output channels o0..<o0 + 2 V.scalarCount for all pixels, their weights (K, 2 V) at `wp`
 /// with rows `ldw` apart: `productColumns` with two vectors per pixel (12 accumulators; each
 /// weight row is two loads shared by six pixels). `y` must not overlap `x`.
+///
+/// `continuing`: start from the sums a previous call left in y (the reduction split across
+/// calls, as `denseRow` splits it by kernel rows); without `finishing`, leave the sums there
+/// instead of adding the bias and the residual. Either way each output is one chain of FMAs.
 @inline(__always)
 func productColumnPairs<V: SIMD>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ bias: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true
 ) where V.Scalar == Float {
     let n = V.scalarCount
     let bias0 = load(bias + o0, as: V.self), bias1 = load(bias + o0 + n, as: V.self)
@@ -213,7 +217,7 @@ func productColumnPairs<V: SIMD>(
     // each tile. Between blocks a tile's sums wait in y, as floats: the same chain of FMAs.
     var k0 = 0
     while k0 < k {
-        let k1 = min(k, k0 + productBlock), first = k0 == 0, last = k1 == k
+        let k1 = min(k, k0 + productBlock), first = k0 == 0 && !continuing, last = k1 == k && finishing
         var p = 0
         while p < pixels {
             // Pixels past `count` (the last tile only) read the last pixel again, and are neither
@@ -548,10 +552,16 @@ public func denseRow(
 ) {
     precondition(!w.isDepthwise && w.inChannels == c)
     let o = w.outChannels, k = w.kernel, reduction = w.reduction, width = PackedConvolution.panelWidth
+    let run = k * c
     var o0 = 0
     while o0 + width <= o {
-        denseRowColumnPairs(
-            Lanes.self, rows, k, k * c, s * c, outWidth, w.weights + o0 * reduction, width, w.bias, o0, out, o)
+        // One kernel row at a time: its patches are runs of k C floats, s C apart, so each is a
+        // product over the row itself; the sums carry over in `out`.
+        for i in 0..<k {
+            productColumnPairs(
+                Lanes.self, rows[i], s * c, outWidth, w.weights + o0 * reduction + i * run * width, width, run,
+                w.bias, o0, out, o, nil, 0, continuing: i > 0, finishing: i == k - 1)
+        }
         o0 += width
     }
     // Channels past the last full panel: the same chain per element, one lane at a time.
@@ -568,68 +578,6 @@ public func denseRow(
         }
     }
     activate(out, count: outWidth * o, w.activation)
-}
-
-/// Output channels o0..<o0 + 2 V.scalarCount of `denseRow`, six pixels per tile (the last tile
-/// shifted back over pixels already done, recomputing them to the same values; in rows of
-/// fewer than six, clamped); `run` = k C floats per kernel row, `step` = s C floats between
-/// two output pixels' patches.
-@inline(__always)
-func denseRowColumnPairs<V: SIMD>(
-    _: V.Type, _ rows: UnsafePointer<UnsafePointer<Float>>, _ k: Int, _ run: Int, _ step: Int, _ outWidth: Int,
-    _ wp: UnsafePointer<Float>, _ ldw: Int, _ bias: UnsafePointer<Float>, _ o0: Int,
-    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
-) where V.Scalar == Float {
-    let n = V.scalarCount
-    let bias0 = load(bias + o0, as: V.self), bias1 = load(bias + o0 + n, as: V.self)
-    @inline(__always) func finish(_ a: V, _ b: V, _ p: Int) {
-        store(a + bias0, y + p * ldy + o0)
-        store(b + bias1, y + p * ldy + o0 + n)
-    }
-    var p = 0
-    while p < outWidth {
-        let q = outWidth >= 6 ? min(p, outWidth - 6) : p
-        let count = min(6, outWidth - q)
-        var a0 = V(), a1 = V(), a2 = V(), a3 = V(), a4 = V(), a5 = V()
-        var b0 = V(), b1 = V(), b2 = V(), b3 = V(), b4 = V(), b5 = V()
-        var row = wp
-        for i in 0..<k {
-            // Pixels past `count` (narrow rows only) read the last pixel again and are not stored.
-            let x0 = rows[i] + q * step
-            let x1 = x0 + min(1, count - 1) * step, x2 = x0 + min(2, count - 1) * step
-            let x3 = x0 + min(3, count - 1) * step, x4 = x0 + min(4, count - 1) * step
-            let x5 = x0 + min(5, count - 1) * step
-            for r in 0..<run {
-                let u = load(row, as: V.self), v = load(row + n, as: V.self)
-                var e = V(repeating: x0[r])
-                a0 = a0.addingProduct(e, u)
-                b0 = b0.addingProduct(e, v)
-                e = V(repeating: x1[r])
-                a1 = a1.addingProduct(e, u)
-                b1 = b1.addingProduct(e, v)
-                e = V(repeating: x2[r])
-                a2 = a2.addingProduct(e, u)
-                b2 = b2.addingProduct(e, v)
-                e = V(repeating: x3[r])
-                a3 = a3.addingProduct(e, u)
-                b3 = b3.addingProduct(e, v)
-                e = V(repeating: x4[r])
-                a4 = a4.addingProduct(e, u)
-                b4 = b4.addingProduct(e, v)
-                e = V(repeating: x5[r])
-                a5 = a5.addingProduct(e, u)
-                b5 = b5.addingProduct(e, v)
-                row += ldw
-            }
-        }
-        finish(a0, b0, q)
-        if count > 1 { finish(a1, b1, q + 1) }
-        if count > 2 { finish(a2, b2, q + 2) }
-        if count > 3 { finish(a3, b3, q + 3) }
-        if count > 4 { finish(a4, b4, q + 4) }
-        if count > 5 { finish(a5, b5, q + 5) }
-        p = q + count
-    }
 }
 
 /// `upsampleBilinear` on a channels-last batch: (N, H, W, C) -> (N, OH, OW, C), the same
