@@ -123,11 +123,17 @@ public struct ConvStack: Sendable {
     /// kernels either way, so the numbers do not depend on how the work is spread.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
         if specs.isEmpty { return x }
-        let n = x.batch, threads = singleThreaded ? 1 : computeThreads
-        var (h, w, c) = (x.height, x.width, x.channels)
         // Channels-last from the start: a planar input's patches, gathered pixel by pixel from C
         // planes, cost as much as the first layer's product (measured: 6.5% of `eval`).
-        var values = channelsLast(x)
+        return forward(ChannelsLastBatch(x), singleThreaded: singleThreaded).planar
+    }
+
+    /// `forward` on a channels-last batch, (N, H, W, C) -> (N, H', W', O), for callers that
+    /// chain stacks without converting between them.
+    public func forward(_ x: ChannelsLastBatch, singleThreaded: Bool = false) -> ChannelsLastBatch {
+        let n = x.batch, threads = singleThreaded ? 1 : computeThreads
+        var (h, w, c) = (x.height, x.width, x.channels)
+        var values = x.values
         let layers = packing.layers {
             specs.indices.map {
                 PackedConvolution(
@@ -144,7 +150,7 @@ public struct ConvStack: Sendable {
             let g = geometry(i)
             let (oh, ow) = g.outputSize(height: h, width: w)
             let packed = layers[i]
-            let k = spec.kernel, span = k * k * c, (ih, iw, ic) = (h, w, c)
+            let k = spec.kernel, (ih, iw, ic) = (h, w, c)
             values = channelsLastLayer(
                 values, batch: n, inputPerImage: ih * iw * ic, outputRows: oh, outputPerRow: ow * spec.outChannels,
                 threads: threads
@@ -156,18 +162,37 @@ public struct ConvStack: Sendable {
                         into: y + rows.lowerBound * ow * o, ldy: o)
                     return
                 }
-                let patches = UnsafeMutablePointer<Float>.allocate(capacity: ow * span)
-                defer { patches.deallocate() }
+                // k x k: the band's input rows copied once with their zero padding, and each
+                // output row read from them in place (`denseRow`): gathering a patch per pixel
+                // wrote k * k times the input and cost a fifth of the students' time.
+                guard !rows.isEmpty else { return }
+                let s = g.stride.h, top = g.padding.top, left = g.padding.left
+                let right = max(0, (ow - 1) * s + k - left - iw), line = (left + iw + right) * ic
+                let first = rows.lowerBound * s - top, count = (rows.count - 1) * s + k
+                let padded = UnsafeMutablePointer<Float>.allocate(capacity: count * line)
+                let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+                defer {
+                    padded.deallocate()
+                    taps.deallocate()
+                }
+                for r in 0..<count {
+                    let row = padded + r * line, iy = first + r
+                    guard iy >= 0 && iy < ih else {
+                        row.initialize(repeating: 0, count: line)
+                        continue
+                    }
+                    row.initialize(repeating: 0, count: left * ic)
+                    (row + left * ic).initialize(from: input + iy * iw * ic, count: iw * ic)
+                    (row + (left + iw) * ic).initialize(repeating: 0, count: right * ic)
+                }
                 for oy in rows {
-                    gatherPatches(
-                        input, height: ih, width: iw, channels: ic, kernel: k, stride: g.stride.h,
-                        padTop: g.padding.top, padLeft: g.padding.left, outputRow: oy, outWidth: ow, into: patches)
-                    packedProduct(patches, ldx: span, pixels: ow, weights: packed, into: y + oy * ow * o, ldy: o)
+                    for i in 0..<k { taps[i] = UnsafePointer(padded + (oy * s + i - top - first) * line) }
+                    denseRow(taps, channels: ic, stride: s, outWidth: ow, weights: packed, into: y + oy * ow * o)
                 }
             }
             (h, w, c) = (oh, ow, spec.outChannels)
         }
-        return channelsFirst(values, batch: n, height: h, width: w, channels: c)
+        return ChannelsLastBatch(values: values, batch: n, height: h, width: w, channels: c)
     }
 
     /// Everything the training forward keeps for the backward pass.

@@ -282,15 +282,22 @@ let productBlock = 256
 /// Output channels o0..<o0 + V.scalarCount for all pixels (weights (K, V) at `wp`, rows `ldw`
 /// apart), eight pixels per tile: eight independent FMA chains keep both FMA ports busy through
 /// the 4-cycle latency, where six left a quarter of them idle. A short tail re-runs the last
-/// full tile shifted back (the overlapping pixels are recomputed to the same values).
+/// full tile shifted back, storing only the pixels the tiles before it did not.
+///
+/// `continuing` / `finishing`: as in `productColumnPairs`.
 @inline(__always)
 func productColumns<V: SIMD>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ biases: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true
 ) where V.Scalar == Float {
     let bias = load(biases + o0, as: V.self)
+    @inline(__always) func sum(_ p: Int) -> V { continuing ? load(y + p * ldy + o0, as: V.self) : V() }
     @inline(__always) func finish(_ acc: V, _ p: Int) {
+        guard finishing else {
+            store(acc, y + p * ldy + o0)
+            return
+        }
         var v = acc + bias
         if let r = residual { v += load(r + p * ldr + o0, as: V.self) }
         store(v, y + p * ldy + o0)
@@ -298,10 +305,13 @@ func productColumns<V: SIMD>(
     var p = 0
     if pixels >= 8 {
         while p < pixels {
-            let q = min(p, pixels - 8)
+            // The tail tile starts at q < p; its first `p - q` pixels are done already.
+            let q = min(p, pixels - 8), fresh = p - q
             let x0 = x + q * ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx
             let x6 = x5 + ldx, x7 = x6 + ldx
-            var a0 = V(), a1 = V(), a2 = V(), a3 = V(), a4 = V(), a5 = V(), a6 = V(), a7 = V()
+            @inline(__always) func start(_ i: Int) -> V { i >= fresh ? sum(q + i) : V() }
+            var a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3)
+            var a4 = start(4), a5 = start(5), a6 = start(6), a7 = start(7)
             for c in 0..<k {
                 let wv = load(wp + c * ldw, as: V.self)
                 a0 = a0.addingProduct(V(repeating: x0[c]), wv)
@@ -313,21 +323,22 @@ func productColumns<V: SIMD>(
                 a6 = a6.addingProduct(V(repeating: x6[c]), wv)
                 a7 = a7.addingProduct(V(repeating: x7[c]), wv)
             }
-            finish(a0, q)
-            finish(a1, q + 1)
-            finish(a2, q + 2)
-            finish(a3, q + 3)
-            finish(a4, q + 4)
-            finish(a5, q + 5)
-            finish(a6, q + 6)
-            finish(a7, q + 7)
+            @inline(__always) func done(_ a: V, _ i: Int) { if i >= fresh { finish(a, q + i) } }
+            done(a0, 0)
+            done(a1, 1)
+            done(a2, 2)
+            done(a3, 3)
+            done(a4, 4)
+            done(a5, 5)
+            done(a6, 6)
+            done(a7, 7)
             p = q + 8
         }
         return
     }
     for q in 0..<pixels {
         let x0 = x + q * ldx
-        var a0 = V()
+        var a0 = sum(q)
         for c in 0..<k { a0 = a0.addingProduct(V(repeating: x0[c]), load(wp + c * ldw, as: V.self)) }
         finish(a0, q)
     }
@@ -514,7 +525,9 @@ func depthwiseColumns<V: SIMD>(
 /// Gathers one output row's patches of a dense k x k convolution over a channels-last image:
 /// patches (OW, k * k * C) in (i, j, c) order, zeros where a tap falls into the padding.
 ///
-/// input (H, W, C); the row's taps read input rows y * stride + i - padTop.
+/// input (H, W, C); the row's taps read input rows y * stride + i - padTop. The inference
+/// paths read their patches in place (`denseRow`); this is the plain form they are checked
+/// against, bit for bit.
 public func gatherPatches(
     _ input: UnsafePointer<Float>, height: Int, width: Int, channels c: Int, kernel k: Int, stride s: Int,
     padTop: Int, padLeft: Int, outputRow y: Int, outWidth: Int, into patches: UnsafeMutablePointer<Float>
@@ -545,7 +558,8 @@ public func gatherPatches(
 /// The taps are summed in `gatherPatches`' column order (i, j, c), so the result is
 /// `packedProduct` on gathered patches, bit for bit, without writing them. Built for the stem
 /// (C = 3): its patches are three runs of 9 floats in such rows, and gathering them from the
-/// planar input cost as much as the product.
+/// planar input cost as much as the product. The students' and the autoencoder's 3x3 layers
+/// read their rows the same way (see `ConvStack.forward`).
 public func denseRow(
     _ rows: UnsafePointer<UnsafePointer<Float>>, channels c: Int, stride s: Int, outWidth: Int,
     weights w: PackedConvolution, into out: UnsafeMutablePointer<Float>
@@ -564,9 +578,23 @@ public func denseRow(
         }
         o0 += width
     }
-    // Channels past the last full panel: the same chain per element, one lane at a time.
+    // The last, narrower panel (K, rest): whole vectors, kernel row by kernel row as above.
     let rest = o - o0, panel = w.weights + o0 * reduction
-    for oc in o0..<o {
+    var j = 0
+    @inline(__always) func columns<V: SIMD>(_: V.Type) where V.Scalar == Float {
+        while j + V.scalarCount <= rest {
+            for i in 0..<k {
+                productColumns(
+                    V.self, rows[i], s * c, outWidth, panel + i * run * rest + j, rest, run, w.bias, o0 + j, out, o,
+                    nil, 0, continuing: i > 0, finishing: i == k - 1)
+            }
+            j += V.scalarCount
+        }
+    }
+    columns(Lanes.self)
+    columns(SIMD8<Float>.self)
+    // Channels past the last multiple of 8: the same chain per element, one lane at a time.
+    for oc in (o0 + j)..<o {
         for x in 0..<outWidth {
             var acc: Float = 0
             for i in 0..<k {
@@ -608,6 +636,57 @@ public func upsampleBilinearChannelsLast(
             }
         }
         done = count
+    }
+}
+
+/// A batch of feature maps held channels-last, (N, H, W, C): what the networks pass from one
+/// stack of layers to the next, so they convert from and to planar tensors once.
+public struct ChannelsLastBatch: Sendable {
+    /// (N, H, W, C) values.
+    public var values: [Float]
+    /// N, H, W, C.
+    public var batch: Int, height: Int, width: Int, channels: Int
+
+    /// Wraps values already in (N, H, W, C) order.
+    public init(values: [Float], batch: Int, height: Int, width: Int, channels: Int) {
+        precondition(values.count == batch * height * width * channels, "channels-last batch: count and shape differ")
+        self.values = values
+        (self.batch, self.height, self.width, self.channels) = (batch, height, width, channels)
+    }
+
+    /// A planar (N, C, H, W) tensor's values, reordered.
+    public init(_ t: Tensor) {
+        self.init(values: channelsLast(t), batch: t.batch, height: t.height, width: t.width, channels: t.channels)
+    }
+
+    /// The same values as a planar (N, C, H, W) tensor.
+    public var planar: Tensor { channelsFirst(values, batch: batch, height: height, width: width, channels: channels) }
+
+    /// Each pixel's channels followed by `other`'s (same N, H, W): `concatChannels`, channels-last.
+    public func stacked(with other: ChannelsLastBatch) -> ChannelsLastBatch {
+        precondition(other.batch == batch && other.height == height && other.width == width, "stack: shapes differ")
+        let pixels = batch * height * width, (a, b) = (channels, other.channels)
+        let out = [Float](unsafeUninitializedCapacity: max(pixels * (a + b), 1)) { out, done in
+            values.withUnsafeBufferPointer { x in
+                other.values.withUnsafeBufferPointer { y in
+                    guard let o = out.baseAddress, let x = x.baseAddress, let y = y.baseAddress else { return }
+                    for p in 0..<pixels {
+                        (o + p * (a + b)).initialize(from: x + p * a, count: a)
+                        (o + p * (a + b) + a).initialize(from: y + p * b, count: b)
+                    }
+                }
+            }
+            done = pixels * (a + b)
+        }
+        return ChannelsLastBatch(values: out, batch: batch, height: height, width: width, channels: a + b)
+    }
+
+    /// Bilinear upsampling to (OH, OW): `upsampleBilinear`'s taps and arithmetic per element.
+    public func upsampled(height oh: Int, width ow: Int) -> ChannelsLastBatch {
+        ChannelsLastBatch(
+            values: upsampleBilinearChannelsLast(
+                values, batch: batch, height: height, width: width, channels: channels, toHeight: oh, width: ow),
+            batch: batch, height: oh, width: ow, channels: channels)
     }
 }
 

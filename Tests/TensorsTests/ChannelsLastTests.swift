@@ -64,6 +64,11 @@ final class ChannelsLastTests: XCTestCase {
         var g = SeededGenerator(seed: 16)
         for (cin, cout, k, s, h, w) in [
             (3, 32, 3, 2, 9, 14), (3, 32, 3, 2, 7, 5), (3, 40, 3, 2, 12, 31), (4, 19, 5, 1, 6, 7), (3, 64, 3, 1, 3, 2),
+            // The students' and the autoencoder's layers: a 16-channel output (one vector, whole
+            // rows and a shifted last tile summed over three kernel rows), 16 + 8 lanes, a full
+            // panel with a vector rest, odd widths.
+            (3, 16, 3, 2, 10, 29), (16, 32, 3, 1, 5, 13), (32, 24, 3, 2, 9, 19), (8, 27, 3, 1, 4, 11),
+            (64, 96, 3, 1, 3, 17),
         ] {
             let x = randomTensor([1, cin, h, w], &g), weight = randomTensor([cout, cin, k, k], &g)
             let bias = [Float].random(cout, using: &g)
