@@ -148,8 +148,12 @@ public struct Detector: Sendable {
         }
         let offsets = shared.reduce(into: [0]) { $0.append(($0.last ?? 0) + $1.pieces) }
         let pieceCount = offsets.last ?? 0
-        let pieceOwner = shared.indices.flatMap { k in (0..<shared[k].pieces).map { (k, $0) } }
         let own = components.indices.filter { sharedIndex[$0] == nil }
+        // Larger jobs first, so that the last ones to start are small and the cores finish
+        // together: whole components, then the pieces of works cut in few pieces, then those
+        // cut in many. Each output keeps its slot, so the order changes no number.
+        let pieceOwner = shared.indices.sorted { shared[$0].pieces < shared[$1].pieces }
+            .flatMap { k in (0..<shared[k].pieces).map { (k, $0) } }
         var outputs = [Tensor](repeating: Tensor(shape: [0]), count: pieceCount)
         var raw = [[Float]](repeating: [], count: components.count)
         let parallel = computeThreads > 1
@@ -157,12 +161,12 @@ public struct Detector: Sendable {
             raw.withUnsafeMutableBufferPointer { rawBuffer in
                 let (out, maps) = (UnsafeSendable(outputBuffer.baseAddress), UnsafeSendable(rawBuffer.baseAddress))
                 func run(_ job: Int) {
-                    if job < pieceCount {
-                        let (k, piece) = pieceOwner[job]
-                        out.pointer?[job] = shared[k].piece(piece, of: input, singleThreaded: parallel)
-                    } else {
-                        let index = own[job - pieceCount]
+                    if job < own.count {
+                        let index = own[job]
                         maps.pointer?[index] = components[index].coarseMap(input, shared: [], singleThreaded: parallel)
+                    } else {
+                        let (k, piece) = pieceOwner[job - own.count]
+                        out.pointer?[offsets[k] + piece] = shared[k].piece(piece, of: input, singleThreaded: parallel)
                     }
                 }
                 let jobs = pieceCount + own.count

@@ -32,36 +32,36 @@ public struct PositionalGaussian: Sendable {
 
     /// Mahalanobis distance of every patch of (1, D, h, w) features to its position's Gaussian.
     public func distances(_ features: Tensor) -> [Float] {
+        distances(features, positions: 0..<(height * width))
+    }
+
+    /// The distances of grid positions `positions` (row-major indices) alone, on the calling
+    /// thread: each position's form is computed the same way however the grid is split.
+    public func distances(_ features: Tensor, positions: Range<Int>) -> [Float] {
+        [Float](unsafeUninitializedCapacity: max(positions.count, 1)) { out, done in
+            if let o = out.baseAddress { distances(features, positions: positions, into: o) }
+            done = positions.count
+        }
+    }
+
+    private func distances(_ features: Tensor, positions: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         precondition(features.height == height && features.width == width, "feature grid differs from the trained one")
-        let d = channels.count, p = height * width
-        let packed = Self.packedCount(d)
-        var out = [Float](repeating: 0, count: p)
-        let workers = max(1, min(computeThreads, p))
+        precondition(positions.lowerBound >= 0 && positions.upperBound <= height * width)
+        let d = channels.count, p = height * width, packed = Self.packedCount(d)
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
+        defer { x.deallocate() }
         features.storage.withUnsafeBufferPointer { f in
             mean.storage.withUnsafeBufferPointer { mu in
                 precision.storage.withUnsafeBufferPointer { s in
-                    out.withUnsafeMutableBufferPointer { o in
-                        guard let sp = s.baseAddress else { return }
-                        let (fs, ms, ss, os) = (
-                            UnsafeSendable(f), UnsafeSendable(mu), UnsafeSendable(sp), UnsafeSendable(o)
-                        )
-                        DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            let x = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
-                            defer { x.deallocate() }
-                            for i in (p * w / workers)..<(p * (w + 1) / workers) {
-                                for (k, c) in channels.enumerated() {
-                                    x[k] = fs.pointer[c * p + i] - ms.pointer[i * d + k]
-                                }
-                                let form = packedQuadraticForm(
-                                    n: d, packed: ss.pointer + i * packed, x: x, scratch: x + d)
-                                os.pointer[i] = max(0, form).squareRoot()
-                            }
-                        }
+                    guard let f = f.baseAddress, let mu = mu.baseAddress, let s = s.baseAddress else { return }
+                    for i in positions {
+                        for (k, c) in channels.enumerated() { x[k] = f[c * p + i] - mu[i * d + k] }
+                        let form = packedQuadraticForm(n: d, packed: s + i * packed, x: x, scratch: x + d)
+                        out[i - positions.lowerBound] = max(0, form).squareRoot()
                     }
                 }
             }
         }
-        return out
     }
 }
 
