@@ -373,6 +373,21 @@ final class DetectorTests: XCTestCase {
         XCTAssertGreaterThan(shift.verdict(detector.shiftFeatures(grey)).score, 3)
     }
 
+    /// A gray image's model input (one plane resized, then replicated) is, value for value,
+    /// that of the same image as RGB (three planes resized), shrinking and enlarging.
+    func testGrayInputEqualsItsRGBInput() throws {
+        var g = SeededGenerator(seed: 5)
+        let gray = try Image(
+            width: 37, height: 23, channels: 1,
+            pixels: (0..<(37 * 23)).map { _ in UInt8.random(in: 0...255, using: &g) })
+        for (w, h) in [(16, 16), (64, 48), (37, 10)] {
+            let fromGray = Preprocessing.lite0Input(gray, width: w, height: h)
+            let fromRGB = Preprocessing.lite0Input(gray.rgb(), width: w, height: h)
+            XCTAssertEqual(fromGray.shape, [1, 3, h, w])
+            XCTAssertEqual(fromGray.storage, fromRGB.storage, "\(w)x\(h)")
+        }
+    }
+
     func testCholeskyInverseAndMahalanobisDistance() {
         // A = B B^T + I is symmetric positive definite; A * inverse(A) must be the identity.
         var g = SeededGenerator(seed: 12)
