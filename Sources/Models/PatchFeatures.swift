@@ -26,9 +26,49 @@ public struct PatchFeatureExtractor: Sendable {
     public func embed(_ input: Tensor, includingStride4 fine: Bool = false) -> Tensor {
         let stages = backbone.features(input, stages: fine ? [.stride4, .stride8, .stride16] : [.stride8, .stride16])
         guard let s8 = stages[.stride8], let s16 = stages[.stride16] else { return Tensor(shape: [0]) }
-        var parts = [s8, upsampleBilinear(s16, height: s8.height, width: s8.width)]
-        if fine, let s4 = stages[.stride4] { parts.append(Self.halved(s4, height: s8.height, width: s8.width)) }
-        return pool2d(concatChannels(parts), kind: .average, kernel: 3, stride: 1, padding: 1)
+        let s4 = fine ? stages[.stride4].map { Self.halved($0, height: s8.height, width: s8.width) } : nil
+        return Self.neighbourhoodMeans(s8, s16, s4)
+    }
+
+    /// [s8, s16 upsampled to s8's grid, s4 (already on it)] stacked by channel and averaged over
+    /// each 3x3 neighbourhood (`pool2d`'s average), plane by plane and split between the
+    /// threads: as upsampling, stacking and pooling one after the other on one thread, this was
+    /// 0.66 ms of every image's 3.8 ms of teacher features. The same arithmetic per value.
+    static func neighbourhoodMeans(_ s8: Tensor, _ s16: Tensor, _ s4: Tensor?) -> Tensor {
+        let (n, h, w) = (s8.batch, s8.height, s8.width)
+        let (c8, c16, c4) = (s8.channels, s16.channels, s4?.channels ?? 0), total = c8 + c16 + c4
+        let ty = bilinearTaps(output: h, input: s16.height), tx = bilinearTaps(output: w, input: s16.width)
+        let planes = n * total, workers = max(1, min(computeThreads, planes))
+        return Tensor(shape: [n, total, h, w]) { out in
+            s8.storage.withUnsafeBufferPointer { a in
+                s16.storage.withUnsafeBufferPointer { b in
+                    (s4?.storage ?? []).withUnsafeBufferPointer { f in
+                        guard let a = a.baseAddress, let b = b.baseAddress, let y = out.baseAddress else { return }
+                        let (sa, sb, sy) = (UnsafeSendable(a), UnsafeSendable(b), UnsafeSendable(y))
+                        let sf = f.baseAddress.map { UnsafeSendable($0) }
+                        parallelLayer(iterations: workers, threads: workers) { worker in
+                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * h * w)
+                            defer { scratch.deallocate() }
+                            for p in (planes * worker / workers)..<(planes * (worker + 1) / workers) {
+                                let (image, c) = p.quotientAndRemainder(dividingBy: total)
+                                var source = UnsafePointer(sa.pointer + (image * c8 + min(c, c8 - 1)) * h * w)
+                                if c >= c8 + c16, let f = sf?.pointer {
+                                    source = f + (image * c4 + c - c8 - c16) * h * w
+                                } else if c >= c8 {
+                                    let plane = image * c16 + c - c8, (sh, sw) = (s16.height, s16.width)
+                                    upsampleBilinear(
+                                        plane: sb.pointer + plane * sh * sw, height: sh, width: sw,
+                                        rowTaps: ty, columnTaps: tx, into: scratch + h * w)
+                                    source = UnsafePointer(scratch + h * w)
+                                }
+                                boxAverage3x3(
+                                    plane: source, height: h, width: w, rows: scratch, into: sy.pointer + p * h * w)
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// (N, C, h, w) -> (N, C, height, width) averaging each 2x2 block, where height = ceil(h / 2)

@@ -48,38 +48,60 @@ public func pool2d(_ input: Tensor, kind: PoolKind, kernel: Int, stride: Int, pa
     }
 }
 
-/// 3x3 mean, stride 1, padding 1 excluded from the count: separable running sums, the fast
-/// path of `pool2d` for the patch-neighbourhood averaging of every detector embedding.
+/// 3x3 mean, stride 1, padding 1 excluded from the count, plane by plane: the fast path of
+/// `pool2d` for the patch-neighbourhood averaging of every detector embedding.
 func boxAverage3x3(_ input: Tensor) -> Tensor {
-    let n = input.batch, c = input.channels, h = input.height, w = input.width
-    var rows = [Float](repeating: 0, count: h * w)
-    return Tensor(shape: [n, c, h, w]) { out in
+    let planes = input.batch * input.channels, h = input.height, w = input.width
+    let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, h * w))
+    defer { rows.deallocate() }
+    return Tensor(shape: input.shape) { out in
         input.storage.withUnsafeBufferPointer { src in
-            rows.withUnsafeMutableBufferPointer { r in
-                for plane in 0..<(n * c) {
-                    let x = plane * h * w
-                    for y in 0..<h {
-                        let line = x + y * w
-                        for i in 0..<w {
-                            var s = src[line + i]
-                            if i > 0 { s += src[line + i - 1] }
-                            if i + 1 < w { s += src[line + i + 1] }
-                            r[y * w + i] = s
-                        }
-                    }
-                    for y in 0..<h {
-                        let rowsUsed = Float(1 + (y > 0 ? 1 : 0) + (y + 1 < h ? 1 : 0))
-                        for i in 0..<w {
-                            var s = r[y * w + i]
-                            if y > 0 { s += r[(y - 1) * w + i] }
-                            if y + 1 < h { s += r[(y + 1) * w + i] }
-                            let colsUsed = Float(1 + (i > 0 ? 1 : 0) + (i + 1 < w ? 1 : 0))
-                            out[x + y * w + i] = s / (rowsUsed * colsUsed)
-                        }
-                    }
-                }
+            guard let x = src.baseAddress, let y = out.baseAddress else { return }
+            for p in 0..<planes {
+                boxAverage3x3(plane: x + p * h * w, height: h, width: w, rows: rows, into: y + p * h * w)
             }
         }
+    }
+}
+
+/// One (H, W) plane's 3x3 mean (padding excluded from the count) into `out`, through `rows`
+/// (H * W scratch): row sums (centre, left, right), then column sums of those (centre, above,
+/// below) over the taps' count. Edges are separate, so the inner loops have no branches and
+/// vectorize; every value is summed in the same order as at the edges.
+public func boxAverage3x3(
+    plane src: UnsafePointer<Float>, height h: Int, width w: Int, rows r: UnsafeMutablePointer<Float>,
+    into out: UnsafeMutablePointer<Float>
+) {
+    for y in 0..<h {
+        let s = src + y * w, t = r + y * w
+        guard w > 1 else {
+            t[0] = s[0]
+            continue
+        }
+        t[0] = s[0] + s[1]
+        for i in 1..<max(1, w - 1) { t[i] = s[i] + s[i - 1] + s[i + 1] }
+        t[w - 1] = s[w - 1] + s[w - 2]
+    }
+    for y in 0..<h {
+        let t = r + y * w, o = out + y * w
+        let above = y > 0 ? t - w : nil, below = y + 1 < h ? t + w : nil
+        let rowsUsed = Float(1 + (above == nil ? 0 : 1) + (below == nil ? 0 : 1))
+        @inline(__always) func column(_ i: Int) -> Float {
+            var s = t[i]
+            if let a = above { s += a[i] }
+            if let b = below { s += b[i] }
+            return s
+        }
+        let edge = rowsUsed * Float(w > 1 ? 2 : 1), middle = rowsUsed * 3
+        o[0] = column(0) / edge
+        guard w > 1 else { continue }
+        switch (above, below) {
+        case let (a?, b?): for i in 1..<max(1, w - 1) { o[i] = (t[i] + a[i] + b[i]) / middle }
+        case let (a?, nil): for i in 1..<max(1, w - 1) { o[i] = (t[i] + a[i]) / middle }
+        case let (nil, b?): for i in 1..<max(1, w - 1) { o[i] = (t[i] + b[i]) / middle }
+        case (nil, nil): for i in 1..<max(1, w - 1) { o[i] = t[i] / middle }
+        }
+        o[w - 1] = column(w - 1) / edge
     }
 }
 
@@ -98,22 +120,30 @@ public func bilinearTaps(output: Int, input size: Int) -> [(Int, Int, Float)] {
 /// Bilinear resize of every (H, W) plane with half-pixel centres (align_corners = false),
 /// the convention of PyTorch `interpolate(mode="bilinear")` and TensorFlow 2 `resize`.
 public func upsampleBilinear(_ input: Tensor, height oh: Int, width ow: Int) -> Tensor {
-    let n = input.batch, c = input.channels, h = input.height, w = input.width
+    let planes = input.batch * input.channels, h = input.height, w = input.width
     let ty = bilinearTaps(output: oh, input: h), tx = bilinearTaps(output: ow, input: w)
-    return Tensor(shape: [n, c, oh, ow]) { out in
+    return Tensor(shape: [input.batch, input.channels, oh, ow]) { out in
         input.storage.withUnsafeBufferPointer { src in
-            for plane in 0..<(n * c) {
-                let x = plane * h * w, y = plane * oh * ow
-                for oy in 0..<oh {
-                    let (y0, y1, fy) = ty[oy]
-                    for ox in 0..<ow {
-                        let (x0, x1, fx) = tx[ox]
-                        let top = src[x + y0 * w + x0] * (1 - fx) + src[x + y0 * w + x1] * fx
-                        let bottom = src[x + y1 * w + x0] * (1 - fx) + src[x + y1 * w + x1] * fx
-                        out[y + oy * ow + ox] = top * (1 - fy) + bottom * fy
-                    }
-                }
+            guard let x = src.baseAddress, let y = out.baseAddress else { return }
+            for p in 0..<planes {
+                upsampleBilinear(
+                    plane: x + p * h * w, height: h, width: w, rowTaps: ty, columnTaps: tx, into: y + p * oh * ow)
             }
+        }
+    }
+}
+
+/// One (H, W) plane resized to (rowTaps.count, columnTaps.count) with `bilinearTaps`' taps.
+public func upsampleBilinear(
+    plane src: UnsafePointer<Float>, height h: Int, width w: Int, rowTaps ty: [(Int, Int, Float)],
+    columnTaps tx: [(Int, Int, Float)], into out: UnsafeMutablePointer<Float>
+) {
+    let ow = tx.count
+    for (oy, (y0, y1, fy)) in ty.enumerated() {
+        for (ox, (x0, x1, fx)) in tx.enumerated() {
+            let top = src[y0 * w + x0] * (1 - fx) + src[y0 * w + x1] * fx
+            let bottom = src[y1 * w + x0] * (1 - fx) + src[y1 * w + x1] * fx
+            out[oy * ow + ox] = top * (1 - fy) + bottom * fy
         }
     }
 }

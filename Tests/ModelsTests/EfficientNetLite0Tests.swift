@@ -123,6 +123,27 @@ final class EfficientNetLite0Tests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5)
     }
 
+    /// The embedding (stacking, upsampling and 3x3 averaging fused plane by plane and split
+    /// between threads) is, bit for bit, the three whole-tensor operations one after the other,
+    /// for a batch of two, on one and on two threads.
+    func testEmbeddingIsUpsampledStackedAndAveragedFeatures() throws {
+        let extractor = PatchFeatureExtractor(backbone: try loadNetwork())
+        let one = fixtureInput(height: 72, width: 56)
+        let input = Preprocessing.batch([one, Tensor(shape: one.shape, storage: one.storage.reversed())])
+        let stages = extractor.backbone.features(input, stages: [.stride8, .stride16])
+        let s8 = try XCTUnwrap(stages[.stride8]), s16 = try XCTUnwrap(stages[.stride16])
+        let expected = pool2d(
+            concatChannels([s8, upsampleBilinear(s16, height: s8.height, width: s8.width)]), kind: .average,
+            kernel: 3, stride: 1, padding: 1)
+        defer { setComputeThreads(2) }
+        for threads in [1, 2] {
+            setComputeThreads(threads)
+            let got = extractor.embed(input)
+            XCTAssertEqual(got.shape, [2, 152, 9, 7])
+            XCTAssertEqual(got.storage, expected.storage, "\(threads) threads")
+        }
+    }
+
     /// Real photographs from the scikit-learn wheel: a Chinese palace and a daisy.
     func testClassifiesSamplePhotographs() throws {
         let network = try loadNetwork()
