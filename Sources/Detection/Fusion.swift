@@ -72,7 +72,13 @@ extension Detector {
 
     /// `fusedMaps` from the components' coarse maps.
     public func fusedMaps(coarse: [[Float]], geometry: MapGeometry) -> (map: AnomalyResult, scoreMap: AnomalyResult?) {
-        let maps = coarse.map { refine($0, geometry: geometry) }
+        fusedMaps(refined: coarse.map { refine($0, geometry: geometry) }, coarse: coarse, geometry: geometry)
+    }
+
+    /// `fusedMaps` from the coarse maps and their refinements (`refine`).
+    func fusedMaps(
+        refined maps: [AnomalyResult], coarse: [[Float]], geometry: MapGeometry
+    ) -> (map: AnomalyResult, scoreMap: AnomalyResult?) {
         let all = Array(maps.indices)
         let fine = fuse(maps, indices: all)
         let scoreMap = scoresSeparately ? fuse(maps, indices: scoreIndices) : fine
@@ -103,27 +109,30 @@ extension Detector {
         var probe = shift.map { ShiftProbe(components: $0.primaryReadsGradients ? components : []) }
         let (tiles, layout) = rawTileMaps(image) { probe?.observe($0) }
         let (coarse, geometry) = stitched(tiles, layout: layout)
-        // The maps' refinement and the shift features' medians are independent single-thread
-        // work of about half a millisecond each: side by side on two cores.
-        var fused: (map: AnomalyResult, scoreMap: AnomalyResult?)?, features: ShiftFeatures?
-        if let probe, computeThreads > 1 {
-            withUnsafeMutablePointer(to: &fused) { f in
-                withUnsafeMutablePointer(to: &features) { s in
-                    let (fs, ss) = (UnsafeSendable(f), UnsafeSendable(s))
-                    DispatchQueue.concurrentPerform(iterations: 2) { job in
-                        if job == 0 {
-                            fs.pointer.pointee = fusedMaps(coarse: coarse, geometry: geometry)
-                        } else {
-                            ss.pointer.pointee = probe.features
-                        }
+        // Each map's refinement and the shift features' medians are independent single-thread
+        // jobs of a few tenths of a millisecond: side by side on the cores.
+        var refined = [AnomalyResult](repeating: AnomalyResult(map: [], width: 0, height: 0), count: coarse.count)
+        var features: ShiftFeatures?
+        refined.withUnsafeMutableBufferPointer { maps in
+            withUnsafeMutablePointer(to: &features) { shift in
+                let (out, pooled) = (UnsafeSendable(maps.baseAddress), UnsafeSendable(shift))
+                // The medians (the largest job) first.
+                let first = probe == nil ? 0 : 1, jobs = first + coarse.count
+                func run(_ job: Int) {
+                    if job < first {
+                        pooled.pointer.pointee = probe?.features
+                    } else {
+                        out.pointer?[job - first] = refine(coarse[job - first], geometry: geometry)
                     }
                 }
+                if computeThreads > 1 {
+                    DispatchQueue.concurrentPerform(iterations: jobs, execute: run)
+                } else {
+                    (0..<jobs).forEach(run)
+                }
             }
-        } else {
-            fused = fusedMaps(coarse: coarse, geometry: geometry)
-            features = probe?.features
         }
-        guard let (map, scoreMap) = fused else { preconditionFailure("the maps were not fused") }
+        let (map, scoreMap) = fusedMaps(refined: refined, coarse: coarse, geometry: geometry)
         var result = map
         if let scoreMap { result.score = scoreMap.score }
         return (result, features)
