@@ -66,13 +66,13 @@ public enum ModelBundle {
     /// name order; a bit flipped anywhere in the numbers (which the safetensors framing cannot
     /// notice) changes it.
     public static func contentDigest(_ file: SafeTensors) -> String {
-        var bytes = [UInt8]()
+        var hasher = SHA256Hasher()
         for name in file.tensors.keys.sorted() {
             guard let t = file.tensors[name] else { continue }
-            bytes += Array("\(name)\(t.shape)".utf8)
-            t.storage.withUnsafeBytes { bytes += $0 }
+            Array("\(name)\(t.shape)".utf8).withUnsafeBytes { hasher.update($0) }
+            t.storage.withUnsafeBytes { hasher.update($0) }
         }
-        return sha256Hex(bytes)
+        return hasher.hex
     }
 
     /// Reads a bundle and checks it against the backbone it will run with.

@@ -33,5 +33,11 @@ final class SHA256Tests: XCTestCase {
         process.waitUntilExit()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(sha256Hex(bytes), String(output.prefix(64)))
+        // Piece by piece (uneven pieces, an empty one): the digest of the whole.
+        var hasher = SHA256Hasher()
+        for range in [0..<1, 1..<1, 1..<65, 65..<70_000, 70_000..<100_003] {
+            bytes[range].withUnsafeBytes { hasher.update($0) }
+        }
+        XCTAssertEqual(hasher.hex, String(output.prefix(64)))
     }
 }
