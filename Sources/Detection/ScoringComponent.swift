@@ -18,7 +18,8 @@ public struct ComponentInput: Sendable {
 }
 
 /// Work on one image that several components share, cut into pieces that run side by side
-/// (one core each): the students' forward passes serve both `st` and `variance`.
+/// (one core each): the students' forward passes serve both `st` and `variance`. A component
+/// may also cut its own large job this way (the Gaussian's grid, in bands).
 public protocol SharedWork: Sendable {
     /// Components whose shared work has the same key share one run of it.
     var key: String { get }
