@@ -303,8 +303,11 @@ struct ShiftProbe {
     }
 
     /// What was gathered.
-    var features: ShiftFeatures {
-        ShiftFeatures(pooled: pooling.value, gradients: sums.mapValues { $0 / Float(max(1, tiles)) })
+    var features: ShiftFeatures { features(pooled: pooling.value) }
+
+    /// What was gathered, with the pooled features computed already (`pooling`'s medians).
+    func features(pooled: [Float]) -> ShiftFeatures {
+        ShiftFeatures(pooled: pooled, gradients: sums.mapValues { $0 / Float(max(1, tiles)) })
     }
 }
 
@@ -327,4 +330,9 @@ struct Pooling {
 
     /// The medians (empty before any map).
     var value: [Float] { values.map { v in v.withUnsafeBufferPointer { median($0) } } }
+
+    /// The medians of `channels` alone, written at their channel indices of `out`.
+    func medians(of channels: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        for c in channels { out[c] = values[c].withUnsafeBufferPointer { median($0) } }
+    }
 }

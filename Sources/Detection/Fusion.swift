@@ -109,20 +109,23 @@ extension Detector {
         var probe = shift.map { ShiftProbe(components: $0.primaryReadsGradients ? components : []) }
         let (tiles, layout) = rawTileMaps(image) { probe?.observe($0) }
         let (coarse, geometry) = stitched(tiles, layout: layout)
-        // Each map's refinement and the shift features' medians are independent single-thread
-        // jobs of a few tenths of a millisecond: side by side on the cores.
+        // Each map's refinement and the shift features' medians (in two halves of the channels)
+        // are independent single-thread jobs of a few tenths of a millisecond: side by side on
+        // the cores, the medians (the largest) first.
         var refined = [AnomalyResult](repeating: AnomalyResult(map: [], width: 0, height: 0), count: coarse.count)
-        var features: ShiftFeatures?
+        let channels = probe?.pooling.values.count ?? 0
+        var pooled = [Float](repeating: 0, count: channels)
         refined.withUnsafeMutableBufferPointer { maps in
-            withUnsafeMutablePointer(to: &features) { shift in
-                let (out, pooled) = (UnsafeSendable(maps.baseAddress), UnsafeSendable(shift))
-                // The medians (the largest job) first.
-                let first = probe == nil ? 0 : 1, jobs = first + coarse.count
+            pooled.withUnsafeMutableBufferPointer { medians in
+                let (out, pooledOut) = (UnsafeSendable(maps.baseAddress), UnsafeSendable(medians.baseAddress))
+                let halves = channels > 1 ? 2 : channels, jobs = halves + coarse.count
                 func run(_ job: Int) {
-                    if job < first {
-                        pooled.pointer.pointee = probe?.features
+                    if job < halves {
+                        guard let into = pooledOut.pointer else { return }
+                        probe?.pooling.medians(
+                            of: (channels * job / halves)..<(channels * (job + 1) / halves), into: into)
                     } else {
-                        out.pointer?[job - first] = refine(coarse[job - first], geometry: geometry)
+                        out.pointer?[job - halves] = refine(coarse[job - halves], geometry: geometry)
                     }
                 }
                 if computeThreads > 1 {
@@ -132,6 +135,7 @@ extension Detector {
                 }
             }
         }
+        let features = probe?.features(pooled: pooled)
         let (map, scoreMap) = fusedMaps(refined: refined, coarse: coarse, geometry: geometry)
         var result = map
         if let scoreMap { result.score = scoreMap.score }

@@ -87,10 +87,16 @@ final class ResampleAndColorTests: XCTestCase {
 }
 
 final class BlurTests: XCTestCase {
-    /// The separable blur equals the 2-D convolution with a normalized Gaussian and edge replication.
+    /// The separable blur equals the 2-D convolution with a normalized Gaussian and edge
+    /// replication, on rows narrower and wider than its 16-lane vectors.
     func testBlurMatchesDirectTwoDimensionalSum() {
         var g = SeededGenerator(seed: 51)
-        let (w, h, sigma) = (13, 9, Float(1.5))
+        for (w, h, sigma) in [(13, 9, Float(1.5)), (37, 6, Float(1))] {
+            checkBlur(w, h, sigma, &g)
+        }
+    }
+
+    func checkBlur(_ w: Int, _ h: Int, _ sigma: Float, _ g: inout SeededGenerator) {
         let plane = [Float].random(w * h, in: 0...1, using: &g)
         let fast = gaussianBlur(plane, width: w, height: h, sigma: sigma)
         let r = Int((4 * sigma).rounded(.up))

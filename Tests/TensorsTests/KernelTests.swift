@@ -168,4 +168,31 @@ final class OrderStatisticTests: XCTestCase {
             XCTAssertEqual(values.withUnsafeBufferPointer { median($0) }, middle, "median of \(n)")
         }
     }
+
+    /// `median` of many values (a shift feature's channel holds 1,024 or more) against sorting:
+    /// random, ReLU6-like ties, few distinct values, sorted, reversed, constant, and arrays
+    /// with extremes planted at regular places.
+    func testMedianOfManyValuesMatchesSorting() {
+        var g = SeededGenerator(seed: 23)
+        var cases: [[Float]] = []
+        for n in [256, 257, 1000, 1024, 4099] {
+            cases.append(.random(n, using: &g))
+            cases.append([Float].random(n, using: &g).map { min(max($0 * 8, 0), 6).rounded() })
+            cases.append((0..<n).map { Float($0 % 3) })
+            cases.append((0..<n).map(Float.init))
+            cases.append((0..<n).reversed().map(Float.init))
+            cases.append([Float](repeating: 2.5, count: n))
+            var low = [Float].random(n, using: &g), high = low
+            for i in 0..<64 {
+                low[i * n / 64] = -1000 - Float(i)
+                high[i * n / 64] = 1000 + Float(i)
+            }
+            cases += [low, high]
+        }
+        for values in cases {
+            let sorted = values.sorted(), n = values.count
+            let middle = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+            XCTAssertEqual(values.withUnsafeBufferPointer { median($0) }, middle, "median of \(n)")
+        }
+    }
 }
