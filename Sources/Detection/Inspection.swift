@@ -1,6 +1,7 @@
 import Imaging
 import Metrics
 import Models
+import Tensors
 
 /// What anomap concludes about one image.
 ///
@@ -70,7 +71,7 @@ extension Detector {
         let (width, height) = size ?? (image.width, image.height)
         let resized = resizePlanes(
             raw.map, channels: 1, width: raw.width, height: raw.height,
-            toWidth: width, toHeight: height, method: .bilinear)
+            toWidth: width, toHeight: height, method: .bilinear, threads: computeThreads)
         let map = resized.map { normalization.apply($0) }
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         var inspection = Inspection(

@@ -28,14 +28,14 @@ public enum Preprocessing {
             let gray = image.gray()
             let plane = resizePlanes(
                 gray.planes(), channels: 1, width: gray.width, height: gray.height,
-                toWidth: width, toHeight: height, method: .area
+                toWidth: width, toHeight: height, method: .area, threads: computeThreads
             ).map { EfficientNetLite0.normalize($0) }
             return Tensor(shape: [1, 3, height, width], storage: plane + plane + plane)
         }
         let rgb = image.rgb()
         let planes = resizePlanes(
             rgb.planes(), channels: 3, width: rgb.width, height: rgb.height,
-            toWidth: width, toHeight: height, method: .area)
+            toWidth: width, toHeight: height, method: .area, threads: computeThreads)
         return Tensor(shape: [1, 3, height, width], storage: planes.map { EfficientNetLite0.normalize($0) })
     }
 

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// How to resample an image.
 public enum ResizeMethod: String, Sendable, CaseIterable {
     /// Bilinear interpolation with half-pixel centres (no antialiasing): for enlarging.
@@ -50,10 +52,13 @@ struct ResampleTaps {
     }
 }
 
-/// Resizes (C, H, W) float planes; separable, horizontal pass then vertical.
+/// Resizes (C, H, W) float planes; separable, horizontal pass then vertical. `threads` > 1
+/// splits each pass into bands of rows (each value is computed the same way, so the output
+/// does not depend on it): a model input and a map brought to the photo's size are both on
+/// one image's path.
 public func resizePlanes(
     _ planes: [Float], channels: Int, width: Int, height: Int,
-    toWidth: Int, toHeight: Int, method: ResizeMethod
+    toWidth: Int, toHeight: Int, method: ResizeMethod, threads: Int = 1
 ) -> [Float] {
     precondition(planes.count == channels * width * height && toWidth > 0 && toHeight > 0)
     if toWidth == width && toHeight == height { return planes }
@@ -71,28 +76,38 @@ public func resizePlanes(
     let (yStart, yCount, yOffset, yWeights) = (raw(ty.start), raw(ty.count), raw(ty.offset), raw(ty.weights))
     defer { [xStart, xCount, xOffset, yStart, yCount, yOffset].forEach { $0.deallocate() } }
     defer { [xWeights, yWeights].forEach { $0.deallocate() } }
+    // `body(rows)` over `0..<rows` in up to `threads` bands of at least 16 rows.
+    func bands(_ rows: Int, _ body: (Range<Int>) -> Void) {
+        let n = max(1, min(threads, rows / 16))
+        guard n > 1 else { return body(0..<rows) }
+        DispatchQueue.concurrentPerform(iterations: n) { b in body((rows * b / n)..<(rows * (b + 1) / n)) }
+    }
     planes.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer { dst in
             mid.withUnsafeMutableBufferPointer { tmp in
                 for c in 0..<channels {
                     let plane = c * width * height
-                    for y in 0..<height {
-                        let row = plane + y * width
-                        for x in 0..<toWidth {
-                            let s = Int(xStart[x]), n = Int(xCount[x]), o = Int(xOffset[x])
-                            var acc: Float = 0
-                            for k in 0..<n { acc += xWeights[o + k] * src[row + s + k] }
-                            tmp[y * toWidth + x] = acc
+                    bands(height) { rows in
+                        for y in rows {
+                            let row = plane + y * width
+                            for x in 0..<toWidth {
+                                let s = Int(xStart[x]), n = Int(xCount[x]), o = Int(xOffset[x])
+                                var acc: Float = 0
+                                for k in 0..<n { acc += xWeights[o + k] * src[row + s + k] }
+                                tmp[y * toWidth + x] = acc
+                            }
                         }
                     }
                     let target = c * toWidth * toHeight
-                    for y in 0..<toHeight {
-                        let s = Int(yStart[y]), n = Int(yCount[y]), o = Int(yOffset[y])
-                        let line = target + y * toWidth
-                        for k in 0..<n {
-                            let w = yWeights[o + k]
-                            let from = (s + k) * toWidth
-                            for x in 0..<toWidth { dst[line + x] += w * tmp[from + x] }
+                    bands(toHeight) { rows in
+                        for y in rows {
+                            let s = Int(yStart[y]), n = Int(yCount[y]), o = Int(yOffset[y])
+                            let line = target + y * toWidth
+                            for k in 0..<n {
+                                let w = yWeights[o + k]
+                                let from = (s + k) * toWidth
+                                for x in 0..<toWidth { dst[line + x] += w * tmp[from + x] }
+                            }
                         }
                     }
                 }

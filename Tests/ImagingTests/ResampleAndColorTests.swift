@@ -33,6 +33,25 @@ final class ResampleAndColorTests: XCTestCase {
         XCTAssertEqual(out, [1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4])
     }
 
+    /// Bands of rows on several threads give the same values as one thread, shrinking and
+    /// enlarging, one and three planes.
+    func testResizingInBandsGivesTheSameValues() {
+        var g = SeededGenerator(seed: 52)
+        for (c, w, h, tw, th, method) in [
+            (1, 373, 248, 256, 256, ResizeMethod.area), (3, 97, 61, 200, 150, .bilinear),
+            (1, 128, 128, 373, 248, .bilinear),
+        ] {
+            let planes = [Float].random(c * w * h, in: 0...255, using: &g)
+            let one = resizePlanes(planes, channels: c, width: w, height: h, toWidth: tw, toHeight: th, method: method)
+            for threads in [2, 3] {
+                let banded = resizePlanes(
+                    planes, channels: c, width: w, height: h, toWidth: tw, toHeight: th, method: method,
+                    threads: threads)
+                XCTAssertEqual(banded, one, "\(c)x\(w)x\(h) -> \(tw)x\(th) on \(threads) threads")
+            }
+        }
+    }
+
     func testNearestKeepsLabels() throws {
         let mask = try Image(width: 4, height: 2, channels: 1, pixels: [0, 255, 255, 0, 0, 0, 255, 255])
         let big = mask.resized(width: 8, height: 4, method: .nearest)
