@@ -50,7 +50,8 @@ public func gaussianBlur(_ plane: [Float], width: Int, height: Int, sigma: Float
 
 /// y[i] = y[i] + w * x[i] for i < count: a multiply and an add per element (never fused), as
 /// the plain loop computes it, 16 lanes at a time. The plain loop stayed scalar (the compiler
-/// could not rule out that x and y overlap): the blur was 3% of `eval`'s profile.
+/// could not rule out that x and y overlap): the blur was 3% of `eval`'s profile. The blur's
+/// passes and `resizePlanes`' vertical pass use it.
 @inline(__always)
 func addScaled(_ w: Float, _ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, count: Int) {
     let wv = SIMD16<Float>(repeating: w)

@@ -100,13 +100,13 @@ public func resizePlanes(
                     }
                     let target = c * toWidth * toHeight
                     bands(toHeight) { rows in
+                        guard let d = dst.baseAddress, let t = tmp.baseAddress else { return }
                         for y in rows {
                             let s = Int(yStart[y]), n = Int(yCount[y]), o = Int(yOffset[y])
-                            let line = target + y * toWidth
                             for k in 0..<n {
-                                let w = yWeights[o + k]
-                                let from = (s + k) * toWidth
-                                for x in 0..<toWidth { dst[line + x] += w * tmp[from + x] }
+                                addScaled(
+                                    yWeights[o + k], t + (s + k) * toWidth, to: d + target + y * toWidth, count: toWidth
+                                )
                             }
                         }
                     }

@@ -183,35 +183,19 @@ public struct EfficientNetLite0: Sendable {
         precondition(input.shape.count == 4 && input.channels == 3, "input must be (N, 3, H, W), got \(input.shape)")
         let n = input.batch, h = input.height, w = input.width
         // Stem: 3x3 stride 2 ('SAME') read in place from the band's input rows, copied
-        // channels-last with their padding columns (zeros) first: a patch is then k runs of 3k
-        // floats (see `denseRow`).
+        // channels-last from the planar input with their padding (see `denseConvolutionRows`).
         let g = ConvGeometry.same(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, height: h, width: w)
         let (sh, sw) = g.outputSize(height: h, width: w)
-        let stem = self.stem, k = g.kernel.h, s = g.stride.h
-        let line = (g.padding.left + w + g.padding.right) * 3
+        let stem = self.stem
         var map = Map(
             values: channelsLastLayer(
                 input.storage, batch: n, inputPerImage: h * w * 3, outputRows: sh, outputPerRow: sw * 32
             ) { _, x, rows, y in
-                guard !rows.isEmpty else { return }
-                let first = rows.lowerBound * s - g.padding.top, count = (rows.count - 1) * s + k
-                let padded = UnsafeMutablePointer<Float>.allocate(capacity: count * line)
-                padded.initialize(repeating: 0, count: count * line)
-                let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
-                defer {
-                    padded.deallocate()
-                    taps.deallocate()
-                }
-                for r in 0..<count where first + r >= 0 && first + r < h {
-                    let row = padded + r * line + g.padding.left * 3
+                denseConvolutionRows(rows, height: h, width: w, geometry: g, weights: stem, into: y) { iy, row in
                     for ch in 0..<3 {
-                        let plane = x + ch * h * w + (first + r) * w
+                        let plane = x + ch * h * w + iy * w
                         for ix in 0..<w { row[ix * 3 + ch] = plane[ix] }
                     }
-                }
-                for oy in rows {
-                    for i in 0..<k { taps[i] = UnsafePointer(padded + (oy * s + i - g.padding.top - first) * line) }
-                    denseRow(taps, channels: 3, stride: s, outWidth: sw, weights: stem, into: y + oy * sw * 32)
                 }
             }, height: sh, width: sw, channels: 32)
         for index in 0...last {

@@ -51,15 +51,19 @@ public struct PatchFeatureExtractor: Sendable {
                             defer { scratch.deallocate() }
                             for p in (planes * worker / workers)..<(planes * (worker + 1) / workers) {
                                 let (image, c) = p.quotientAndRemainder(dividingBy: total)
-                                var source = UnsafePointer(sa.pointer + (image * c8 + min(c, c8 - 1)) * h * w)
-                                if c >= c8 + c16, let f = sf?.pointer {
-                                    source = f + (image * c4 + c - c8 - c16) * h * w
-                                } else if c >= c8 {
+                                let source: UnsafePointer<Float>
+                                if c < c8 {
+                                    source = UnsafePointer(sa.pointer + (image * c8 + c) * h * w)
+                                } else if c < c8 + c16 {
                                     let plane = image * c16 + c - c8, (sh, sw) = (s16.height, s16.width)
                                     upsampleBilinear(
                                         plane: sb.pointer + plane * sh * sw, height: sh, width: sw,
                                         rowTaps: ty, columnTaps: tx, into: scratch + h * w)
                                     source = UnsafePointer(scratch + h * w)
+                                } else if let f = sf?.pointer {
+                                    source = f + (image * c4 + c - c8 - c16) * h * w
+                                } else {
+                                    continue  // no s4 planes: total has none past c8 + c16
                                 }
                                 boxAverage3x3(
                                     plane: source, height: h, width: w, rows: scratch, into: sy.pointer + p * h * w)

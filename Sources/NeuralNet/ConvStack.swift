@@ -150,7 +150,7 @@ public struct ConvStack: Sendable {
             let g = geometry(i)
             let (oh, ow) = g.outputSize(height: h, width: w)
             let packed = layers[i]
-            let k = spec.kernel, (ih, iw, ic) = (h, w, c)
+            let (ih, iw, ic) = (h, w, c)
             values = channelsLastLayer(
                 values, batch: n, inputPerImage: ih * iw * ic, outputRows: oh, outputPerRow: ow * spec.outChannels,
                 threads: threads
@@ -162,32 +162,10 @@ public struct ConvStack: Sendable {
                         into: y + rows.lowerBound * ow * o, ldy: o)
                     return
                 }
-                // k x k: the band's input rows copied once with their zero padding, and each
-                // output row read from them in place (`denseRow`): gathering a patch per pixel
-                // wrote k * k times the input and cost a fifth of the students' time.
-                guard !rows.isEmpty else { return }
-                let s = g.stride.h, top = g.padding.top, left = g.padding.left
-                let right = max(0, (ow - 1) * s + k - left - iw), line = (left + iw + right) * ic
-                let first = rows.lowerBound * s - top, count = (rows.count - 1) * s + k
-                let padded = UnsafeMutablePointer<Float>.allocate(capacity: count * line)
-                let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
-                defer {
-                    padded.deallocate()
-                    taps.deallocate()
-                }
-                for r in 0..<count {
-                    let row = padded + r * line, iy = first + r
-                    guard iy >= 0 && iy < ih else {
-                        row.initialize(repeating: 0, count: line)
-                        continue
-                    }
-                    row.initialize(repeating: 0, count: left * ic)
-                    (row + left * ic).initialize(from: input + iy * iw * ic, count: iw * ic)
-                    (row + (left + iw) * ic).initialize(repeating: 0, count: right * ic)
-                }
-                for oy in rows {
-                    for i in 0..<k { taps[i] = UnsafePointer(padded + (oy * s + i - top - first) * line) }
-                    denseRow(taps, channels: ic, stride: s, outWidth: ow, weights: packed, into: y + oy * ow * o)
+                // k x k: read in place from the band's rows (`denseConvolutionRows`): gathering a
+                // patch per pixel wrote k * k times the input and cost a fifth of the students' time.
+                denseConvolutionRows(rows, height: ih, width: iw, geometry: g, weights: packed, into: y) { iy, row in
+                    row.initialize(from: input + iy * iw * ic, count: iw * ic)
                 }
             }
             (h, w, c) = (oh, ow, spec.outChannels)

@@ -608,6 +608,43 @@ public func denseRow(
     activate(out, count: outWidth * o, w.activation)
 }
 
+/// Output rows `rows` of a dense k x k convolution, out (OH, OW, O) channels-last, each read in
+/// place by `denseRow` from the band of input rows its taps need, copied once with their zero
+/// padding: `inputRow(iy, into)` writes input row iy, (W, C) channels-last, where the band
+/// holds it. Rows above and below the image are zeros. The stem fills its rows from the planar
+/// network input, `ConvStack` from its channels-last activations.
+public func denseConvolutionRows(
+    _ rows: Range<Int>, height ih: Int, width iw: Int, geometry g: ConvGeometry, weights: PackedConvolution,
+    into y: UnsafeMutablePointer<Float>, inputRow: (Int, UnsafeMutablePointer<Float>) -> Void
+) {
+    guard !rows.isEmpty else { return }
+    let c = weights.inChannels, o = weights.outChannels, k = g.kernel.h, s = g.stride.h
+    let ow = g.outputSize(height: ih, width: iw).w, top = g.padding.top, left = g.padding.left
+    // Only the columns the last output pixel's taps reach.
+    let right = max(0, (ow - 1) * s + k - left - iw), line = (left + iw + right) * c
+    let first = rows.lowerBound * s - top, count = (rows.count - 1) * s + k
+    let band = UnsafeMutablePointer<Float>.allocate(capacity: count * line)
+    let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+    defer {
+        band.deallocate()
+        taps.deallocate()
+    }
+    for r in 0..<count {
+        let row = band + r * line, iy = first + r
+        guard iy >= 0 && iy < ih else {
+            row.initialize(repeating: 0, count: line)
+            continue
+        }
+        row.initialize(repeating: 0, count: left * c)
+        inputRow(iy, row + left * c)
+        (row + (left + iw) * c).initialize(repeating: 0, count: right * c)
+    }
+    for oy in rows {
+        for i in 0..<k { taps[i] = UnsafePointer(band + (oy * s + i - top - first) * line) }
+        denseRow(taps, channels: c, stride: s, outWidth: ow, weights: weights, into: y + oy * ow * o)
+    }
+}
+
 /// `upsampleBilinear` on a channels-last batch: (N, H, W, C) -> (N, OH, OW, C), the same
 /// half-pixel taps and the same arithmetic per element.
 public func upsampleBilinearChannelsLast(
