@@ -72,7 +72,13 @@ extension Detector {
         let resized = resizePlanes(
             raw.map, channels: 1, width: raw.width, height: raw.height,
             toWidth: width, toHeight: height, method: .bilinear, threads: computeThreads)
-        let map = resized.map { normalization.apply($0) }
+        // A loop over the buffer, which vectorizes: `resized.map` took 4 ms on a 2560x1024 map.
+        let map = [Float](unsafeUninitializedCapacity: resized.count) { out, done in
+            resized.withUnsafeBufferPointer { src in
+                for i in src.indices { out[i] = normalization.apply(src[i]) }
+            }
+            done = resized.count
+        }
         let score = (hasScoreMap ? scoreNormalization : normalization).apply(raw.score)
         var inspection = Inspection(
             rawScore: raw.score, score: score, map: map, width: width, height: height, threshold: threshold)

@@ -90,8 +90,8 @@ public struct InvertedResidual: Sendable {
         // its expansion in one product first, as `expandAll` does for an image split into bands;
         // a row of 8 or 16 pixels alone wastes up to half of the product's last tile.
         if expanded == nil, let expand, rows == 0..<oh, h * w <= Self.wholeExpansionPixels {
-            let whole = UnsafeMutablePointer<Float>.allocate(capacity: h * w * mid)
-            defer { whole.deallocate() }
+            let whole = allocateAligned(h * w * mid)
+            defer { deallocateAligned(whole) }
             packedProduct(x, ldx: cin, pixels: h * w, weights: expand, into: whole, ldy: mid)
             forward(x, height: h, width: w, rows: rows, into: y, expanded: whole)
             return
@@ -99,18 +99,18 @@ public struct InvertedResidual: Sendable {
         // Ring rows carry the depthwise padding columns (zeros, written once), so the depthwise
         // kernel needs no bounds checks; rows above and below the image read one zero row.
         let line = (g.padding.left + w + g.padding.right) * mid, interior = g.padding.left * mid
-        let ring = UnsafeMutablePointer<Float>.allocate(capacity: (k + 1) * line)
+        let ring = allocateAligned((k + 1) * line)
         ring.initialize(repeating: 0, count: (k + 1) * line)
         let zeros = UnsafePointer(ring + k * line)
         // Narrow rows are projected a few at a time: a product over 8 pixels would spend a third
         // of its work on the shifted last tile.
         let group = max(1, 48 / max(ow, 1))
-        let filtered = UnsafeMutablePointer<Float>.allocate(capacity: group * ow * mid)
+        let filtered = allocateAligned(group * ow * mid)
         let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
         var held = [Int](repeating: -1, count: k)  // input row held by each ring slot
         defer {
-            ring.deallocate()
-            filtered.deallocate()
+            deallocateAligned(ring)
+            deallocateAligned(filtered)
             taps.deallocate()
         }
         for oy in rows {

@@ -46,7 +46,7 @@ func kernelRows(_ row: (String, String, String) -> Void) {
 }
 
 /// Lite0's depthwise layers at 256x256 (input side, channels, kernel, stride) through
-/// `depthwiseRow` on zero-padded rows, one thread.
+/// `depthwiseRow` on zero-padded, 64-byte-aligned rows, one thread.
 func depthwiseRows(_ row: (String, String, String) -> Void) {
     let shapes = [
         (128, 32, 3, 1, "block 0"), (128, 96, 3, 2, "block 1"), (64, 144, 3, 1, "block 2"), (32, 240, 5, 1, "block 4"),
@@ -55,23 +55,24 @@ func depthwiseRows(_ row: (String, String, String) -> Void) {
     var g = SeededGenerator(seed: 4)
     for (side, c, k, s, name) in shapes {
         let pad = k / 2, line = (side + 2 * pad) * c, out = (side + s - 1) / s
-        let x = (0..<((side + 2 * pad) * line)).map { _ in Float.random(in: -1...1, using: &g) }
+        // Rows on 64-byte boundaries, as the engine's rings are (`allocateAligned`).
+        let count = (side + 2 * pad) * line
+        let xa = allocateAligned(count), ya = allocateAligned(out * c)
+        defer {
+            deallocateAligned(xa)
+            deallocateAligned(ya)
+        }
+        for i in 0..<count { xa[i] = Float.random(in: -1...1, using: &g) }
         let w = Tensor(
             shape: [c, 1, k, k], storage: (0..<(c * k * k)).map { _ in Float.random(in: -1...1, using: &g) })
         let packed = PackedConvolution(weight: w, bias: [], depthwise: true, activation: .relu6)
-        var y = [Float](repeating: 0, count: out * c)
         let time = measure(minRuns: 20, budget: 1) {
-            x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    guard let xa = xp.baseAddress, let ya = yp.baseAddress else { return }
-                    var taps = [UnsafePointer<Float>](repeating: xa, count: k)
-                    for oy in 0..<out {
-                        for i in 0..<k { taps[i] = xa + (oy * s + i) * line }
-                        taps.withUnsafeBufferPointer { tp in
-                            guard let t = tp.baseAddress else { return }
-                            depthwiseRow(t, stride: s, outWidth: out, weights: packed, into: ya)
-                        }
-                    }
+            var taps = [UnsafePointer<Float>](repeating: UnsafePointer(xa), count: k)
+            for oy in 0..<out {
+                for i in 0..<k { taps[i] = UnsafePointer(xa + (oy * s + i) * line) }
+                taps.withUnsafeBufferPointer { tp in
+                    guard let t = tp.baseAddress else { return }
+                    depthwiseRow(t, stride: s, outWidth: out, weights: packed, into: ya)
                 }
             }
         }

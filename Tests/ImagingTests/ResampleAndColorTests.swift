@@ -3,6 +3,26 @@ import Tensors
 import XCTest
 
 final class ResampleAndColorTests: XCTestCase {
+    /// `planes()` against the subscript, sample by sample, for every channel count (odd sizes,
+    /// the full 0...255 range).
+    func testPlanesHoldEachChannelsSamples() throws {
+        var g = SeededGenerator(seed: 40)
+        for channels in 1...4 {
+            let (w, h) = (37, 5)
+            let pixels = (0..<(w * h * channels)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let image = try Image(width: w, height: h, channels: channels, pixels: pixels)
+            let planes = image.planes()
+            XCTAssertEqual(planes.count, w * h * channels)
+            for c in 0..<channels {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        XCTAssertEqual(planes[c * w * h + y * w + x], Float(image[x, y, c]), "\(channels) channels")
+                    }
+                }
+            }
+        }
+    }
+
     func testAreaDownscaleByIntegerFactorIsBlockMean() {
         var g = SeededGenerator(seed: 41)
         let (w, h) = (12, 9)
