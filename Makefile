@@ -5,13 +5,14 @@ THREADS ?= 2
 # Compile our kernels for this CPU's vectors: AVX-512 when it has F/BW/DQ/VL (the channels-last
 # kernels then take two 16-lane registers per block), else AVX2 + FMA when it has them.
 # OpenBLAS picks its own kernels. Per-element arithmetic is the same fma chain on every
-# width, so the numbers do not depend on the choice.
+# width, so the numbers do not depend on the choice. The C check in Sources/CCPUGuard learns the
+# choice (-Xcc) and stops a binary copied to a CPU without those vectors with one line.
 HAS_AVX512 := $(shell for f in avx512f avx512bw avx512dq avx512vl; do grep -qw $$f /proc/cpuinfo 2>/dev/null || exit 1; done && echo yes)
 HAS_AVX2 := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo yes)
 ifeq ($(HAS_AVX512),yes)
-CPU_FLAGS := -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DANOMAP_AVX512
+CPU_FLAGS := -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DANOMAP_AVX512 -Xcc -DANOMAP_ISA_AVX512
 else ifeq ($(HAS_AVX2),yes)
-CPU_FLAGS := -Xswiftc -target-cpu -Xswiftc haswell
+CPU_FLAGS := -Xswiftc -target-cpu -Xswiftc haswell -Xcc -DANOMAP_ISA_AVX2
 endif
 RELEASE := -c release $(CPU_FLAGS)
 # OpenBLAS takes some virtual CPUs for SSE3-only ones; the tool restarts itself with the right

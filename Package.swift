@@ -23,7 +23,9 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "SafeFiles", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Imaging", dependencies: ["CImageCodecs", "SafeFiles"]),
-        .target(name: "Tensors", dependencies: ["CBLAS"]),
+        // Stops a build copied to a CPU without the vectors its kernels were compiled for.
+        .target(name: "CCPUGuard"),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CCPUGuard"]),
         .target(name: "NeuralNet", dependencies: ["Tensors", "SafeFiles"]),
         .target(name: "Models", dependencies: ["NeuralNet", "Tensors"]),
         .target(name: "Metrics"),

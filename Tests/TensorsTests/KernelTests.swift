@@ -196,3 +196,16 @@ final class OrderStatisticTests: XCTestCase {
         }
     }
 }
+
+/// The start-up CPU check knows what the Swift kernels were compiled for (the Makefile passes
+/// the choice to both compilers), and this CPU, which runs them, passes it.
+final class BuildInstructionsTests: XCTestCase {
+    func testTheCheckAgreesWithTheSwiftBuild() {
+        #if ANOMAP_AVX512
+            XCTAssertEqual(BuildInstructions.name, "avx512")
+        #else
+            XCTAssertNotEqual(BuildInstructions.name, "avx512")
+        #endif
+        XCTAssertTrue(BuildInstructions.runHere)
+    }
+}
