@@ -204,8 +204,8 @@ public func packedProduct(
 }
 
 /// Output channels o0..<o0 + 2 V.scalarCount for all pixels, their weights (K, 2 V) at `wp`
-/// with rows `ldw` apart: `productColumns` with two vectors per pixel (12 accumulators; each
-/// weight row is two loads shared by six pixels). `y` must not overlap `x`.
+/// with rows `ldw` apart: `productColumns` with two vectors per pixel, `pairTile` pixels a tile
+/// (each weight row is two loads shared by the tile's pixels). `y` must not overlap `x`.
 ///
 /// `continuing`: start from the sums a previous call left in y (the reduction split across
 /// calls, as `denseRow` splits it by kernel rows); without `finishing`, leave the sums there
@@ -237,37 +237,37 @@ func productColumnPairs<V: SIMD>(
         while p < pixels {
             // Pixels past `count` (the last tile only) read the last pixel again, and are neither
             // loaded nor stored.
-            let count = min(6, pixels - p)
-            let x0 = x + p * ldx, x1 = x0 + min(1, count - 1) * ldx, x2 = x0 + min(2, count - 1) * ldx
-            let x3 = x0 + min(3, count - 1) * ldx, x4 = x0 + min(4, count - 1) * ldx
-            let x5 = x0 + min(5, count - 1) * ldx
+            let count = min(pairTile, pixels - p)
+            @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { x + (p + min(i, count - 1)) * ldx }
             @inline(__always) func sums(_ i: Int) -> (V, V) {
                 guard !first && i < count else { return (V(), V()) }
                 let at = y + (p + i) * ldy + o0
                 return (load(at, as: V.self), load(at + n, as: V.self))
             }
+            @inline(__always) func step(_ e: Float, _ u: V, _ v: V, _ a: inout V, _ b: inout V) {
+                let e = V(repeating: e)
+                a = a.addingProduct(e, u)
+                b = b.addingProduct(e, v)
+            }
+            let x0 = row(0), x1 = row(1), x2 = row(2), x3 = row(3), x4 = row(4), x5 = row(5)
             var (a0, b0) = sums(0), (a1, b1) = sums(1), (a2, b2) = sums(2)
             var (a3, b3) = sums(3), (a4, b4) = sums(4), (a5, b5) = sums(5)
+            #if ANOMAP_AVX512
+                let x6 = row(6), x7 = row(7)
+                var (a6, b6) = sums(6), (a7, b7) = sums(7)
+            #endif
             for c in k0..<k1 {
                 let u = load(wp + c * ldw, as: V.self), v = load(wp + c * ldw + n, as: V.self)
-                var e = V(repeating: x0[c])
-                a0 = a0.addingProduct(e, u)
-                b0 = b0.addingProduct(e, v)
-                e = V(repeating: x1[c])
-                a1 = a1.addingProduct(e, u)
-                b1 = b1.addingProduct(e, v)
-                e = V(repeating: x2[c])
-                a2 = a2.addingProduct(e, u)
-                b2 = b2.addingProduct(e, v)
-                e = V(repeating: x3[c])
-                a3 = a3.addingProduct(e, u)
-                b3 = b3.addingProduct(e, v)
-                e = V(repeating: x4[c])
-                a4 = a4.addingProduct(e, u)
-                b4 = b4.addingProduct(e, v)
-                e = V(repeating: x5[c])
-                a5 = a5.addingProduct(e, u)
-                b5 = b5.addingProduct(e, v)
+                step(x0[c], u, v, &a0, &b0)
+                step(x1[c], u, v, &a1, &b1)
+                step(x2[c], u, v, &a2, &b2)
+                step(x3[c], u, v, &a3, &b3)
+                step(x4[c], u, v, &a4, &b4)
+                step(x5[c], u, v, &a5, &b5)
+                #if ANOMAP_AVX512
+                    step(x6[c], u, v, &a6, &b6)
+                    step(x7[c], u, v, &a7, &b7)
+                #endif
             }
             @inline(__always) func done(_ a: V, _ b: V, _ i: Int) {
                 guard i < count else { return }
@@ -284,11 +284,26 @@ func productColumnPairs<V: SIMD>(
             done(a3, b3, 3)
             done(a4, b4, 4)
             done(a5, b5, 5)
+            #if ANOMAP_AVX512
+                done(a6, b6, 6)
+                done(a7, b7, 7)
+            #endif
             p += count
         }
         k0 = k1
     }
 }
+
+/// Pixels per tile of `productColumnPairs`: eight with AVX-512's 32 registers (16 accumulators,
+/// two weight vectors and a broadcast), six with AVX2's 16. Eight divides the pixel counts
+/// Lite0's layers hand it at batch 1 (a thread's half of an 8x8 or 16x16 map, a 32- or 64-pixel
+/// row), where six took six tiles for 32 pixels; Lite0 at batch 1 took 0.92x the time
+/// (2 threads, paired, 8x8 blocks 0.87x), with the same bytes.
+#if ANOMAP_AVX512
+    let pairTile = 8
+#else
+    let pairTile = 6
+#endif
 
 /// Rows of the reduction per block in `productColumnPairs`: 256 rows of a 32-wide panel are
 /// 32 KB, within L1 (48 KB) beside a tile's inputs.
@@ -419,46 +434,58 @@ func productColumnsMixed<U: SIMD, V: SIMD>(
     }
 }
 
-/// One output row of a channels-last depthwise convolution with bias and activation:
-/// out (OW, C) from the k zero-padded input rows its taps read. `rows[i]` is input row
-/// y * stride + i - padTop with its padding columns included — element (column ix, channel ch)
-/// at `rows[i][(ix + padLeft) * C + ch]`, at least (OW - 1) * stride + k columns — or an
-/// all-zero row where that row is padding: no tap needs a bounds check.
+/// Output rows of a channels-last depthwise convolution with bias and activation: `count` rows
+/// out (count, OW, C), row r from the k zero-padded input rows `rows[r * k + i]` (i < k). Each
+/// `rows[r * k + i]` is input row y * stride + i - padTop of output row y, its padding columns
+/// included — element (column ix, channel ch) at `[(ix + padLeft) * C + ch]`, at least
+/// (OW - 1) * stride + k columns — or an all-zero row where that row is padding: no tap needs
+/// a bounds check.
 ///
+/// Each vector of channels walks down all `count` rows before the next: on Lite0's deep maps a
+/// row's k input rows span 60-300 KB, more than L1 (48 KB), and the k - stride rows an output
+/// row shares with the next are then read again while still in L1.
 /// Taps are summed in the same order (i, then j) for every pixel, so any split of the rows
-/// between threads gives the same numbers.
-public func depthwiseRow(
-    _ rows: UnsafePointer<UnsafePointer<Float>>, stride s: Int, outWidth: Int, weights w: PackedConvolution,
-    into out: UnsafeMutablePointer<Float>
+/// between threads or calls gives the same numbers.
+public func depthwiseRows(
+    _ rows: UnsafePointer<UnsafePointer<Float>>, count: Int = 1, stride s: Int, outWidth: Int,
+    weights w: PackedConvolution, into out: UnsafeMutablePointer<Float>
 ) {
     precondition(w.isDepthwise)
-    let c = w.outChannels, k = w.kernel
+    let c = w.outChannels, k = w.kernel, perRow = outWidth * c
     var c0 = 0
     while c0 + 16 <= c {
-        switch k {
-        // Constant kernel sizes let the compiler unroll the taps.
-        case 3: depthwiseColumns(SIMD16<Float>.self, 3, rows, s, outWidth, w, c0, out)
-        case 5: depthwiseColumns(SIMD16<Float>.self, 5, rows, s, outWidth, w, c0, out)
-        default: depthwiseColumns(SIMD16<Float>.self, k, rows, s, outWidth, w, c0, out)
+        for r in 0..<count {
+            let taps = rows + r * k, o = out + r * perRow
+            switch k {
+            // Constant kernel sizes let the compiler unroll the taps.
+            case 3: depthwiseColumns(SIMD16<Float>.self, 3, taps, s, outWidth, w, c0, o)
+            case 5: depthwiseColumns(SIMD16<Float>.self, 5, taps, s, outWidth, w, c0, o)
+            default: depthwiseColumns(SIMD16<Float>.self, k, taps, s, outWidth, w, c0, o)
+            }
         }
         c0 += 16
     }
     while c0 + 8 <= c {
-        depthwiseColumns(SIMD8<Float>.self, k, rows, s, outWidth, w, c0, out)
+        for r in 0..<count {
+            depthwiseColumns(SIMD8<Float>.self, k, rows + r * k, s, outWidth, w, c0, out + r * perRow)
+        }
         c0 += 8
     }
-    for ch in c0..<c {
-        for x in 0..<outWidth {
-            var acc: Float = 0
-            for i in 0..<k {
-                for j in 0..<k {
-                    acc = acc.addingProduct(rows[i][(x * s + j) * c + ch], w.weights[(i * k + j) * c + ch])
+    for r in 0..<count {
+        let taps = rows + r * k, o = out + r * perRow
+        for ch in c0..<c {
+            for x in 0..<outWidth {
+                var acc: Float = 0
+                for i in 0..<k {
+                    for j in 0..<k {
+                        acc = acc.addingProduct(taps[i][(x * s + j) * c + ch], w.weights[(i * k + j) * c + ch])
+                    }
                 }
+                o[x * c + ch] = acc + w.bias[ch]
             }
-            out[x * c + ch] = acc + w.bias[ch]
         }
     }
-    activate(out, count: outWidth * c, w.activation)
+    activate(out, count: count * perRow, w.activation)
 }
 
 /// Channels c0..<c0 + V.scalarCount of one depthwise output row, eight pixels per tile sharing
@@ -566,7 +593,7 @@ public func gatherPatches(
 }
 
 /// One output row of a dense k x k convolution read in place from k channels-last input rows,
-/// zero-padded as `depthwiseRow`'s are (`rows[i]` holds input row y * stride + i - padTop with
+/// zero-padded as `depthwiseRows`' are (`rows[i]` holds input row y * stride + i - padTop with
 /// its padding columns, element (padded column, channel) at `[column * C + channel]`):
 /// out (OW, O) = act(bias + taps).
 ///

@@ -46,7 +46,7 @@ func kernelRows(_ row: (String, String, String) -> Void) {
 }
 
 /// Lite0's depthwise layers at 256x256 (input side, channels, kernel, stride) through
-/// `depthwiseRow` on zero-padded, 64-byte-aligned rows, one thread.
+/// `depthwiseRows` (one row) on zero-padded, 64-byte-aligned rows, one thread.
 func depthwiseRows(_ row: (String, String, String) -> Void) {
     let shapes = [
         (128, 32, 3, 1, "block 0"), (128, 96, 3, 2, "block 1"), (64, 144, 3, 1, "block 2"), (32, 240, 5, 1, "block 4"),
@@ -72,7 +72,7 @@ func depthwiseRows(_ row: (String, String, String) -> Void) {
                 for i in 0..<k { taps[i] = UnsafePointer(xa + (oy * s + i) * line) }
                 taps.withUnsafeBufferPointer { tp in
                     guard let t = tp.baseAddress else { return }
-                    depthwiseRow(t, stride: s, outWidth: out, weights: packed, into: ya)
+                    depthwiseRows(t, stride: s, outWidth: out, weights: packed, into: ya)
                 }
             }
         }

@@ -172,7 +172,8 @@ final class ChannelsLastTests: XCTestCase {
     }
 
     /// Depthwise 3x3 and 5x5, stride 1 and 2, 'SAME' padding on odd and even sizes, rows and
-    /// columns narrower than the kernel, channel counts on and off the lane blocks.
+    /// columns narrower than the kernel, channel counts on and off the lane blocks; one or
+    /// several output rows a call.
     func testDepthwiseRowMatchesNaiveConvolution() {
         var g = SeededGenerator(seed: 13)
         for (c, k, s, h, w) in [
@@ -194,21 +195,29 @@ final class ChannelsLastTests: XCTestCase {
             for y in 0..<h {
                 for i in 0..<(w * c) { padded[y * line + geo.padding.left * c + i] = input[y * w * c + i] }
             }
-            var out = [Float](repeating: .nan, count: oh * ow * c)
-            padded.withUnsafeBufferPointer { xp in
-                let base = xp.baseAddress!
-                out.withUnsafeMutableBufferPointer { yp in
-                    for y in 0..<oh {
-                        let taps = (0..<k).map { i -> UnsafePointer<Float> in
-                            let iy = y * s + i - geo.padding.top
-                            return base + (iy >= 0 && iy < h ? iy : h) * line
+            // One row a call, two, and all rows in one call (each channel vector down the rows).
+            for perCall in [1, 2, oh] {
+                var out = [Float](repeating: .nan, count: oh * ow * c)
+                padded.withUnsafeBufferPointer { xp in
+                    let base = xp.baseAddress!
+                    out.withUnsafeMutableBufferPointer { yp in
+                        for y0 in stride(from: 0, to: oh, by: perCall) {
+                            let count = min(perCall, oh - y0)
+                            let taps = (y0..<(y0 + count)).flatMap { y in
+                                (0..<k).map { i -> UnsafePointer<Float> in
+                                    let iy = y * s + i - geo.padding.top
+                                    return base + (iy >= 0 && iy < h ? iy : h) * line
+                                }
+                            }
+                            depthwiseRows(
+                                taps, count: count, stride: s, outWidth: ow, weights: packed,
+                                into: yp.baseAddress! + y0 * ow * c)
                         }
-                        depthwiseRow(taps, stride: s, outWidth: ow, weights: packed, into: yp.baseAddress! + y * ow * c)
                     }
                 }
+                let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: c)
+                assertClose(got, expected, "depthwise c\(c) k\(k) s\(s) \(h)x\(w), \(perCall) rows a call")
             }
-            let got = channelsFirst(out, batch: 1, height: oh, width: ow, channels: c)
-            assertClose(got, expected, "depthwise c\(c) k\(k) s\(s) \(h)x\(w)")
         }
     }
 
@@ -219,6 +228,8 @@ final class ChannelsLastTests: XCTestCase {
         for (cin, e, cout, k, s, h, w, n) in [
             (24, 6, 24, 3, 1, 10, 9, 1), (24, 6, 40, 5, 2, 11, 12, 2), (32, 1, 16, 3, 1, 8, 8, 1),
             (40, 6, 40, 5, 1, 7, 5, 3),
+            // Maps whose rows take several chunks of about 128 pixels in the two-phase forward.
+            (24, 6, 24, 3, 1, 24, 20, 1), (16, 6, 24, 5, 2, 30, 26, 2),
         ] {
             let mid = cin * e
             let expand =
