@@ -22,7 +22,7 @@ ifneq ($(CPU_FLAGS),)
 export OPENBLAS_CORETYPE ?= Haswell
 endif
 
-.PHONY: setup samples build release test demo bench bench-peers bench-memory bench-serve fuzz test-sanitize format clean
+.PHONY: setup samples build release portable test demo bench bench-peers bench-memory bench-serve fuzz test-sanitize format clean
 
 # Install apt packages and the pretrained weights when missing (idempotent, fast when done).
 setup:
@@ -36,6 +36,17 @@ build: setup
 
 release: setup
 	$(SWIFT) build $(RELEASE)
+
+# Both kernel builds on an AVX-512 machine, for a folder that has to run on CPUs with and without
+# AVX-512: .build/release/anomap (AVX-512) and anomap-avx2 beside it (AVX2 + FMA, built in
+# .build/avx2). At start-up the first hands the process over to the second on a CPU without
+# AVX-512 (Sources/CCPUGuard); both give the same bytes. On other machines: `make release`.
+portable: release
+ifeq ($(HAS_AVX512),yes)
+	$(SWIFT) build -c release -Xswiftc -target-cpu -Xswiftc haswell -Xcc -DANOMAP_ISA_AVX2 --build-path .build/avx2 --product anomap
+	cp .build/avx2/release/anomap .build/release/anomap-avx2.partial
+	mv .build/release/anomap-avx2.partial .build/release/anomap-avx2
+endif
 
 FORMATTED := Sources Tests Fuzz/Targets Fixtures/SyntheticData Fixtures/Generator Fixtures/LoopbackHTTP Fixtures/LoadGenerator Package.swift
 
