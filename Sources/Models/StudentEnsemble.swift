@@ -116,14 +116,17 @@ public struct StudentNetwork: Sendable {
 
     /// Inference: (1, 3, H, W) -> (1, D, H / 8, W / 8), optionally on the calling thread alone.
     public func forward(_ x: Tensor, singleThreaded: Bool = false) -> Tensor {
+        forward(ChannelsLastBatch(x), singleThreaded: singleThreaded).planar
+    }
+
+    /// Inference, channels-last: (1, H, W, 3) -> (1, H / 8, W / 8, D).
+    public func forward(_ x: ChannelsLastBatch, singleThreaded: Bool = false) -> ChannelsLastBatch {
         // Channels-last from the input to the head's output: converting at each of the three
         // stacks was about 4% of `inspect`'s profile. The same arithmetic per element.
-        let a = trunk.forward(ChannelsLastBatch(x), singleThreaded: singleThreaded)
+        let a = trunk.forward(x, singleThreaded: singleThreaded)
         let b = branch.forward(a, singleThreaded: singleThreaded)
         return head.forward(
-            a.stacked(with: b.upsampled(height: a.height, width: a.width)), singleThreaded: singleThreaded
-        )
-        .planar
+            a.stacked(with: b.upsampled(height: a.height, width: a.width)), singleThreaded: singleThreaded)
     }
 
     /// The head's input: the trunk's map and the branch's, upsampled to it, stacked by channel.
@@ -230,19 +233,25 @@ public struct StudentEnsemble: Sendable {
     ///
     /// input: (1, 3, H, W) normalized image; teacher: (1, D, H / 8, W / 8) raw embeddings.
     public func maps(input: Tensor, teacher: Tensor) -> (discrepancy: [Float], variance: [Float]) {
+        let x = ChannelsLastBatch(input)
         // Students side by side, one per core (measured faster than splitting each layer).
         var outputs = [Tensor](repeating: Tensor(shape: [0]), count: students.count)
         if students.count > 1 && computeThreads > 1 {
             outputs.withUnsafeMutableBufferPointer { buffer in
                 let out = UnsafeSendable(buffer.baseAddress)
                 DispatchQueue.concurrentPerform(iterations: students.count) { k in
-                    out.pointer?[k] = students[k].forward(input, singleThreaded: true)
+                    out.pointer?[k] = Self.pixelRows(students[k].forward(x, singleThreaded: true))
                 }
             }
         } else {
-            outputs = students.map { $0.forward(input) }
+            outputs = students.map { Self.pixelRows($0.forward(x)) }
         }
         return maps(outputs: outputs, teacher: teacher)
+    }
+
+    /// A student's channels-last output (1, h, w, D) as the (h * w, D) matrix `maps` reads.
+    public static func pixelRows(_ output: ChannelsLastBatch) -> Tensor {
+        Tensor(shape: [output.height * output.width, output.channels], storage: output.values)
     }
 
     /// The L2 norm of the gradient of the ensemble's loss on one image (the students' mean
@@ -259,28 +268,35 @@ public struct StudentEnsemble: Sendable {
         return squares.squareRoot() / Float(max(1, students.count))
     }
 
-    /// Both maps from the students' outputs (one (1, D, h, w) tensor per student).
+    /// Both maps from the students' outputs, one (h * w, D) matrix of pixel rows per student
+    /// (`pixelRows`): channels-last, as the students compute them, so that no output is
+    /// reordered; the teacher's standardized target is, once.
     public func maps(outputs: [Tensor], teacher: Tensor) -> (discrepancy: [Float], variance: [Float]) {
-        let target = standardization.apply(teacher)
-        let d = target.channels, p = target.height * target.width
+        let standardized = standardization.apply(teacher)
+        let d = standardized.channels, p = standardized.height * standardized.width
+        precondition(outputs.allSatisfy { $0.shape == [p, d] }, "student outputs must be (h * w, D) pixel rows")
+        let target = channelsLast(standardized)
         var discrepancy = [Float](repeating: 0, count: p), variance = [Float](repeating: 0, count: p)
-        let k = Float(outputs.count)
-        for c in 0..<d {
-            for i in 0..<p {
+        let k = Float(outputs.count), scale = 1 / Float(d)
+        for i in 0..<p {
+            // Channels in order, as a sum over channel planes would add them.
+            var errors: Float = 0, spreads: Float = 0
+            for c in 0..<d {
                 var mean: Float = 0, squares: Float = 0, error: Float = 0
                 for o in outputs {
-                    let v = o.storage[c * p + i]
+                    let v = o.storage[i * d + c]
                     mean += v
                     squares += v * v
-                    let e = v - target.storage[c * p + i]
+                    let e = v - target[i * d + c]
                     error += e * e
                 }
                 mean /= k
-                discrepancy[i] += error / k
-                variance[i] += max(squares / k - mean * mean, 0)
+                errors += error / k
+                spreads += max(squares / k - mean * mean, 0)
             }
+            discrepancy[i] = errors * scale
+            variance[i] = spreads * scale
         }
-        let scale = 1 / Float(d)
-        return (discrepancy.map { $0 * scale }, variance.map { $0 * scale })
+        return (discrepancy, variance)
     }
 }

@@ -171,6 +171,25 @@ final class ChannelsLastTests: XCTestCase {
         }
     }
 
+    /// `channelsLast` against its definition, element by element, for 1-5 channels (three take
+    /// their own interleaving loop) on a batch of two.
+    func testChannelsLastReordersEveryElement() {
+        var g = SeededGenerator(seed: 15)
+        for c in 1...5 {
+            let (n, h, w) = (2, 3, 7), hw = 3 * 7
+            let t = randomTensor([n, c, h, w], &g)
+            let out = channelsLast(t)
+            XCTAssertEqual(out.count, t.count)
+            for b in 0..<n {
+                for ch in 0..<c {
+                    for p in 0..<hw {
+                        XCTAssertEqual(out[(b * hw + p) * c + ch], t.storage[(b * c + ch) * hw + p], "c \(c)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Depthwise 3x3 and 5x5, stride 1 and 2, 'SAME' padding on odd and even sizes, rows and
     /// columns narrower than the kernel, channel counts on and off the lane blocks; one or
     /// several output rows a call.

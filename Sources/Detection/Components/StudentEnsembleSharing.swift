@@ -58,9 +58,9 @@ extension StudentEnsemble: SharedWork {
     /// One piece per student.
     public var pieces: Int { students.count }
 
-    /// Student `index`'s output for the image, (1, D, h, w).
+    /// Student `index`'s output for the image as (h * w, D) pixel rows (`pixelRows`).
     public func piece(_ index: Int, of input: ComponentInput, singleThreaded: Bool) -> Tensor {
-        students[index].forward(input.image, singleThreaded: singleThreaded)
+        Self.pixelRows(students[index].forward(ChannelsLastBatch(input.image), singleThreaded: singleThreaded))
     }
 
     /// The ensemble of a training, trained the first time a component asks for it.
