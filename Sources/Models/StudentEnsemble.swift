@@ -278,24 +278,55 @@ public struct StudentEnsemble: Sendable {
         let target = channelsLast(standardized)
         var discrepancy = [Float](repeating: 0, count: p), variance = [Float](repeating: 0, count: p)
         let k = Float(outputs.count), scale = 1 / Float(d)
-        for i in 0..<p {
-            // Channels in order, as a sum over channel planes would add them.
-            var errors: Float = 0, spreads: Float = 0
-            for c in 0..<d {
-                var mean: Float = 0, squares: Float = 0, error: Float = 0
+        // Per pixel, each student's row added into per-channel sums (vectors over the channels),
+        // then the channels summed in order: every value is the same chain of operations as a
+        // loop over channels, then students, would make.
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: 3 * max(d, 1))
+        defer { sums.deallocate() }
+        let (mean, squares, error) = (sums, sums + d, sums + 2 * d)
+        target.withUnsafeBufferPointer { goal in
+            for i in 0..<p {
+                sums.update(repeating: 0, count: 3 * d)
+                let t = i * d
                 for o in outputs {
-                    let v = o.storage[i * d + c]
-                    mean += v
-                    squares += v * v
-                    let e = v - target[i * d + c]
-                    error += e * e
+                    o.storage.withUnsafeBufferPointer { row in
+                        guard let r = row.baseAddress.map({ $0 + t }), let g = goal.baseAddress.map({ $0 + t }) else {
+                            return
+                        }
+                        // Sixteen channels a vector: lane by lane the same operations as the tail.
+                        typealias V = SIMD16<Float>
+                        func at(_ p: UnsafePointer<Float>, _ c: Int) -> V {
+                            UnsafeRawPointer(p + c).loadUnaligned(as: V.self)
+                        }
+                        func put(_ v: V, _ p: UnsafeMutablePointer<Float>, _ c: Int) {
+                            UnsafeMutableRawPointer(p + c).storeBytes(of: v, as: V.self)
+                        }
+                        var c = 0
+                        while c + 16 <= d {
+                            let v = at(r, c), e = v - at(g, c)
+                            put(at(mean, c) + v, mean, c)
+                            put(at(squares, c) + v * v, squares, c)
+                            put(at(error, c) + e * e, error, c)
+                            c += 16
+                        }
+                        while c < d {
+                            let v = r[c], e = v - g[c]
+                            mean[c] += v
+                            squares[c] += v * v
+                            error[c] += e * e
+                            c += 1
+                        }
+                    }
                 }
-                mean /= k
-                errors += error / k
-                spreads += max(squares / k - mean * mean, 0)
+                var errors: Float = 0, spreads: Float = 0
+                for c in 0..<d {
+                    let m = mean[c] / k
+                    errors += error[c] / k
+                    spreads += max(squares[c] / k - m * m, 0)
+                }
+                discrepancy[i] = errors * scale
+                variance[i] = spreads * scale
             }
-            discrepancy[i] = errors * scale
-            variance[i] = spreads * scale
         }
         return (discrepancy, variance)
     }

@@ -49,6 +49,31 @@ final class LearnedModelTests: XCTestCase {
         }
     }
 
+    /// `maps(outputs:teacher:)` on random pixel rows of three students, 37 channels (two
+    /// vectors of 16 and a tail), against the definition in Double over planar arrays.
+    func testStudentMapsMatchTheirDefinitionOnManyChannels() {
+        var g = SeededGenerator(seed: 3)
+        let (d, h, w, k) = (37, 2, 3, 3), p = 2 * 3
+        func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -2...2, using: &g) } }
+        let mean = random(d), scale = (0..<d).map { _ in Float.random(in: 0.5...2, using: &g) }
+        let teacher = Tensor(shape: [1, d, h, w], storage: random(d * p))
+        let outputs = (0..<k).map { _ in Tensor(shape: [p, d], storage: random(p * d)) }
+        let ensemble = StudentEnsemble(students: [], standardization: FeatureStandardization(mean: mean, scale: scale))
+        let maps = ensemble.maps(outputs: outputs, teacher: teacher)
+        for i in 0..<p {
+            var discrepancy = 0.0, variance = 0.0
+            for c in 0..<d {
+                let target = (Double(teacher.storage[c * p + i]) - Double(mean[c])) / Double(scale[c])
+                let values = outputs.map { Double($0.storage[i * d + c]) }
+                let average = values.reduce(0, +) / Double(k)
+                discrepancy += values.map { ($0 - target) * ($0 - target) }.reduce(0, +) / Double(k)
+                variance += values.map { ($0 - average) * ($0 - average) }.reduce(0, +) / Double(k)
+            }
+            XCTAssertEqual(Double(maps.discrepancy[i]), discrepancy / Double(d), accuracy: 1e-4, "pixel \(i)")
+            XCTAssertEqual(Double(maps.variance[i]), variance / Double(d), accuracy: 1e-4, "pixel \(i)")
+        }
+    }
+
     func testStudentMapsAreMeanDiscrepancyAndVariance() {
         // Two "students" that are exact constants: a 1x1 head with zero weights and biases a and b.
         var g = SeededGenerator(seed: 2)
