@@ -101,8 +101,9 @@ public struct InvertedResidual: Sendable {
             forward(x, height: h, width: w, rows: rows, into: y, expansion: expanded)
             return
         }
-        // Larger maps (or no expansion): ring rows carry the depthwise padding columns (zeros, written once), so the depthwise
-        // kernel needs no bounds checks; rows above and below the image read one zero row.
+        // Larger maps (or no expansion): ring rows carry the depthwise padding columns (zeros,
+        // written once), so the depthwise kernel needs no bounds checks; rows above and below
+        // the image read one zero row.
         let line = (g.padding.left + w + g.padding.right) * mid, interior = g.padding.left * mid
         let ring = allocateAligned((k + 1) * line)
         ring.initialize(repeating: 0, count: (k + 1) * line)
@@ -176,16 +177,10 @@ public struct InvertedResidual: Sendable {
         var first = rows.lowerBound
         while first < rows.upperBound {
             let count = min(chunk, rows.upperBound - first), top0 = first * s - top
-            for r in 0..<((count - 1) * s + k) {
-                let iy = top0 + r, row = band + r * line
-                guard iy >= 0 && iy < h else {
-                    row.update(repeating: 0, count: line)
-                    continue
-                }
-                row.update(repeating: 0, count: left * mid)
-                (row + left * mid).update(from: expanded + iy * w * mid, count: w * mid)
-                (row + (left + w) * mid).update(repeating: 0, count: line - (left + w) * mid)
-            }
+            fillPaddedRows(
+                band, count: (count - 1) * s + k, first: top0, height: h, width: w, channels: mid, left: left,
+                right: g.padding.right
+            ) { iy, row in row.initialize(from: expanded + iy * w * mid, count: w * mid) }
             for r in 0..<count {
                 for i in 0..<k { taps[r * k + i] = UnsafePointer(band + (r * s + i) * line) }
             }

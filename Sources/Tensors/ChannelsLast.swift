@@ -650,6 +650,27 @@ public func denseRow(
     activate(out, count: outWidth * o, w.activation)
 }
 
+/// Writes `count` zero-padded channels-last rows, each (left + W + right) * C floats, one after
+/// the other at `band`: row r holds input row `first + r`, written by `inputRow(iy, into)`
+/// between `left` and `right` zero columns, or zeros where that row is above or below the
+/// image's `height` rows. The band the padded-row kernels (`denseRow`, `depthwiseRows`) read.
+public func fillPaddedRows(
+    _ band: UnsafeMutablePointer<Float>, count: Int, first: Int, height: Int, width: Int, channels c: Int,
+    left: Int, right: Int, inputRow: (Int, UnsafeMutablePointer<Float>) -> Void
+) {
+    let line = (left + width + right) * c
+    for r in 0..<count {
+        let row = band + r * line, iy = first + r
+        guard iy >= 0 && iy < height else {
+            row.initialize(repeating: 0, count: line)
+            continue
+        }
+        row.initialize(repeating: 0, count: left * c)
+        inputRow(iy, row + left * c)
+        (row + (left + width) * c).initialize(repeating: 0, count: right * c)
+    }
+}
+
 /// Output rows `rows` of a dense k x k convolution, out (OH, OW, O) channels-last, each read in
 /// place by `denseRow` from the band of input rows its taps need, copied once with their zero
 /// padding: `inputRow(iy, into)` writes input row iy, (W, C) channels-last, where the band
@@ -671,16 +692,9 @@ public func denseConvolutionRows(
         deallocateAligned(band)
         taps.deallocate()
     }
-    for r in 0..<count {
-        let row = band + r * line, iy = first + r
-        guard iy >= 0 && iy < ih else {
-            row.initialize(repeating: 0, count: line)
-            continue
-        }
-        row.initialize(repeating: 0, count: left * c)
-        inputRow(iy, row + left * c)
-        (row + (left + iw) * c).initialize(repeating: 0, count: right * c)
-    }
+    fillPaddedRows(
+        band, count: count, first: first, height: ih, width: iw, channels: c, left: left, right: right,
+        inputRow: inputRow)
     for oy in rows {
         for i in 0..<k { taps[i] = UnsafePointer(band + (oy * s + i - top - first) * line) }
         denseRow(taps, channels: c, stride: s, outWidth: ow, weights: weights, into: y + oy * ow * o)
