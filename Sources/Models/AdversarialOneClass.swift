@@ -13,7 +13,10 @@ public struct AdversarialOneClass: Sendable {
         case reconstruction
         /// -log D(x) per cell: the discriminator judging the input itself.
         case input
-        /// -log D(x) plus the reconstruction residual on its training scale.
+        /// The reconstruction residual alone: the generator's mean squared error per cell.
+        case residual
+        /// -log D(x) plus the residual in units of `residualScale` (measured on magnetic_tile:
+        /// the discriminator outlines thin cracks, the residual broken-off pieces and large areas).
         case combined
     }
 
@@ -58,7 +61,8 @@ public struct AdversarialOneClass: Sendable {
     public var discriminator: ConvStack
     /// Teacher standardization both networks see.
     public let standardization: FeatureStandardization
-    /// Mean residual per cell over the training images: the residual's unit in `combined`.
+    /// The residual's unit in `combined`: its mean per cell over the training images divided by
+    /// the residual weight times the mean of -log D(x) (`balancedResidualScale`).
     public var residualScale: Float
     /// What the map reads.
     public var mapSource: MapSource
@@ -77,19 +81,44 @@ public struct AdversarialOneClass: Sendable {
 
     /// Abnormality map (h * w) for raw teacher embeddings (1, D, h, w): -log D per cell (the
     /// discriminator's "fake" loss, 0 for a cell it is sure is normal), of the reconstruction
-    /// or of the input, plus the residual in units of `residualScale` for `combined`.
+    /// or of the input, the reconstruction residual, or -log D(x) plus the residual in units
+    /// of `residualScale` for `combined`.
     public func map(teacher: Tensor, singleThreaded: Bool = false) -> [Float] {
-        let x = standardization.apply(teacher)
+        map(standardized: standardization.apply(teacher), singleThreaded: singleThreaded)
+    }
+
+    /// `map` of standardized embeddings x (1, D, h, w).
+    public func map(standardized x: Tensor, singleThreaded: Bool = false) -> [Float] {
         func judged(_ t: Tensor) -> [Float] {
             discriminator.forward(t, singleThreaded: singleThreaded).storage.map { softplus(-$0) }
         }
+        func residual() -> [Float] { channelMeanSquaredError(generator.forward(x, singleThreaded: singleThreaded), x) }
         switch mapSource {
         case .input: return judged(x)
         case .reconstruction: return judged(generator.forward(x, singleThreaded: singleThreaded))
+        case .residual: return residual()
         case .combined:
-            let g = generator.forward(x, singleThreaded: singleThreaded), unit = 1 / max(residualScale, 1e-12)
-            return zip(judged(x), channelMeanSquaredError(g, x)).map { $0 + $1 * unit }
+            let unit = 1 / max(residualScale, 1e-12)
+            return zip(judged(x), residual()).map { $0 + $1 * unit }
         }
+    }
+
+    /// The `residualScale` that gives the residual `weight` times the share of -log D(x) in the
+    /// combined map, each term in units of its mean per cell over `standardized` (the training
+    /// embeddings, (1, D, h, w) each): (mean residual) / (weight x mean -log D(x)).
+    public func balancedResidualScale(over standardized: [Tensor], weight: Float) -> Float {
+        var probe = self
+        var totals = (judged: 0.0, residual: 0.0)
+        for x in standardized {
+            probe.mapSource = .input
+            let judged = probe.map(standardized: x)
+            probe.mapSource = .residual
+            let residual = probe.map(standardized: x)
+            totals.judged += Double(judged.reduce(0, +)) / Double(max(judged.count, 1))
+            totals.residual += Double(residual.reduce(0, +)) / Double(max(residual.count, 1))
+        }
+        let scale = totals.residual / max(Double(weight) * totals.judged, 1e-12)
+        return Float(min(max(scale, 1e-12), 1e12))
     }
 }
 

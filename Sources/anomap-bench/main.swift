@@ -393,27 +393,17 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
             print("  " + line)
             ablation.append(line)
         }
-        // The gan component's variants, each trained alone: its image score from the pooled
-        // discriminator output (mean -log D over every cell) instead of the map's maximum, its
-        // phase 1 alone, and OGNet's own negatives in phase 2.
-        if let gan = try? all.selecting([.gan]) {
-            var scores = [Double](), labels = [Bool]()
-            for item in set.items {
-                guard let image = try? gan.read(contentsOf: item.path).image else { continue }
-                let cells = gan.rawTileMaps(image).tiles.flatMap { $0[0] }
-                scores.append(Double(cells.reduce(0, +)) / Double(max(cells.count, 1)))
-                labels.append(item.type != "good")
-            }
-            let auroc = areaUnderROC(scores: scores, labels: labels) ?? 0
-            let line = String(format: "| gan | pooled discriminator output | %.3f | | | | | |", auroc)
-            print("  " + line)
-            ablation.append(line)
-        }
-        let variants: [(String, (inout LearningSettings) -> Void)] = [
-            ("gan, phase 1 only", { $0.ganDiscriminatorEpochs = 0 }),
-            ("gan, OGNet's negatives in phase 2", { $0.ganNegatives = .ognet }),
+        // The gan component's variants, each trained alone: its map from the discriminator
+        // alone (and, from that model, the image score as the pooled discriminator output,
+        // mean -log D over every cell, instead of the map's maximum) or from the residual
+        // alone, its phase 1 alone, and OGNet's own negatives in phase 2.
+        let variants: [(String, Bool, (inout LearningSettings) -> Void)] = [
+            ("gan, map: discriminator only", true, { $0.ganMap = .input }),
+            ("gan, map: residual only", false, { $0.ganMap = .residual }),
+            ("gan, phase 1 only", false, { $0.ganDiscriminatorEpochs = 0 }),
+            ("gan, OGNet's negatives in phase 2", false, { $0.ganNegatives = .ognet }),
         ]
-        for (name, change) in variants {
+        for (name, pooled, change) in variants {
             var alone = DetectorSettings()
             alone.components = [.gan]
             alone.scoreComponents = []
@@ -423,12 +413,27 @@ if environment["ANOMAP_BENCH_ABLATION"] != "0", let set = dataset {
                     paths: set.trainingImages, extractor: extractor, backboneSHA256: weightsSHA256, settings: alone)
             else { continue }
             let r = Evaluator.evaluate(detector, on: set)
-            let line = String(
-                format: "| %@ | max of map | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name,
-                r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
-                r.overall.f1_max ?? 0, report.seconds, r.ms_per_image)
-            print("  " + line)
-            ablation.append(line)
+            var lines = [
+                String(
+                    format: "| %@ | max of map | %.3f | %.3f | %.3f | %.3f | %.0f | %.1f |", name,
+                    r.overall.image_auroc ?? 0, r.overall.pixel_auroc ?? 0, r.overall.aupro ?? 0,
+                    r.overall.f1_max ?? 0, report.seconds, r.ms_per_image)
+            ]
+            if pooled {
+                var scores = [Double](), labels = [Bool]()
+                for item in set.items {
+                    guard let image = try? detector.read(contentsOf: item.path).image else { continue }
+                    let cells = detector.rawTileMaps(image).tiles.flatMap { $0[0] }
+                    scores.append(Double(cells.reduce(0, +)) / Double(max(cells.count, 1)))
+                    labels.append(item.type != "good")
+                }
+                let auroc = areaUnderROC(scores: scores, labels: labels) ?? 0
+                lines.append(String(format: "| %@ | pooled discriminator output | %.3f | | | | | |", name, auroc))
+            }
+            for line in lines {
+                print("  " + line)
+                ablation.append(line)
+            }
         }
         let phaseText = phases.keys.sorted().map { String(format: "%@ %.0f s", $0, phases[$0] ?? 0) }.joined(
             separator: ", ")

@@ -112,9 +112,16 @@ struct LearningOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "What the gan map reads: the discriminator on the reconstruction, on the input, or on the input plus the residual.",
+            "What the gan map reads: the discriminator on the reconstruction or on the input, the reconstruction residual, or the discriminator on the input plus the residual.",
             valueName: AdversarialOneClass.MapSource.allCases.map(\.rawValue).joined(separator: "|")))
     var ganMap = LearningSettings().ganMap
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Weight of the residual against the discriminator in the combined gan map, "
+                + "each in units of its mean on the good images."))
+    var ganResidualWeight = LearningSettings().ganResidualWeight
 
     func validate() throws {
         guard (1...16).contains(students) else { throw ValidationError("--students must be in 1...16") }
@@ -146,10 +153,11 @@ struct LearningOptions: ParsableArguments {
             throw ValidationError("--gan-latent-channels and --gan-discriminator-width must be in 1...1024")
         }
         guard ganLearningRate > 0, ganLearningRate.isFinite, ganAdversarialWeight >= 0, ganAdversarialWeight.isFinite,
-            ganLabelSmoothing >= 0, ganLabelSmoothing < 0.5, ganPerturbation > 0, ganPerturbation.isFinite
+            ganLabelSmoothing >= 0, ganLabelSmoothing < 0.5, ganPerturbation > 0, ganPerturbation.isFinite,
+            ganResidualWeight > 0, ganResidualWeight.isFinite
         else {
             throw ValidationError(
-                "--gan-learning-rate must be positive, --gan-adversarial-weight >= 0, --gan-label-smoothing in [0, 0.5), --gan-perturbation > 0"
+                "--gan-learning-rate must be positive, --gan-adversarial-weight >= 0, --gan-label-smoothing in [0, 0.5), --gan-perturbation > 0, --gan-residual-weight > 0"
             )
         }
     }
@@ -185,6 +193,7 @@ struct LearningOptions: ParsableArguments {
         s.ganRegionalAnomalies = !ganWholeMapAnomalies
         s.ganSpectralNorm = !noGanSpectralNorm
         s.ganMap = ganMap
+        s.ganResidualWeight = ganResidualWeight
         return s
     }
 }

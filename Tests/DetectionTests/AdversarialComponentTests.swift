@@ -51,13 +51,13 @@ final class AdversarialComponentTests: XCTestCase {
         let image = try ImageCodec.read(contentsOf: set.items[0].path)
         XCTAssertEqual(loaded.analyze(image).map, detectors[0].analyze(image).map)
         let model = try XCTUnwrap(loaded.component(AdversarialComponent.self)?.model)
-        XCTAssertEqual(model.mapSource, .input)
+        XCTAssertEqual(model.mapSource, .combined)
         // Its non-default hyper-parameters are stored (a model without `gan` leaves them out).
         XCTAssertEqual(loaded.settings.learning, detectors[0].settings.learning)
         XCTAssertEqual(loaded.settings.learning.ganDiscriminatorWidth, 64)
         XCTAssertGreaterThan(model.residualScale, 0)
 
-        // The discriminator alone separates defective from good parts and points at the defects.
+        // The component alone separates defective from good parts and points at the defects.
         let result = Evaluator.evaluate(loaded, on: set)
         XCTAssertGreaterThanOrEqual(result.overall.image_auroc ?? 0, 0.9)
         XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.9)

@@ -228,6 +228,24 @@ final class AdversarialModelTests: XCTestCase {
         for (a, b) in zip(model.map(teacher: teacher), naiveJudged(reconstruction)) {
             XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, b))
         }
+        model.mapSource = .residual
+        for (a, b) in zip(model.map(teacher: teacher), residual) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, b)) }
         XCTAssertTrue(judged.allSatisfy { $0 > 0 }, "-log D is positive")
+
+        // The balanced unit over two inputs: mean residual / (weight x mean -log D), from the
+        // naive maps above and a second input's, in Double.
+        let teacher2 = Tensor(shape: [1, d, 8, 12], storage: noise(d * 96, &g).map { $0 * 2 })
+        let x2 = standardization.apply(teacher2)
+        let judged2 = naiveJudged(x2)
+        let reconstruction2 = generator.trainingForward(x2).0
+        var residual2 = 0.0
+        for j in 0..<(d * 96) {
+            let e = Double(reconstruction2.storage[j] - x2.storage[j])
+            residual2 += e * e / Double(d * 96)
+        }
+        let meanJudged = (judged + judged2).reduce(0.0) { $0 + Double($1) } / 192
+        let meanResidual = (residual.reduce(0.0) { $0 + Double($1) } / 96 + residual2) / 2
+        let scale = model.balancedResidualScale(over: [x, x2], weight: 0.5)
+        XCTAssertEqual(Double(scale), meanResidual / (0.5 * meanJudged), accuracy: 1e-4 * meanResidual / meanJudged)
     }
 }

@@ -8,9 +8,9 @@ extension Component {
     public static let gan = AdversarialComponent.name
 }
 
-/// `gan`: the discriminator of an adversarially trained one-class model over the teacher's
-/// standardized embeddings ("Old is Gold", Zaheer et al., CVPR 2020), judging every feature
-/// cell of the generator's reconstruction (`AdversarialOneClass`).
+/// `gan`: an adversarially trained one-class model over the teacher's standardized embeddings
+/// ("Old is Gold", Zaheer et al., CVPR 2020): its discriminator judges every feature cell, and
+/// by default the generator's reconstruction residual is added (`AdversarialOneClass`).
 public struct AdversarialComponent: ScoringComponent {
     /// The name.
     public static let name = Component(declaring: "gan")
@@ -325,16 +325,11 @@ enum AdversarialTraining {
         }
 
         let (finalD, _) = discriminator()
-        // The residual's unit for the combined map: its mean per cell over the training images.
-        var residualTotal = 0.0
-        for x in targets {
-            let r = channelMeanSquaredError(g.forward(x), x)
-            residualTotal += Double(r.reduce(0, +)) / Double(max(r.count, 1))
-        }
-        return AdversarialOneClass(
-            generator: g, discriminator: finalD, standardization: standardization,
-            residualScale: Float(max(residualTotal / Double(max(targets.count, 1)), 1e-12)),
+        var model = AdversarialOneClass(
+            generator: g, discriminator: finalD, standardization: standardization, residualScale: 1,
             mapSource: settings.ganMap)
+        model.residualScale = model.balancedResidualScale(over: targets, weight: settings.ganResidualWeight)
+        return model
     }
 }
 
