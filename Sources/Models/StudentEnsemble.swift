@@ -295,18 +295,12 @@ public struct StudentEnsemble: Sendable {
                         }
                         // Sixteen channels a vector: lane by lane the same operations as the tail.
                         typealias V = SIMD16<Float>
-                        func at(_ p: UnsafePointer<Float>, _ c: Int) -> V {
-                            UnsafeRawPointer(p + c).loadUnaligned(as: V.self)
-                        }
-                        func put(_ v: V, _ p: UnsafeMutablePointer<Float>, _ c: Int) {
-                            UnsafeMutableRawPointer(p + c).storeBytes(of: v, as: V.self)
-                        }
                         var c = 0
                         while c + 16 <= d {
-                            let v = at(r, c), e = v - at(g, c)
-                            put(at(mean, c) + v, mean, c)
-                            put(at(squares, c) + v * v, squares, c)
-                            put(at(error, c) + e * e, error, c)
+                            let v = load(r + c, as: V.self), e = v - load(g + c, as: V.self)
+                            store(load(mean + c, as: V.self) + v, mean + c)
+                            store(load(squares + c, as: V.self) + v * v, squares + c)
+                            store(load(error + c, as: V.self) + e * e, error + c)
                             c += 16
                         }
                         while c < d {

@@ -127,15 +127,15 @@ public final class PackedConvolution: @unchecked Sendable {
     public var biasValues: [Float] { Array(UnsafeBufferPointer(start: bias, count: outChannels)) }
 }
 
-@inline(__always)
-@usableFromInline
-func load<V: SIMD>(_ p: UnsafePointer<Float>, as _: V.Type) -> V where V.Scalar == Float {
+/// The vector of floats at `p`, which need not be aligned.
+@inlinable @inline(__always)
+public func load<V: SIMD>(_ p: UnsafePointer<Float>, as _: V.Type) -> V where V.Scalar == Float {
     UnsafeRawPointer(p).loadUnaligned(as: V.self)
 }
 
-@inline(__always)
-@usableFromInline
-func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+/// Writes the vector `v` at `p`, which need not be aligned.
+@inlinable @inline(__always)
+public func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
 }
 
