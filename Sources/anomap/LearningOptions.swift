@@ -82,8 +82,11 @@ struct LearningOptions: ParsableArguments {
     @Option(name: .long, help: "Channels of the gan component's discriminator layers.")
     var ganDiscriminatorWidth = LearningSettings().ganDiscriminatorWidth
 
-    @Option(name: .long, help: "AdamW learning rate of the gan component's networks.")
+    @Option(name: .long, help: "AdamW learning rate of the gan component's discriminator.")
     var ganLearningRate = LearningSettings().ganLearningRate
+
+    @Option(name: .long, help: "AdamW learning rate of the gan component's generator.")
+    var ganGeneratorLearningRate = LearningSettings().ganGeneratorLearningRate
 
     @Option(name: .long, help: "Weight of the adversarial term in the gan generator's loss (reconstruction: 1).")
     var ganAdversarialWeight = LearningSettings().ganAdversarialWeight
@@ -152,12 +155,13 @@ struct LearningOptions: ParsableArguments {
         guard (1...1024).contains(ganLatentChannels), (1...1024).contains(ganDiscriminatorWidth) else {
             throw ValidationError("--gan-latent-channels and --gan-discriminator-width must be in 1...1024")
         }
-        guard ganLearningRate > 0, ganLearningRate.isFinite, ganAdversarialWeight >= 0, ganAdversarialWeight.isFinite,
+        guard ganLearningRate > 0, ganLearningRate.isFinite, ganGeneratorLearningRate > 0,
+            ganGeneratorLearningRate.isFinite, ganAdversarialWeight >= 0, ganAdversarialWeight.isFinite,
             ganLabelSmoothing >= 0, ganLabelSmoothing < 0.5, ganPerturbation > 0, ganPerturbation.isFinite,
             ganResidualWeight > 0, ganResidualWeight.isFinite
         else {
             throw ValidationError(
-                "--gan-learning-rate must be positive, --gan-adversarial-weight >= 0, --gan-label-smoothing in [0, 0.5), --gan-perturbation > 0, --gan-residual-weight > 0"
+                "--gan-learning-rate and --gan-generator-learning-rate must be positive, --gan-adversarial-weight >= 0, --gan-label-smoothing in [0, 0.5), --gan-perturbation > 0, --gan-residual-weight > 0"
             )
         }
     }
@@ -186,6 +190,7 @@ struct LearningOptions: ParsableArguments {
         s.ganLatentChannels = ganLatentChannels
         s.ganDiscriminatorWidth = ganDiscriminatorWidth
         s.ganLearningRate = ganLearningRate
+        s.ganGeneratorLearningRate = ganGeneratorLearningRate
         s.ganAdversarialWeight = ganAdversarialWeight
         s.ganLabelSmoothing = ganLabelSmoothing
         s.ganNegatives = ganNegatives

@@ -63,6 +63,26 @@ final class AdversarialComponentTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(result.overall.pixel_auroc ?? 0, 0.9)
     }
 
+    /// A gan bundle written before the generator had its own learning rate trained it at the
+    /// discriminator's and reads back so; settings without any gan field take the defaults.
+    func testGeneratorLearningRateOfOlderBundles() throws {
+        var old = LearningSettings()
+        old.ganLearningRate = 2e-4
+        let encoded = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: JSONEncoder().encode(old)) as? [String: Any])
+        var before = encoded
+        before.removeValue(forKey: "ganGeneratorLearningRate")
+        let decoded = try JSONDecoder().decode(
+            LearningSettings.self, from: JSONSerialization.data(withJSONObject: before))
+        XCTAssertEqual(decoded.ganGeneratorLearningRate, 2e-4)
+        XCTAssertEqual(decoded.ganLearningRate, 2e-4)
+        let withoutGan = encoded.filter { !$0.key.hasPrefix("gan") }
+        let plain = try JSONDecoder().decode(
+            LearningSettings.self, from: JSONSerialization.data(withJSONObject: withoutGan))
+        XCTAssertEqual(plain, LearningSettings())
+        XCTAssertEqual(try JSONDecoder().decode(LearningSettings.self, from: JSONEncoder().encode(old)), old)
+    }
+
     func testSettingsRefuseAnOldEpochOutsidePhaseOne() {
         var s = settings(seed: 1)
         s.learning.ganOldEpoch = 3

@@ -149,8 +149,12 @@ enum AdversarialTraining {
             for j in 0..<out.count { out.storage[j] += std * pool[(offset + j) & (poolSize - 1)] }
             return out
         }
+        // One optimizer per network: the generator takes the larger step (two time-scale updates,
+        // Heusel et al. 2017; measured on magnetic_tile, see `ganGeneratorLearningRate`).
         var adam = AdamW(learningRate: settings.ganLearningRate, weightDecay: settings.weightDecay)
         adam.beta1 = 0.5  // the DCGAN setting (Radford et al. 2016): less momentum, steadier adversaries
+        var generatorAdam = adam
+        generatorAdam.learningRate = settings.ganGeneratorLearningRate
         let real = 1 - settings.ganLabelSmoothing
         let batches = (targets.count + settings.batchSize - 1) / settings.batchSize
         // An epoch counts at least `minimumEpochImages` images: a small training set is passed
@@ -234,8 +238,9 @@ enum AdversarialTraining {
                     slot.pointee.reconstruction += Double(lossReconstruction)
                 }
                 let scale = 1 / Float(batch.count)
+                generatorAdam.beginStep()
+                generatorAdam.update(&g, gradients: sum.generator, scale: scale, slot: 0)
                 adam.beginStep()
-                adam.update(&g, gradients: sum.generator, scale: scale, slot: 0)
                 updateDiscriminator(&sum, dNet, factors, scale: scale)
                 sums = (sums.d + sum.dLoss, sums.g + sum.gLoss, sums.r + sum.reconstruction)
                 seen += batch.count
