@@ -102,9 +102,10 @@ public struct AdversarialComponent: ScoringComponent {
 /// Phase 1 trains the generator G to reconstruct noisy inputs, x + n -> x, against the patch
 /// discriminator D: D learns real cells (label 1 - smoothing) from reconstructed ones (0); G
 /// minimizes the mean squared error plus `ganAdversarialWeight` times the non-saturating
-/// adversarial loss -log D(G(x + n)). The generator after epoch `ganOldEpoch` is kept as G_old.
-/// Phase 2 freezes G and trains D alone, each side half of the loss: real x and the good
-/// reconstruction G(x) labelled normal; as abnormal, `ganNegatives` chooses OGNet's poor
+/// adversarial loss -log D(G(x + n)), each network with its own AdamW rate
+/// (`ganGeneratorLearningRate`, `ganLearningRate`). The generator after epoch `ganOldEpoch`
+/// is kept as G_old. Phase 2 freezes G and trains D alone, each side half of the loss: real
+/// x and the good reconstruction G(x) labelled normal; as abnormal, `ganNegatives` chooses OGNet's poor
 /// reconstruction G_old(x) and pseudo-anomaly (x_i + x_j) / 2, and/or x plus Gaussian noise
 /// (measured on magnetic_tile: OGNet's negatives teach D that blurred, low-contrast features
 /// are abnormal, and it then calls sharp defects normal; noise negatives do not). Each
