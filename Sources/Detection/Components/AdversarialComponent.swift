@@ -105,15 +105,15 @@ public struct AdversarialComponent: ScoringComponent {
 /// adversarial loss -log D(G(x + n)), each network with its own AdamW rate
 /// (`ganGeneratorLearningRate`, `ganLearningRate`). The generator after epoch `ganOldEpoch`
 /// is kept as G_old. Phase 2 freezes G and trains D alone, each side half of the loss: real
-/// x and the good reconstruction G(x) labelled normal; as abnormal, `ganNegatives` chooses OGNet's poor
-/// reconstruction G_old(x) and pseudo-anomaly (x_i + x_j) / 2, and/or x plus Gaussian noise
-/// (measured on magnetic_tile: OGNet's negatives teach D that blurred, low-contrast features
-/// are abnormal, and it then calls sharp defects normal; noise negatives do not). Each
-/// abnormal input covers a random rectangle of cells, labelled cell by cell, so D learns
-/// local decisions (`ganRegionalAnomalies`). Step counts are fixed (no early stopping on a
-/// metric that would need defects). Each batch is split in two fixed halves computed on two
-/// threads and summed, and every random choice comes from generators derived from `seed`, so
-/// the same seed gives the same bytes.
+/// x and the good reconstruction G(x) labelled normal; as abnormal, `ganNegatives` chooses
+/// OGNet's poor reconstruction G_old(x) and pseudo-anomaly (x_i + x_j) / 2, and/or x plus
+/// Gaussian noise (measured on magnetic_tile: OGNet's negatives teach D that blurred,
+/// low-contrast features are abnormal, and it then calls sharp defects normal; noise negatives
+/// do not). Each abnormal input covers a random rectangle of cells, labelled cell by cell, so
+/// D learns local decisions (`ganRegionalAnomalies`). Step counts are fixed (no early
+/// stopping on a metric that would need defects). Each batch is split in two fixed halves
+/// computed on two threads and summed, and every random choice comes from generators derived
+/// from `seed`, so the same seed gives the same bytes.
 enum AdversarialTraining {
     /// The fewest images an epoch passes over.
     static let minimumEpochImages = 640
