@@ -129,11 +129,11 @@ final class KernelTests: XCTestCase {
 }
 
 /// `packedQuadraticForm` (the positional Gaussian's Mahalanobis form) against the full double
-/// sum in Double, on sizes below, at and between the vector widths.
+/// sum in Double, on sizes below, at and between the vector widths and the four-row blocks.
 final class QuadraticFormTests: XCTestCase {
     func testPackedQuadraticFormMatchesTheFullSum() {
         var g = SeededGenerator(seed: 21)
-        for n in [1, 2, 7, 8, 9, 16, 17, 24, 25, 33, 100, 152] {
+        for n in [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 16, 17, 20, 21, 24, 25, 28, 33, 100, 152] {
             let packed = [Float].random(n * (n + 1) / 2, using: &g), x = [Float].random(n, using: &g)
             let expected = naiveQuadraticForm(n: n, packed: packed, x: x)
             let got = packed.withUnsafeBufferPointer { s in
