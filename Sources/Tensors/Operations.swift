@@ -170,17 +170,26 @@ public func concatChannels(_ parts: [Tensor]) -> Tensor {
 ///
 /// The per-channel medians of the shift features select among 1,024 values per channel, and a
 /// branching partition mispredicted on about every other value: 1.3 ms per image, 4% of
-/// `eval`'s profile. Any exact selection returns the same value.
+/// `eval`'s profile. From 256 values on, one branch-free pass first keeps only the values
+/// between two order statistics of a small strided sample that bracket the k-th with high
+/// probability (the sampling step of Floyd and Rivest, CACM 1975), and the quickselect runs on
+/// those (about a sixth of 1,024); when the bracket misses, on all of them. 152 medians of
+/// 1,024 values took 0.49 ms against 0.70 ms. Any exact selection returns the same value.
 public func orderStatistic(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> Float {
     precondition(k >= 0 && k < values.count, "order statistic \(k) of \(values.count) values")
-    let n = values.count
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * n)
+    let n = values.count, samples = 32
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * n + samples)
     defer { scratch.deallocate() }
     guard let base = values.baseAddress else { return 0 }
-    scratch.update(from: base, count: n)
+    var count = n, k = k
+    if n >= 256, let (kept, rank) = bracketing(base, n, k, sample: scratch + 4 * n, samples: samples, into: scratch) {
+        (count, k) = (kept, rank)
+    } else {
+        scratch.update(from: base, count: n)
+    }
     // Two areas of 2n values, used in turn: the values left to search in one, the values
     // below and above the pivot written to the other.
-    var source = UnsafeMutablePointer(scratch), count = n, k = k, inFirst = true
+    var source = UnsafeMutablePointer(scratch), inFirst = true
     while count > 16 {
         let a = source[0], b = source[count / 2], c = source[count - 1]
         let pivot = max(min(a, b), min(max(a, b), c))  // median of three
@@ -215,19 +224,68 @@ public func orderStatistic(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> Fl
     return source[k]
 }
 
+/// `orderStatistic`'s first pass: the values of `base` (n of them) between the order
+/// statistics of `samples` strided values that should surround the k-th, written to `kept`,
+/// with the k-th's rank among them; nil when the k-th is not among them. `sample` holds
+/// `samples` floats.
+private func bracketing(
+    _ base: UnsafePointer<Float>, _ n: Int, _ k: Int, sample: UnsafeMutablePointer<Float>, samples: Int,
+    into kept: UnsafeMutablePointer<Float>
+) -> (count: Int, rank: Int)? {
+    let step = n / samples
+    for i in 0..<samples {
+        let x = base[i * step + step / 2]
+        var j = i
+        while j > 0 && sample[j - 1] > x {
+            sample[j] = sample[j - 1]
+            j -= 1
+        }
+        sample[j] = x
+    }
+    // Five sample places either side: a sample's order statistic misses the k-th by about
+    // n / (2 sqrt(samples)) places (one standard deviation at the median, 90 of 1,024), so the
+    // bracket misses a few times in a hundred and keeps about a sixth of the values.
+    let expected = (k * samples + n / 2) / n
+    let low = sample[max(0, expected - 5)], high = sample[min(samples - 1, expected + 5)]
+    var below = 0, count = 0
+    for i in 0..<n {
+        let x = base[i]
+        kept[count] = x
+        // Bool's bytes as counts: a conditional here compiled to a branch that mispredicted.
+        below &+= Int(unsafeBitCast(x < low, to: UInt8.self))
+        count &+= Int(unsafeBitCast(x >= low, to: UInt8.self) & unsafeBitCast(x <= high, to: UInt8.self))
+    }
+    return k >= below && k < below + count ? (count, k - below) : nil
+}
+
 /// The median of `values` (NaN-free): the middle value, or the mean of the two middle ones; 0
-/// when there are none. One `orderStatistic`, then a pass for the value just below it.
+/// when there are none. One `orderStatistic`, then a pass for the value just below it, sixteen
+/// values a vector (as a scalar loop it took as long as the selection).
 public func median(_ values: UnsafeBufferPointer<Float>) -> Float {
     let n = values.count
-    guard n > 0 else { return 0 }
+    guard n > 0, let base = values.baseAddress else { return 0 }
     let upper = orderStatistic(values, n / 2)
     guard n % 2 == 0 else { return upper }
     // The largest value under `upper`, unless upper itself is repeated below the middle (fewer
     // than n / 2 values under it).
-    var below = 0, largest = -Float.infinity
-    for x in values {
+    typealias V = SIMD16<Float>
+    let bound = V(repeating: upper)
+    var counts = SIMD16<Int32>(), largestLanes = V(repeating: -.infinity)
+    var i = 0
+    while i + V.scalarCount <= n {
+        let v = load(base + i, as: V.self)
+        let under = v .< bound
+        counts &-= unsafeBitCast(under, to: SIMD16<Int32>.self)  // a true lane is -1
+        // Not `pointwiseMax`, which compiles to a loop over the lanes.
+        largestLanes.replace(with: v, where: under .& (v .> largestLanes))
+        i += V.scalarCount
+    }
+    var below = Int(counts.wrappedSum()), largest = largestLanes.max()
+    while i < n {
+        let x = base[i]
         below += x < upper ? 1 : 0
         largest = x < upper ? max(largest, x) : largest
+        i += 1
     }
     return (upper + (below < n / 2 ? upper : largest)) / 2
 }
