@@ -173,8 +173,9 @@ public func concatChannels(_ parts: [Tensor]) -> Tensor {
 /// `eval`'s profile. From 256 values on, one branch-free pass first keeps only the values
 /// between two order statistics of a small strided sample that bracket the k-th with high
 /// probability (the sampling step of Floyd and Rivest, CACM 1975), and the quickselect runs on
-/// those (about a sixth of 1,024); when the bracket misses, on all of them. 152 medians of
-/// 1,024 values took 0.49 ms against 0.70 ms. Any exact selection returns the same value.
+/// those; when the bracket misses, on all of them. On magnetic_tile's shift features it kept
+/// 319 of 1,024 values on average and missed 775 times in 88,464; the order statistics went
+/// from 3.6% of `eval`'s profile to 2.3%. Any exact selection returns the same value.
 public func orderStatistic(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> Float {
     precondition(k >= 0 && k < values.count, "order statistic \(k) of \(values.count) values")
     let n = values.count, samples = 32
@@ -232,9 +233,11 @@ private func bracketing(
     _ base: UnsafePointer<Float>, _ n: Int, _ k: Int, sample: UnsafeMutablePointer<Float>, samples: Int,
     into kept: UnsafeMutablePointer<Float>
 ) -> (count: Int, rank: Int)? {
+    // One value from each of `samples` equal runs, at a place within the run that moves from
+    // run to run: at a fixed place, a 32 x 32 map's 32 samples all came from one column.
     let step = n / samples
     for i in 0..<samples {
-        let x = base[i * step + step / 2]
+        let x = base[i * step + (i * 37 + step / 2) % step]
         var j = i
         while j > 0 && sample[j - 1] > x {
             sample[j] = sample[j - 1]
@@ -244,7 +247,7 @@ private func bracketing(
     }
     // Five sample places either side: a sample's order statistic misses the k-th by about
     // n / (2 sqrt(samples)) places (one standard deviation at the median, 90 of 1,024), so the
-    // bracket misses a few times in a hundred and keeps about a sixth of the values.
+    // bracket rarely misses.
     let expected = (k * samples + n / 2) / n
     let low = sample[max(0, expected - 5)], high = sample[min(samples - 1, expected + 5)]
     var below = 0, count = 0
