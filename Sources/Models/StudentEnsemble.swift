@@ -44,9 +44,12 @@ public struct FeatureStandardization: Sendable, Equatable {
     public func apply(_ features: Tensor) -> Tensor {
         let p = features.height * features.width
         var out = features
-        for c in 0..<mean.count {
-            let m = mean[c], s = 1 / scale[c]
-            for i in 0..<p { out.storage[c * p + i] = (out.storage[c * p + i] - m) * s }
+        // Through the buffer, which vectorizes; through `storage`'s subscript it did not.
+        out.storage.withUnsafeMutableBufferPointer { values in
+            for c in 0..<mean.count {
+                let m = mean[c], s = 1 / scale[c]
+                for i in (c * p)..<((c + 1) * p) { values[i] = (values[i] - m) * s }
+            }
         }
         return out
     }

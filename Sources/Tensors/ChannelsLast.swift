@@ -710,6 +710,7 @@ public func upsampleBilinearChannelsLast(
     let count = n * oh * ow * c
     return [Float](unsafeUninitializedCapacity: max(count, 1)) { out, done in
         input.withUnsafeBufferPointer { src in
+            guard let s = src.baseAddress, let t = out.baseAddress else { return }
             for b in 0..<n {
                 let x = b * h * w * c, y = b * oh * ow * c
                 for oy in 0..<oh {
@@ -719,10 +720,23 @@ public func upsampleBilinearChannelsLast(
                         let a = x + (y0 * w + x0) * c, bb = x + (y0 * w + x1) * c
                         let cc = x + (y1 * w + x0) * c, d = x + (y1 * w + x1) * c
                         let o = y + (oy * ow + ox) * c
-                        for ch in 0..<c {
-                            let top = src[a + ch] * (1 - fx) + src[bb + ch] * fx
-                            let bottom = src[cc + ch] * (1 - fx) + src[d + ch] * fx
-                            out[o + ch] = top * (1 - fy) + bottom * fy
+                        // Sixteen channels a vector, the same operations per value (as a loop
+                        // over the buffers it stayed scalar: 2% of `eval`'s profile).
+                        typealias V = SIMD16<Float>
+                        let (keepX, takeX) = (V(repeating: 1 - fx), V(repeating: fx))
+                        let (keepY, takeY) = (V(repeating: 1 - fy), V(repeating: fy))
+                        var ch = 0
+                        while ch + V.scalarCount <= c {
+                            let top = load(s + a + ch, as: V.self) * keepX + load(s + bb + ch, as: V.self) * takeX
+                            let bottom = load(s + cc + ch, as: V.self) * keepX + load(s + d + ch, as: V.self) * takeX
+                            store(top * keepY + bottom * takeY, t + o + ch)
+                            ch += V.scalarCount
+                        }
+                        while ch < c {
+                            let top = s[a + ch] * (1 - fx) + s[bb + ch] * fx
+                            let bottom = s[cc + ch] * (1 - fx) + s[d + ch] * fx
+                            t[o + ch] = top * (1 - fy) + bottom * fy
+                            ch += 1
                         }
                     }
                 }

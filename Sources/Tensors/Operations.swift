@@ -134,16 +134,34 @@ public func upsampleBilinear(_ input: Tensor, height oh: Int, width ow: Int) -> 
 }
 
 /// One (H, W) plane resized to (rowTaps.count, columnTaps.count) with `bilinearTaps`' taps.
+///
+/// Each input row is first resampled along x (every output row mixes two of them), then each
+/// output row is the two rows mixed, sixteen values a vector: the same products and sums per
+/// value as the formula pixel by pixel, which took a pixel's four reads and seven operations
+/// each (1% of `eval`'s profile, for the maps' refinement).
 public func upsampleBilinear(
     plane src: UnsafePointer<Float>, height h: Int, width w: Int, rowTaps ty: [(Int, Int, Float)],
     columnTaps tx: [(Int, Int, Float)], into out: UnsafeMutablePointer<Float>
 ) {
     let ow = tx.count
+    let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, h * ow))
+    defer { rows.deallocate() }
+    for y in 0..<h {
+        let line = src + y * w, resampled = rows + y * ow
+        for (ox, (x0, x1, fx)) in tx.enumerated() { resampled[ox] = line[x0] * (1 - fx) + line[x1] * fx }
+    }
+    typealias V = SIMD16<Float>
     for (oy, (y0, y1, fy)) in ty.enumerated() {
-        for (ox, (x0, x1, fx)) in tx.enumerated() {
-            let top = src[y0 * w + x0] * (1 - fx) + src[y0 * w + x1] * fx
-            let bottom = src[y1 * w + x0] * (1 - fx) + src[y1 * w + x1] * fx
-            out[oy * ow + ox] = top * (1 - fy) + bottom * fy
+        let top = rows + y0 * ow, bottom = rows + y1 * ow, o = out + oy * ow
+        let (keep, take) = (V(repeating: 1 - fy), V(repeating: fy))
+        var ox = 0
+        while ox + V.scalarCount <= ow {
+            store(load(top + ox, as: V.self) * keep + load(bottom + ox, as: V.self) * take, o + ox)
+            ox += V.scalarCount
+        }
+        while ox < ow {
+            o[ox] = top[ox] * (1 - fy) + bottom[ox] * fy
+            ox += 1
         }
     }
 }

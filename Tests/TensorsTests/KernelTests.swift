@@ -117,6 +117,34 @@ final class KernelTests: XCTestCase {
             })
     }
 
+    /// Planar and channels-last upsampling, on sizes that take whole vectors and tails (the
+    /// maps' 32 -> 128, 37 channels), equal to the half-pixel formula applied pixel by pixel.
+    func testBilinearUpsamplingMatchesTheFormulaPixelByPixel() {
+        var g = SeededGenerator(seed: 7)
+        for (h, w, oh, ow, c) in [(5, 7, 37, 29, 1), (32, 32, 128, 128, 2), (4, 3, 8, 6, 37)] {
+            let x = Tensor(shape: [1, c, h, w], storage: .random(c * h * w, using: &g))
+            func source(_ ch: Int, _ y: Int, _ x0: Int) -> Float { x.storage[(ch * h + y) * w + x0] }
+            var expected = [Float](repeating: 0, count: c * oh * ow)
+            for ch in 0..<c {
+                for oy in 0..<oh {
+                    // The half-pixel source coordinate, clamped at the borders.
+                    let sy = max(0, (Float(oy) + 0.5) * (Float(h) / Float(oh)) - 0.5)
+                    let y0 = min(h - 1, Int(sy)), y1 = min(h - 1, y0 + 1), fy = sy - Float(y0)
+                    for ox in 0..<ow {
+                        let sx = max(0, (Float(ox) + 0.5) * (Float(w) / Float(ow)) - 0.5)
+                        let x0 = min(w - 1, Int(sx)), x1 = min(w - 1, x0 + 1), fx = sx - Float(x0)
+                        let top = source(ch, y0, x0) * (1 - fx) + source(ch, y0, x1) * fx
+                        let bottom = source(ch, y1, x0) * (1 - fx) + source(ch, y1, x1) * fx
+                        expected[(ch * oh + oy) * ow + ox] = top * (1 - fy) + bottom * fy
+                    }
+                }
+            }
+            XCTAssertEqual(upsampleBilinear(x, height: oh, width: ow).storage, expected, "\(h)x\(w) -> \(oh)x\(ow)")
+            let last = ChannelsLastBatch(x).upsampled(height: oh, width: ow)
+            XCTAssertEqual(last.planar.storage, expected, "channels-last, \(c) channels")
+        }
+    }
+
     func testConcatenationAndElementwise() {
         let a = Tensor(shape: [2, 1, 1, 2], storage: [1, 2, 3, 4])
         let b = Tensor(shape: [2, 2, 1, 2], storage: [5, 6, 7, 8, 9, 10, 11, 12])
