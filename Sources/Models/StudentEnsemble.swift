@@ -280,7 +280,47 @@ public struct StudentEnsemble: Sendable {
         precondition(outputs.allSatisfy { $0.shape == [p, d] }, "student outputs must be (h * w, D) pixel rows")
         let target = channelsLast(standardized)
         var discrepancy = [Float](repeating: 0, count: p), variance = [Float](repeating: 0, count: p)
-        let k = Float(outputs.count), scale = 1 / Float(d)
+        // Blocks of sixteen pixels are independent: split between the cores (this runs after the
+        // students' side-by-side work, with the other core idle).
+        let blocks = (p + 15) / 16, workers = max(1, min(computeThreads, blocks))
+        withStorage(of: outputs[...]) { rows in
+            target.withUnsafeBufferPointer { goal in
+                discrepancy.withUnsafeMutableBufferPointer { dOut in
+                    variance.withUnsafeMutableBufferPointer { vOut in
+                        let goal = UnsafeSendable(goal.baseAddress), rows = rows.map { UnsafeSendable($0) }
+                        let (dOut, vOut) = (UnsafeSendable(dOut.baseAddress), UnsafeSendable(vOut.baseAddress))
+                        DispatchQueue.concurrentPerform(iterations: workers) { w in
+                            guard let g = goal.pointer, let dm = dOut.pointer, let vm = vOut.pointer else { return }
+                            Self.mapBlocks(
+                                (blocks * w / workers)..<(blocks * (w + 1) / workers), pixels: p, channels: d,
+                                rows: rows.map(\.pointer), target: g, into: (dm, vm))
+                        }
+                    }
+                }
+            }
+        }
+        return (discrepancy, variance)
+    }
+
+    /// `body` with the start of every tensor's storage, each valid for the call.
+    private func withStorage<R>(
+        of tensors: ArraySlice<Tensor>, _ starts: [UnsafePointer<Float>] = [],
+        _ body: ([UnsafePointer<Float>]) -> R
+    ) -> R {
+        guard let first = tensors.first else { return body(starts) }
+        return first.storage.withUnsafeBufferPointer { buffer in
+            withStorage(of: tensors.dropFirst(), starts + (buffer.baseAddress.map { [$0] } ?? []), body)
+        }
+    }
+
+    /// `maps` for pixel blocks `blocks` (sixteen pixels each) of `pixels`: the students' (P, D)
+    /// pixel rows, the standardized target's, both maps written at the blocks' pixels.
+    private static func mapBlocks(
+        _ blocks: Range<Int>, pixels p: Int, channels d: Int, rows: [UnsafePointer<Float>],
+        target goal: UnsafePointer<Float>,
+        into maps: (discrepancy: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>)
+    ) {
+        let k = Float(rows.count), scale = 1 / Float(d)
         typealias V = SIMD16<Float>
         let lanes = V.scalarCount
         // Per pixel, each student's row added into per-channel sums (vectors over the channels),
@@ -299,66 +339,63 @@ public struct StudentEnsemble: Sendable {
         terms.initialize(repeating: 0, count: 2 * lanes * max(d, 1))
         let (mean, squares, error) = (sums, sums + d, sums + 2 * d)
         let (errorTerms, spreadTerms) = (terms, terms + lanes * d)
-        target.withUnsafeBufferPointer { goal in
-            for first in stride(from: 0, to: p, by: lanes) {
-                let count = min(lanes, p - first)
-                for lane in 0..<count {
-                    let t = (first + lane) * d
-                    sums.update(repeating: 0, count: 3 * d)
-                    for o in outputs {
-                        o.storage.withUnsafeBufferPointer { row in
-                            guard let r = row.baseAddress.map({ $0 + t }), let g = goal.baseAddress.map({ $0 + t })
-                            else { return }
-                            // Sixteen channels a vector: lane by lane the same operations as the tail.
-                            var c = 0
-                            while c + lanes <= d {
-                                let v = load(r + c, as: V.self), e = v - load(g + c, as: V.self)
-                                store(load(mean + c, as: V.self) + v, mean + c)
-                                store(load(squares + c, as: V.self) + v * v, squares + c)
-                                store(load(error + c, as: V.self) + e * e, error + c)
-                                c += lanes
-                            }
-                            while c < d {
-                                let v = r[c], e = v - g[c]
-                                mean[c] += v
-                                squares[c] += v * v
-                                error[c] += e * e
-                                c += 1
-                            }
-                        }
-                    }
-                    // max(x, 0) as `Swift.max` has it: 0 where 0 >= x.
+        // Dividing by a power of two (two students) is multiplying by its exact inverse: the
+        // same rounded quotient, without the vector division's latency.
+        let kv = V(repeating: k), inverse = V(repeating: 1 / k), exact = k.significand == 1
+        func quotient(_ v: V) -> V { exact ? v * inverse : v / kv }
+        for block in blocks {
+            let first = block * lanes, count = min(lanes, p - first)
+            for lane in 0..<count {
+                let t = (first + lane) * d, g = goal + t
+                sums.update(repeating: 0, count: 3 * d)
+                for row in rows {
+                    let r = row + t
+                    // Sixteen channels a vector: lane by lane the same operations as the tail.
                     var c = 0
-                    let kv = V(repeating: k)
                     while c + lanes <= d {
-                        let m = load(mean + c, as: V.self) / kv
-                        let e = load(error + c, as: V.self) / kv
-                        let spread = load(squares + c, as: V.self) / kv - m * m
-                        let kept = spread.replacing(with: 0, where: spread .<= 0)
-                        for j in 0..<lanes {
-                            errorTerms[(c + j) * lanes + lane] = e[j]
-                            spreadTerms[(c + j) * lanes + lane] = kept[j]
-                        }
+                        let v = load(r + c, as: V.self), e = v - load(g + c, as: V.self)
+                        store(load(mean + c, as: V.self) + v, mean + c)
+                        store(load(squares + c, as: V.self) + v * v, squares + c)
+                        store(load(error + c, as: V.self) + e * e, error + c)
                         c += lanes
                     }
                     while c < d {
-                        let m = mean[c] / k
-                        errorTerms[c * lanes + lane] = error[c] / k
-                        spreadTerms[c * lanes + lane] = max(squares[c] / k - m * m, 0)
+                        let v = r[c], e = v - g[c]
+                        mean[c] += v
+                        squares[c] += v * v
+                        error[c] += e * e
                         c += 1
                     }
                 }
-                var errors = V(), spreads = V()
-                for c in 0..<d {
-                    errors += load(errorTerms + c * lanes, as: V.self)
-                    spreads += load(spreadTerms + c * lanes, as: V.self)
+                // max(x, 0) as `Swift.max` has it: 0 where 0 >= x.
+                var c = 0
+                while c + lanes <= d {
+                    let m = quotient(load(mean + c, as: V.self))
+                    let e = quotient(load(error + c, as: V.self))
+                    let spread = quotient(load(squares + c, as: V.self)) - m * m
+                    let kept = spread.replacing(with: 0, where: spread .<= 0)
+                    for j in 0..<lanes {
+                        errorTerms[(c + j) * lanes + lane] = e[j]
+                        spreadTerms[(c + j) * lanes + lane] = kept[j]
+                    }
+                    c += lanes
                 }
-                for lane in 0..<count {
-                    discrepancy[first + lane] = errors[lane] * scale
-                    variance[first + lane] = spreads[lane] * scale
+                while c < d {
+                    let m = mean[c] / k
+                    errorTerms[c * lanes + lane] = error[c] / k
+                    spreadTerms[c * lanes + lane] = max(squares[c] / k - m * m, 0)
+                    c += 1
                 }
             }
+            var errors = V(), spreads = V()
+            for c in 0..<d {
+                errors += load(errorTerms + c * lanes, as: V.self)
+                spreads += load(spreadTerms + c * lanes, as: V.self)
+            }
+            for lane in 0..<count {
+                maps.discrepancy[first + lane] = errors[lane] * scale
+                maps.variance[first + lane] = spreads[lane] * scale
+            }
         }
-        return (discrepancy, variance)
     }
 }

@@ -49,12 +49,20 @@ final class LearnedModelTests: XCTestCase {
         }
     }
 
-    /// `maps(outputs:teacher:)` on random pixel rows of three students, 37 channels (two
-    /// vectors of 16 and a tail) and 35 pixels (two blocks of 16 and a tail), against the
-    /// definition in Double over planar arrays.
+    /// `maps(outputs:teacher:)` on random pixel rows of two students (a power of two) and of
+    /// three, 37 channels (two vectors of 16 and a tail) and 35 pixels (two blocks of 16 and a
+    /// tail), on one and two threads, against the definition in Double over planar arrays.
     func testStudentMapsMatchTheirDefinitionOnManyChannels() {
+        for (k, threads) in [(2, 1), (2, 2), (3, 1), (3, 2)] {
+            setComputeThreads(threads)
+            checkStudentMaps(students: k)
+        }
+        setComputeThreads(2)
+    }
+
+    private func checkStudentMaps(students k: Int) {
         var g = SeededGenerator(seed: 3)
-        let (d, h, w, k) = (37, 5, 7, 3), p = 5 * 7
+        let (d, h, w) = (37, 5, 7), p = 5 * 7
         func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -2...2, using: &g) } }
         let mean = random(d), scale = (0..<d).map { _ in Float.random(in: 0.5...2, using: &g) }
         let teacher = Tensor(shape: [1, d, h, w], storage: random(d * p))
