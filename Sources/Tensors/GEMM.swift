@@ -115,7 +115,8 @@ public func naiveGemm(
 /// dot products instead ended each row in a horizontal sum and a latency-bound chain; the
 /// updates of y are independent. Four rows go into each load and store of y: one row at a
 /// time, a load and a store of y per vector of S made the forms bound by the store port
-/// (0.99 ms for 1,024 forms cached against 1.24 ms from memory), and four rows took 0.6-0.9 ms.
+/// (1,024 forms on two cores: 0.99-1.32 ms over matrices in L2, 1.21-1.54 ms over the whole
+/// 47 MB set in cache); four rows took 0.53-0.77 and 0.89-1.16 ms.
 /// Every y_b still gains its rows in order, one fused multiply-add each, so the result is
 /// bit for bit that of one row at a time. `scratch` holds n floats. The oracle is
 /// `naiveQuadraticForm`.
