@@ -231,16 +231,23 @@ public func orderStatistic(_ values: UnsafeBufferPointer<Float>, _ k: Int) -> Fl
         inFirst.toggle()
     }
     // Few left: insertion sort.
+    insertionSort(source, count: count)
+    return source[k]
+}
+
+/// Sorts the `count` floats at `p` in place by insertion: for the few values `orderStatistic`
+/// ends on, and its bracket's sample.
+@inline(__always)
+private func insertionSort(_ p: UnsafeMutablePointer<Float>, count: Int) {
     for i in 1..<max(1, count) {
-        let x = source[i]
+        let x = p[i]
         var j = i
-        while j > 0 && source[j - 1] > x {
-            source[j] = source[j - 1]
+        while j > 0 && p[j - 1] > x {
+            p[j] = p[j - 1]
             j -= 1
         }
-        source[j] = x
+        p[j] = x
     }
-    return source[k]
 }
 
 /// `orderStatistic`'s first pass: the values of `base` (n of them) between the order
@@ -254,15 +261,8 @@ private func bracketing(
     // One value from each of `samples` equal runs, at a place within the run that moves from
     // run to run: at a fixed place, a 32 x 32 map's 32 samples all came from one column.
     let step = n / samples
-    for i in 0..<samples {
-        let x = base[i * step + (i * 37 + step / 2) % step]
-        var j = i
-        while j > 0 && sample[j - 1] > x {
-            sample[j] = sample[j - 1]
-            j -= 1
-        }
-        sample[j] = x
-    }
+    for i in 0..<samples { sample[i] = base[i * step + (i * 37 + step / 2) % step] }
+    insertionSort(sample, count: samples)
     // Five sample places either side: a sample's order statistic misses the k-th by about
     // n / (2 sqrt(samples)) places (one standard deviation at the median, 90 of 1,024), so the
     // bracket rarely misses.
