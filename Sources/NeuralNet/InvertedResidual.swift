@@ -52,53 +52,59 @@ public struct InvertedResidual: Sendable {
             groups: c)
     }
 
-    /// The expansion of a whole (small) map, x (P, C_in) -> (P, C_mid) over all P pixels of
-    /// the batch in one product per thread (the first phase of a small map's two-phase forward,
-    /// see `forward`). Split by output channels instead, so that each thread reads half the
-    /// weights, it measured 5-13% slower on Lite0 at batch 1.
-    public func expandAll(_ x: [Float], pixels: Int, threads: Int = computeThreads) -> [Float]? {
+    /// The expansion of a whole (small) map, x (N, H, W, C_in) -> (N, H, W, C_mid), written
+    /// straight into the padded rows the depthwise taps read (see `ExpandedMap`), in one product
+    /// per thread over a band of rows (the first phase of a small map's two-phase forward, see
+    /// `forward`). Split by output channels instead, so that each thread reads half the weights,
+    /// it measured 5-13% slower on Lite0 at batch 1.
+    public func expandAll(
+        _ x: UnsafePointer<Float>, images n: Int, height h: Int, width w: Int, threads: Int = computeThreads
+    ) -> ExpandedMap? {
         guard let expand else { return nil }
-        precondition(x.count == pixels * inChannels)
-        let mid = depthwise.outChannels, cin = inChannels
-        return [Float](unsafeUninitializedCapacity: max(1, pixels * mid)) { out, done in
-            x.withUnsafeBufferPointer { src in
-                guard let xp = src.baseAddress, let yp = out.baseAddress else { return }
-                let xs = UnsafeSendable(xp), ys = UnsafeSendable(yp), bands = max(1, min(threads, pixels))
-                parallelLayer(iterations: bands, threads: threads) { b in
-                    let lo = pixels * b / bands, hi = pixels * (b + 1) / bands
-                    packedProduct(
-                        xs.pointer + lo * cin, ldx: cin, pixels: hi - lo, weights: expand, into: ys.pointer + lo * mid,
-                        ldy: mid)
-                }
+        let padding = geometry(height: h, width: w).padding, mid = depthwise.outChannels, cin = inChannels
+        let map = ExpandedMap(
+            images: n, height: h, width: w, channels: mid, left: padding.left, right: padding.right)
+        let rows = n * h, bands = max(1, min(threads, rows)), line = map.line
+        let xs = UnsafeSendable(UnsafeMutablePointer(mutating: x)), values = UnsafeSendable(map.values)
+        let gaps = OutputGaps(pixels: w, floats: (padding.left + padding.right) * mid)
+        parallelLayer(iterations: bands, threads: threads) { b in
+            let lo = rows * b / bands, hi = rows * (b + 1) / bands
+            for r in lo..<hi {
+                let row = values.pointer + r * line
+                row.initialize(repeating: 0, count: padding.left * mid)
+                (row + (padding.left + w) * mid).initialize(repeating: 0, count: padding.right * mid)
             }
-            done = pixels * mid
+            packedProduct(
+                xs.pointer + lo * w * cin, ldx: cin, pixels: (hi - lo) * w, weights: expand,
+                into: values.pointer + lo * line + padding.left * mid, ldy: mid, gaps: gaps)
         }
+        return map
     }
 
     /// Output rows `rows` of one image: x (H, W, C_in) -> y (OH, OW, C_out), channels-last.
     ///
-    /// `expanded`, when given, is the whole image's expansion (`expandAll`): on small maps,
-    /// splitting the rows between threads would make each band recompute k - stride expanded
-    /// rows of halo (half the work on an 8x8 map), so the expansion runs first as its own phase.
+    /// `expanded`, when given, is the whole batch's expansion (`expandAll`), of which this is
+    /// image `image`: on small maps, splitting the rows between threads would make each band
+    /// recompute k - stride expanded rows of halo (half the work on an 8x8 map), so the
+    /// expansion runs first as its own phase.
     public func forward(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int, rows: Range<Int>, into y: UnsafeMutablePointer<Float>,
-        expanded: UnsafePointer<Float>? = nil
+        expanded: ExpandedMap? = nil, image: Int = 0
     ) {
         let g = geometry(height: h, width: w)
         let (oh, ow) = g.outputSize(height: h, width: w)
         let k = depthwise.kernel, s = stride, mid = depthwise.outChannels, cin = inChannels, cout = outChannels
+        if let expanded {
+            forward(x, height: h, width: w, rows: rows, into: y, expansion: expanded, image: image)
+            return
+        }
         // A whole small image (one thread's share of a batch, or a single image on one thread):
         // its expansion in one product first, as `expandAll` does for an image split into bands;
         // a row of 8 or 16 pixels alone wastes up to half of the product's last tile.
-        if expanded == nil, let expand, rows == 0..<oh, h * w <= Self.wholeExpansionPixels {
-            let whole = allocateAligned(h * w * mid)
-            defer { deallocateAligned(whole) }
-            packedProduct(x, ldx: cin, pixels: h * w, weights: expand, into: whole, ldy: mid)
-            forward(x, height: h, width: w, rows: rows, into: y, expansion: whole)
-            return
-        }
-        if let expanded {
-            forward(x, height: h, width: w, rows: rows, into: y, expansion: expanded)
+        if rows == 0..<oh, h * w <= Self.wholeExpansionPixels,
+            let whole = expandAll(x, images: 1, height: h, width: w, threads: 1)
+        {
+            forward(x, height: h, width: w, rows: rows, into: y, expansion: whole, image: 0)
             return
         }
         // Larger maps (or no expansion): ring rows carry the depthwise padding columns (zeros,
@@ -150,39 +156,32 @@ public struct InvertedResidual: Sendable {
         }
     }
 
-    /// `forward` from a whole image's expansion (`expanded`, (H, W, C_mid)): output rows in
-    /// chunks of about 128 pixels, each chunk's input rows copied with their padding columns
-    /// into one buffer, filtered as a whole by `depthwiseRows` (each channel vector down all the
-    /// chunk's rows) and projected in one product. Against a ring row by row, Lite0 at batch 1
-    /// took 0.94x the time to stride 8 and 0.98x for the classifier (2 threads, paired), the
-    /// same bytes.
+    /// `forward` from a whole image's expansion (image `image` of `expanded`): output rows in
+    /// chunks of about 128 pixels, filtered as a whole by `depthwiseRows` straight from the
+    /// expansion's padded rows (each channel vector down all the chunk's rows) and projected in
+    /// one product. Against a ring row by row, Lite0 at batch 1 took 0.94x the time to stride 8
+    /// and 0.98x for the classifier (2 threads, paired), the same bytes. Reading the rows in
+    /// place, where each chunk's rows were copied with their padding into a band first, took
+    /// blocks 4, 5 and 11 0.66-0.88x the time (batch 1, paired); the others within 5%.
     func forward(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int, rows: Range<Int>, into y: UnsafeMutablePointer<Float>,
-        expansion expanded: UnsafePointer<Float>
+        expansion expanded: ExpandedMap, image: Int
     ) {
         let g = geometry(height: h, width: w)
         let (_, ow) = g.outputSize(height: h, width: w)
         let k = depthwise.kernel, s = stride, mid = depthwise.outChannels, cin = inChannels, cout = outChannels
-        let (top, left) = (g.padding.top, g.padding.left)
-        let line = (left + w + g.padding.right) * mid
         let chunk = max(1, min(rows.count, 128 / max(ow, 1)))
-        let inputRows = (chunk - 1) * s + k
-        let band = allocateAligned(inputRows * line), filtered = allocateAligned(chunk * ow * mid)
+        let filtered = allocateAligned(chunk * ow * mid)
         let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: chunk * k)
         defer {
-            deallocateAligned(band)
             deallocateAligned(filtered)
             taps.deallocate()
         }
         var first = rows.lowerBound
         while first < rows.upperBound {
-            let count = min(chunk, rows.upperBound - first), top0 = first * s - top
-            fillPaddedRows(
-                band, count: (count - 1) * s + k, first: top0, height: h, width: w, channels: mid, left: left,
-                right: g.padding.right
-            ) { iy, row in row.initialize(from: expanded + iy * w * mid, count: w * mid) }
+            let count = min(chunk, rows.upperBound - first)
             for r in 0..<count {
-                for i in 0..<k { taps[r * k + i] = UnsafePointer(band + (r * s + i) * line) }
+                for i in 0..<k { taps[r * k + i] = expanded.row(image, (first + r) * s + i - g.padding.top) }
             }
             depthwiseRows(taps, count: count, stride: s, outWidth: ow, weights: depthwise, into: filtered)
             packedProduct(
@@ -191,6 +190,61 @@ public struct InvertedResidual: Sendable {
             first += count
         }
     }
+}
+
+/// A small map's whole expansion (N, H, W, C), laid out as the depthwise taps read it: each row
+/// between its zero padding columns ((left + W + right) * C floats a row, on a 64-byte
+/// boundary), the rows of all images one after the other, then one row of zeros for the taps
+/// above and below the map. The expansion's product writes its rows in place (`OutputGaps`),
+/// so no row is copied.
+public final class ExpandedMap: @unchecked Sendable {
+    /// Floats per padded row.
+    public let line: Int
+    /// Rows per image.
+    public let height: Int
+    /// Padding columns left of each row.
+    public let left: Int
+    /// Pixels per row (without padding), channels per pixel.
+    public let width: Int, channels: Int
+    /// Images.
+    public let images: Int
+    /// The rows, then the zero row.
+    let values: UnsafeMutablePointer<Float>
+
+    /// Room for the rows; the zero row is written, the rows (padding included) are not.
+    init(images: Int, height: Int, width: Int, channels: Int, left: Int, right: Int) {
+        self.images = images
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.left = left
+        line = (left + width + right) * channels
+        values = allocateAligned((images * height + 1) * line)
+        (values + images * height * line).initialize(repeating: 0, count: line)
+    }
+
+    deinit { deallocateAligned(values) }
+
+    /// Row `iy` of image `image` from its first padding column, or the zero row when `iy` lies
+    /// above or below the map.
+    @inline(__always)
+    func row(_ image: Int, _ iy: Int) -> UnsafePointer<Float> {
+        UnsafePointer(values + (iy >= 0 && iy < height ? image * height + iy : images * height) * line)
+    }
+
+    /// The expansion without its padding, (N, H, W, C).
+    public var unpadded: [Float] {
+        var out = [Float]()
+        out.reserveCapacity(images * height * width * channels)
+        for r in 0..<(images * height) {
+            let start = values + r * line + left * channels
+            out.append(contentsOf: UnsafeBufferPointer(start: start, count: width * channels))
+        }
+        return out
+    }
+
+    /// Every float of the layout, padding and zero row included.
+    public var padded: [Float] { Array(UnsafeBufferPointer(start: values, count: (images * height + 1) * line)) }
 }
 
 /// Runs a channels-last layer over a batch: `body(image, its input, rows, its output)` for every

@@ -1,3 +1,5 @@
+import CCPUGuard
+
 /// Channels-last (NHWC) inference kernels: an image is (H, W, C) with the channels of a pixel
 /// contiguous, so a 1x1 convolution is a small matrix product over pixels and a depthwise
 /// convolution vectorizes across channels. SIMD8/SIMD16 Float compile to AVX2 + FMA registers
@@ -24,6 +26,11 @@ public func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
     UnsafeMutableRawPointer.allocate(byteCount: 4 * max(1, count), alignment: 64)
         .bindMemory(to: Float.self, capacity: max(1, count))
 }
+
+/// Asks for the cache line at `p` in L2 without waiting for it (prefetcht1); a hint that never
+/// faults, so `p` may lie past the data.
+@inline(__always)
+func prefetchToL2(_ p: UnsafePointer<Float>) { anomap_prefetch_l2(p) }
 
 /// Frees what `allocateAligned` returned.
 public func deallocateAligned(_ pointer: UnsafeMutablePointer<Float>) {
@@ -157,17 +164,47 @@ func activate(_ y: UnsafeMutablePointer<Float>, count: Int, _ activation: Activa
 
 /// y (P, O) = act(x (P, K) W (K, O) + b) [+ r (P, O)], rows `ldx`, `ldy`, `ldr` floats apart.
 ///
+/// `gaps`, when given, lays the output out in rows: after every `gaps.pixels` pixels the next
+/// one starts `gaps.floats` further on (a padded row's padding columns), so that an expansion
+/// is written straight into the rows the depthwise convolution reads.
+///
 /// Every output element is the same chain of fused multiply-adds over k = 0..<K whichever tile
 /// computes it, so the result does not depend on how the pixels are split between threads.
 public func packedProduct(
     _ x: UnsafePointer<Float>, ldx: Int, pixels: Int, weights w: PackedConvolution,
-    into y: UnsafeMutablePointer<Float>, ldy: Int, residual: UnsafePointer<Float>? = nil, ldr: Int = 0
+    into y: UnsafeMutablePointer<Float>, ldy: Int, gaps: OutputGaps? = nil, residual: UnsafePointer<Float>? = nil,
+    ldr: Int = 0
+) {
+    precondition(residual == nil || w.activation == .none, "a residual follows a linear projection")
+    // One specialization per layout: the kernels are not inlined, and evenly spaced pixels
+    // (the stem's reductions of 9, the early blocks' of 16-24) keep tiles free of row checks.
+    if let gaps {
+        packedProduct(x, ldx, pixels, w, y, ldy, residual, ldr, layout: gaps)
+    } else {
+        packedProduct(x, ldx, pixels, w, y, ldy, residual, ldr, layout: EvenPixels())
+    }
+}
+
+/// `packedProduct` for one output layout.
+@inline(__always)
+func packedProduct<L: PixelLayout>(
+    _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ w: PackedConvolution, _ y: UnsafeMutablePointer<Float>,
+    _ ldy: Int, _ residual: UnsafePointer<Float>?, _ ldr: Int, layout: L
 ) {
     let o = w.outChannels, k = w.reduction, width = PackedConvolution.panelWidth
-    precondition(residual == nil || w.activation == .none, "a residual follows a linear projection")
     var o0 = 0
     while o0 + width <= o {
-        productColumnPairs(Lanes.self, x, ldx, pixels, w.weights + o0 * k, width, k, w.bias, o0, y, ldy, residual, ldr)
+        // The deep layers' weights (K >= 128) come from L3 and are fetched ahead (the rest of
+        // the stream from this panel on).
+        if k >= 128 {
+            productColumnPairs(
+                Lanes.self, x, ldx, pixels, w.weights + o0 * k, width, k, w.bias, o0, y, ldy, residual, ldr,
+                layout: layout, FetchAhead.self, prefetchRows: (o - o0) * k / width)
+        } else {
+            productColumnPairs(
+                Lanes.self, x, ldx, pixels, w.weights + o0 * k, width, k, w.bias, o0, y, ldy, residual, ldr,
+                layout: layout, NoFetchAhead.self)
+        }
         o0 += width
     }
     // The last, narrower panel: (K, rest).
@@ -175,15 +212,19 @@ public func packedProduct(
     var j = 0
     if rest == 24 && Lanes.scalarCount == 16 {
         productColumnsMixed(
-            SIMD16<Float>.self, SIMD8<Float>.self, x, ldx, pixels, panel, rest, k, w.bias, o0, y, ldy, residual, ldr)
+            SIMD16<Float>.self, SIMD8<Float>.self, x, ldx, pixels, panel, rest, k, w.bias, o0, y, ldy, residual, ldr,
+            layout: layout)
         j = 24
     }
     while j + Lanes.scalarCount <= rest {
-        productColumns(Lanes.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr)
+        productColumns(
+            Lanes.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr, layout: layout)
         j += Lanes.scalarCount
     }
     while j + 8 <= rest {
-        productColumns(SIMD8<Float>.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr)
+        productColumns(
+            SIMD8<Float>.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr,
+            layout: layout)
         j += 8
     }
     // Channels past the last multiple of 8: the same chain per element, one lane at a time.
@@ -193,15 +234,94 @@ public func packedProduct(
             for c in 0..<k { acc = acc.addingProduct(x[p * ldx + c], panel[c * rest + oc - o0]) }
             var v = acc + w.bias[oc]
             if let r = residual { v += r[p * ldr + oc] }
-            y[p * ldy + oc] = v
+            layout.pixel(p, y, ldy)[oc] = v
         }
     }
     if ldy == o {
-        activate(y, count: pixels * o, w.activation)
+        // Each run of contiguous pixels at once: the whole output, or each of its rows.
+        let run = layout.contiguous(pixels)
+        for p in Swift.stride(from: 0, to: pixels, by: max(run, 1)) {
+            activate(layout.pixel(p, y, ldy), count: min(run, pixels - p) * o, w.activation)
+        }
     } else {
-        for p in 0..<pixels { activate(y + p * ldy, count: o, w.activation) }
+        for p in 0..<pixels { activate(layout.pixel(p, y, ldy), count: o, w.activation) }
     }
 }
+
+/// Where a product kernel writes its output pixels: `EvenPixels` or `OutputGaps`. The kernels
+/// are specialized per layout.
+protocol PixelLayout {
+    /// The output.
+    typealias Output = UnsafeMutablePointer<Float>
+    /// What a tile of up to eight pixels needs to place them.
+    associatedtype Tile
+    /// The tile starting at pixel `p`.
+    func tile(_ p: Int) -> Tile
+    /// Where pixel `p + i` of the tile `t = tile(p)` starts (i < 8).
+    func pixel(_ p: Int, _ i: Int, _ t: Tile, _ y: Output, _ ldy: Int) -> Output
+    /// How many of `pixels` pixels from pixel 0 on lie `ldy` apart without a gap.
+    func contiguous(_ pixels: Int) -> Int
+}
+
+extension PixelLayout {
+    /// Where pixel `p` starts.
+    @inline(__always)
+    func pixel(_ p: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) -> UnsafeMutablePointer<Float> {
+        pixel(p, 0, tile(p), y, ldy)
+    }
+}
+
+/// Output pixels `ldy` floats apart throughout.
+struct EvenPixels: PixelLayout {
+    @inline(__always) func tile(_ p: Int) {}
+    @inline(__always)
+    func pixel(_ p: Int, _ i: Int, _ t: Void, _ y: Output, _ ldy: Int) -> Output {
+        y + (p + i) * ldy
+    }
+    @inline(__always) func contiguous(_ pixels: Int) -> Int { pixels }
+}
+
+/// Gaps in a product's output (see `packedProduct`): after every `pixels` output pixels, the
+/// next starts `floats` further on.
+public struct OutputGaps: PixelLayout, Sendable {
+    /// Pixels per row.
+    public let pixels: Int
+    /// Floats skipped after each row.
+    public let floats: Int
+
+    /// Rows of `pixels` pixels, `floats` floats apart beyond their own.
+    public init(pixels: Int, floats: Int) {
+        precondition(pixels > 0 && floats >= 0)
+        self.pixels = pixels
+        self.floats = floats
+    }
+
+    /// The tile's row and how many of its pixels lie in that row: one division a tile, not
+    /// one a pixel.
+    @inline(__always)
+    func tile(_ p: Int) -> (row: Int, inRow: Int) {
+        let row = p / pixels
+        return (row, (row + 1) * pixels - p)
+    }
+
+    @inline(__always)
+    func pixel(
+        _ p: Int, _ i: Int, _ t: (row: Int, inRow: Int), _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+    ) -> UnsafeMutablePointer<Float> {
+        y + (p + i) * ldy + (i < t.inRow ? t.row : (p + i) / pixels) * floats
+    }
+
+    @inline(__always) func contiguous(_ count: Int) -> Int { min(count, pixels) }
+}
+
+/// Whether a product kernel fetches the next block of its weights ahead (see
+/// `productColumnPairs`); the kernels are specialized per choice, so that short reductions
+/// keep their loops free of it.
+protocol WeightFetching { static var ahead: Bool { get } }
+/// The next block of weights is fetched into L2 while the current one is used.
+enum FetchAhead: WeightFetching { static var ahead: Bool { true } }
+/// Weights are read as the tiles need them.
+enum NoFetchAhead: WeightFetching { static var ahead: Bool { false } }
 
 /// Output channels o0..<o0 + 2 V.scalarCount for all pixels, their weights (K, 2 V) at `wp`
 /// with rows `ldw` apart: `productColumns` with two vectors per pixel, `pairTile` pixels a tile
@@ -210,23 +330,22 @@ public func packedProduct(
 /// `continuing`: start from the sums a previous call left in y (the reduction split across
 /// calls, as `denseRow` splits it by kernel rows); without `finishing`, leave the sums there
 /// instead of adding the bias and the residual. Either way each output is one chain of FMAs.
+///
+/// `prefetchRows`: how many rows of the weight stream from `wp` on (this panel, then the next)
+/// may be fetched ahead. In a forward each layer's weights come from L3 (a deep 1x1 layer reads
+/// 0.9-1.6 MB that nothing else touched since the last image), and the first tile over each
+/// block of rows waits for them; the second tile, which finds its block in L1, asks for the next
+/// block into L2. Lite0's 8x8 blocks at batch 1 took 0.90-0.94x the time (paired), the others
+/// the same.
 @inline(__always)
-func productColumnPairs<V: SIMD>(
+func productColumnPairs<V: SIMD, L: PixelLayout, F: WeightFetching>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ bias: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true,
+    layout: L, _: F.Type, prefetchRows: Int = 0
 ) where V.Scalar == Float {
     let n = V.scalarCount
     let bias0 = load(bias + o0, as: V.self), bias1 = load(bias + o0 + n, as: V.self)
-    @inline(__always) func finish(_ a: V, _ b: V, _ p: Int) {
-        var u = a + bias0, v = b + bias1
-        if let r = residual {
-            u += load(r + p * ldr + o0, as: V.self)
-            v += load(r + p * ldr + o0 + n, as: V.self)
-        }
-        store(u, y + p * ldy + o0)
-        store(v, y + p * ldy + o0 + n)
-    }
     // The reduction in blocks of `productBlock`: a block of the panel (32 KB) stays in L1 while
     // every pixel tile passes over it, where a whole panel (K = 672: 86 KB) came from L2 for
     // each tile. Between blocks a tile's sums wait in y, as floats: the same chain of FMAs.
@@ -237,11 +356,12 @@ func productColumnPairs<V: SIMD>(
         while p < pixels {
             // Pixels past `count` (the last tile only) read the last pixel again, and are neither
             // loaded nor stored.
-            let count = min(pairTile, pixels - p)
+            let count = min(pairTile, pixels - p), t = layout.tile(p)
+            @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> { layout.pixel(p, i, t, y, ldy) + o0 }
             @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { x + (p + min(i, count - 1)) * ldx }
             @inline(__always) func sums(_ i: Int) -> (V, V) {
                 guard !first && i < count else { return (V(), V()) }
-                let at = y + (p + i) * ldy + o0
+                let at = out(i)
                 return (load(at, as: V.self), load(at + n, as: V.self))
             }
             @inline(__always) func step(_ e: Float, _ u: V, _ v: V, _ a: inout V, _ b: inout V) {
@@ -256,8 +376,15 @@ func productColumnPairs<V: SIMD>(
                 let x6 = row(6), x7 = row(7)
                 var (a6, b6) = sums(6), (a7, b7) = sums(7)
             #endif
+            // The second tile fetches the next block's rows (k1 - k0 on), one row per step.
+            let ahead = F.ahead && p == pairTile ? k0 + min(k1 - k0, prefetchRows - k1) : k0
+            let next = wp + (k1 - k0) * ldw
             for c in k0..<k1 {
                 let u = load(wp + c * ldw, as: V.self), v = load(wp + c * ldw + n, as: V.self)
+                if c < ahead {
+                    prefetchToL2(next + c * ldw)
+                    prefetchToL2(next + c * ldw + n)
+                }
                 step(x0[c], u, v, &a0, &b0)
                 step(x1[c], u, v, &a1, &b1)
                 step(x2[c], u, v, &a2, &b2)
@@ -271,11 +398,18 @@ func productColumnPairs<V: SIMD>(
             }
             @inline(__always) func done(_ a: V, _ b: V, _ i: Int) {
                 guard i < count else { return }
+                let at = out(i)
                 if last {
-                    finish(a, b, p + i)
+                    var u = a + bias0, v = b + bias1
+                    if let r = residual {
+                        u += load(r + (p + i) * ldr + o0, as: V.self)
+                        v += load(r + (p + i) * ldr + o0 + n, as: V.self)
+                    }
+                    store(u, at)
+                    store(v, at + n)
                 } else {
-                    store(a, y + (p + i) * ldy + o0)
-                    store(b, y + (p + i) * ldy + o0 + n)
+                    store(a, at)
+                    store(b, at + n)
                 }
             }
             done(a0, b0, 0)
@@ -316,30 +450,32 @@ let productBlock = 256
 ///
 /// `continuing` / `finishing`: as in `productColumnPairs`.
 @inline(__always)
-func productColumns<V: SIMD>(
+func productColumns<V: SIMD, L: PixelLayout>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ biases: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true,
+    layout: L
 ) where V.Scalar == Float {
     let bias = load(biases + o0, as: V.self)
-    @inline(__always) func sum(_ p: Int) -> V { continuing ? load(y + p * ldy + o0, as: V.self) : V() }
-    @inline(__always) func finish(_ acc: V, _ p: Int) {
+    @inline(__always) func sum(_ at: UnsafeMutablePointer<Float>) -> V { continuing ? load(at, as: V.self) : V() }
+    @inline(__always) func finish(_ acc: V, _ p: Int, _ at: UnsafeMutablePointer<Float>) {
         guard finishing else {
-            store(acc, y + p * ldy + o0)
+            store(acc, at)
             return
         }
         var v = acc + bias
         if let r = residual { v += load(r + p * ldr + o0, as: V.self) }
-        store(v, y + p * ldy + o0)
+        store(v, at)
     }
     var p = 0
     if pixels >= 8 {
         while p < pixels {
             // The tail tile starts at q < p; its first `p - q` pixels are done already.
-            let q = min(p, pixels - 8), fresh = p - q
+            let q = min(p, pixels - 8), fresh = p - q, t = layout.tile(q)
+            @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> { layout.pixel(q, i, t, y, ldy) + o0 }
             let x0 = x + q * ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx
             let x6 = x5 + ldx, x7 = x6 + ldx
-            @inline(__always) func start(_ i: Int) -> V { i >= fresh ? sum(q + i) : V() }
+            @inline(__always) func start(_ i: Int) -> V { i >= fresh ? sum(out(i)) : V() }
             var a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3)
             var a4 = start(4), a5 = start(5), a6 = start(6), a7 = start(7)
             for c in 0..<k {
@@ -353,7 +489,7 @@ func productColumns<V: SIMD>(
                 a6 = a6.addingProduct(V(repeating: x6[c]), wv)
                 a7 = a7.addingProduct(V(repeating: x7[c]), wv)
             }
-            @inline(__always) func done(_ a: V, _ i: Int) { if i >= fresh { finish(a, q + i) } }
+            @inline(__always) func done(_ a: V, _ i: Int) { if i >= fresh { finish(a, q + i, out(i)) } }
             done(a0, 0)
             done(a1, 1)
             done(a2, 2)
@@ -367,10 +503,10 @@ func productColumns<V: SIMD>(
         return
     }
     for q in 0..<pixels {
-        let x0 = x + q * ldx
-        var a0 = sum(q)
+        let x0 = x + q * ldx, at = layout.pixel(q, y, ldy) + o0
+        var a0 = sum(at)
         for c in 0..<k { a0 = a0.addingProduct(V(repeating: x0[c]), load(wp + c * ldw, as: V.self)) }
-        finish(a0, q)
+        finish(a0, q, at)
     }
 }
 
@@ -378,10 +514,10 @@ func productColumns<V: SIMD>(
 /// width per pixel (weights (K, U + V) at `wp`): Lite0's 24-channel projections as 16 + 8 lanes
 /// in one pass of twelve chains, where two passes of six chains each were latency-bound.
 @inline(__always)
-func productColumnsMixed<U: SIMD, V: SIMD>(
+func productColumnsMixed<U: SIMD, V: SIMD, L: PixelLayout>(
     _: U.Type, _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>,
     _ ldw: Int, _ k: Int, _ bias: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, layout: L
 ) where U.Scalar == Float, V.Scalar == Float {
     let n = U.scalarCount
     let bias0 = load(bias + o0, as: U.self), bias1 = load(bias + o0 + n, as: V.self)
@@ -391,8 +527,9 @@ func productColumnsMixed<U: SIMD, V: SIMD>(
             u += load(r + p * ldr + o0, as: U.self)
             v += load(r + p * ldr + o0 + n, as: V.self)
         }
-        store(u, y + p * ldy + o0)
-        store(v, y + p * ldy + o0 + n)
+        let at = layout.pixel(p, y, ldy) + o0
+        store(u, at)
+        store(v, at + n)
     }
     var p = 0
     while p < pixels {
@@ -616,7 +753,8 @@ public func denseRow(
         for i in 0..<k {
             productColumnPairs(
                 Lanes.self, rows[i], s * c, outWidth, w.weights + o0 * reduction + i * run * width, width, run,
-                w.bias, o0, out, o, nil, 0, continuing: i > 0, finishing: i == k - 1)
+                w.bias, o0, out, o, nil, 0, continuing: i > 0, finishing: i == k - 1, layout: EvenPixels(),
+                NoFetchAhead.self)
         }
         o0 += width
     }
@@ -628,7 +766,7 @@ public func denseRow(
             for i in 0..<k {
                 productColumns(
                     V.self, rows[i], s * c, outWidth, panel + i * run * rest + j, rest, run, w.bias, o0 + j, out, o,
-                    nil, 0, continuing: i > 0, finishing: i == k - 1)
+                    nil, 0, continuing: i > 0, finishing: i == k - 1, layout: EvenPixels())
             }
             j += V.scalarCount
         }

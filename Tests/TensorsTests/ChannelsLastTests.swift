@@ -145,6 +145,52 @@ final class ChannelsLastTests: XCTestCase {
         }
     }
 
+    /// The product written in rows with gaps (an expansion straight into padded rows): each
+    /// pixel's outputs against a Double loop, activation included, and the gaps untouched.
+    /// Rows narrower than a tile (a tile spans several rows), a tile crossing one row's end, every
+    /// output kernel (pairs, a 16- or 8-lane rest, 16 + 8 lanes, single channels) and a reduction
+    /// of several blocks (the weights fetched ahead).
+    func testPackedProductWritesRowsAcrossGaps() {
+        var g = SeededGenerator(seed: 16)
+        for (cin, cout, rowPixels, rows, gap, act) in [
+            (16, 96, 8, 4, 64, Activation.relu6), (9, 80, 3, 5, 7, .relu), (12, 24, 7, 3, 48, .none),
+            (5, 19, 13, 2, 1, .relu6), (600, 72, 8, 3, 32, .relu6), (40, 40, 1, 6, 40, .none),
+        ] {
+            let pixels = rowPixels * rows - (rows > 2 ? 1 : 0)  // a last row short of full, sometimes
+            let x = [Float].random(pixels * cin, using: &g)
+            let weight = randomTensor([cout, cin, 1, 1], &g), bias = [Float].random(cout, using: &g)
+            let packed = PackedConvolution(weight: weight, bias: bias, depthwise: false, activation: act)
+            let line = rowPixels * cout + gap
+            var y = [Float](repeating: .nan, count: rows * line)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    packedProduct(
+                        xp.baseAddress!, ldx: cin, pixels: pixels, weights: packed, into: yp.baseAddress!, ldy: cout,
+                        gaps: OutputGaps(pixels: rowPixels, floats: gap))
+                }
+            }
+            var written = Set<Int>()
+            for p in 0..<pixels {
+                for o in 0..<cout {
+                    var acc = Double(bias[o])
+                    for c in 0..<cin { acc += Double(x[p * cin + c]) * Double(weight[o, c, 0, 0]) }
+                    switch act {
+                    case .relu6: acc = min(max(acc, 0), 6)
+                    case .relu: acc = max(acc, 0)
+                    default: break
+                    }
+                    let at = p / rowPixels * line + p % rowPixels * cout + o
+                    written.insert(at)
+                    XCTAssertEqual(
+                        Double(y[at]), acc, accuracy: 1e-4, "\(cin)->\(cout) rows of \(rowPixels), pixel \(p)")
+                }
+            }
+            for i in y.indices where !written.contains(i) {
+                XCTAssert(y[i].isNaN, "\(cin)->\(cout) rows of \(rowPixels): gap float \(i) written")
+            }
+        }
+    }
+
     /// A residual added to the packed product lands on the right pixels and channels.
     func testPackedProductAddsTheResidual() {
         var g = SeededGenerator(seed: 12)
@@ -289,17 +335,28 @@ final class ChannelsLastTests: XCTestCase {
             guard expand != nil else { continue }
             let input = channelsLast(x)
             // Split across 1 and 2 threads: the same bytes.
-            setComputeThreads(1)
-            let expanded = block.expandAll(input, pixels: n * h * w)!
-            setComputeThreads(2)
-            XCTAssertEqual(block.expandAll(input, pixels: n * h * w)!, expanded, "expansion split between threads")
-            let twoPhase = expanded.withUnsafeBufferPointer { e in
-                channelsLastLayer(
-                    input, batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
-                ) { image, xp, rows, yp in
-                    block.forward(
-                        xp, height: h, width: w, rows: rows, into: yp, expanded: e.baseAddress! + image * h * w * mid)
-                }
+            let expanded = input.withUnsafeBufferPointer {
+                block.expandAll($0.baseAddress!, images: n, height: h, width: w, threads: 1)!
+            }
+            let split = input.withUnsafeBufferPointer {
+                block.expandAll($0.baseAddress!, images: n, height: h, width: w, threads: 2)!
+            }
+            XCTAssertEqual(split.padded, expanded.padded, "expansion split between threads")
+            // The expansion alone (the product written into padded rows) against the naive
+            // layer, and its padding columns and zero row: zeros.
+            assertClose(
+                channelsFirst(expanded.unpadded, batch: n, height: h, width: w, channels: mid),
+                naive(expand!, x), "expansion \(cin)x\(e) \(h)x\(w)")
+            let padding = block.geometry(height: h, width: w).padding
+            for (index, value) in expanded.padded.enumerated() {
+                let row = index / expanded.line, column = index % expanded.line / mid
+                guard row == n * h || column < padding.left || column >= padding.left + w else { continue }
+                XCTAssertEqual(value, 0, "padding at row \(row), column \(column)")
+            }
+            let twoPhase = channelsLastLayer(
+                input, batch: n, inputPerImage: h * w * cin, outputRows: oh, outputPerRow: ow * cout
+            ) { image, xp, rows, yp in
+                block.forward(xp, height: h, width: w, rows: rows, into: yp, expanded: split, image: image)
             }
             XCTAssertEqual(twoPhase, bytes[0], "two-phase forward differs")
         }
