@@ -244,6 +244,8 @@ final class ChannelsLastTests: XCTestCase {
         for (c, k, s, h, w) in [
             (32, 3, 1, 9, 13), (96, 3, 2, 8, 10), (144, 5, 2, 7, 9), (240, 5, 1, 6, 12), (8, 5, 1, 3, 2),
             (20, 3, 2, 5, 1),
+            // Stride 1 in two full tiles and a tail, with 16 + 8 channels (registers per row).
+            (24, 3, 1, 4, 17), (40, 5, 1, 5, 16),
         ] {
             let x = randomTensor([1, c, h, w], &g), weight = randomTensor([c, 1, k, k], &g)
             let bias = [Float].random(c, using: &g)
