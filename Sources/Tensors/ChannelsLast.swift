@@ -32,6 +32,59 @@ public func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
 @inline(__always)
 func prefetchToL2(_ p: UnsafePointer<Float>) { anomap_prefetch_l2(p) }
 
+/// A vector of floats the kernels can clamp in registers (vmaxps + vminps, from `CCPUGuard`'s
+/// vector_ops.h).
+protocol ClampingLanes: SIMD where Scalar == Float {
+    /// min(max(self, low), high), lane by lane.
+    func clamped(_ low: Self, _ high: Self) -> Self
+}
+
+extension SIMD16: ClampingLanes where Scalar == Float {
+    @inline(__always) func clamped(_ low: Self, _ high: Self) -> Self { anomap_clamp16(self, low, high) }
+}
+
+extension SIMD8: ClampingLanes where Scalar == Float {
+    @inline(__always) func clamped(_ low: Self, _ high: Self) -> Self { anomap_clamp8(self, low, high) }
+}
+
+/// ReLU and ReLU6 applied by the kernels to each vector before they store it, where a separate
+/// pass read every output again (5% of Lite0's classifier profile; Lite0 at batch 1 took
+/// 0.92-0.96x the time without it, paired); the others (`fused` false) still take that pass.
+/// The same values: max(x, 0) then min(x, 6), +0 for -0.
+struct FusedActivation<V: ClampingLanes> {
+    /// Whether the kernel applies the activation.
+    let fused: Bool
+    let low: V, high: V
+
+    @inline(__always)
+    init(_ activation: Activation) {
+        switch activation {
+        case .relu6: (fused, low, high) = (true, V(), V(repeating: 6))
+        case .relu: (fused, low, high) = (true, V(), V(repeating: .infinity))
+        case .none, .leakyRelu: (fused, low, high) = (false, V(), V())
+        }
+    }
+
+    @inline(__always)
+    func callAsFunction(_ v: V) -> V { fused ? v.clamped(low, high) : v }
+}
+
+extension Activation {
+    /// Whether the vector kernels apply it themselves (`FusedActivation`).
+    var isFused: Bool { self == .relu || self == .relu6 }
+
+    /// The activation as `activate` applies it to one value.
+    @inline(__always)
+    func scalar(_ x: Float) -> Float {
+        switch self {
+        case .none: return x
+        case .relu: return max(x, 0)
+        case .relu6: return min(max(x, 0), 6)
+        case .leakyRelu: return max(x, Activation.leakySlope * x)
+        }
+    }
+}
+
 /// Frees what `allocateAligned` returned.
 public func deallocateAligned(_ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).deallocate()
@@ -147,9 +200,10 @@ public func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Sca
 }
 
 /// Applies `activation` in place to `count` values: a separate pass over data the kernel has
-/// just written (still in L1), on concrete scalars that auto-vectorize to vmaxps/vminps. The
-/// standard library's generic `pointwiseMax` stays an out-of-line lane loop when called from
-/// the generic kernels on AVX-512 builds (measured: 40x slower than the whole kernel).
+/// just written (still in L1), on concrete scalars that auto-vectorize; what the kernels do not
+/// fuse (the leaky ReLU). The standard library's generic `pointwiseMax` stays an out-of-line
+/// lane loop when called from the generic kernels on AVX-512 builds (measured: 40x slower than
+/// the whole kernel), hence the C clamp of `FusedActivation`.
 @usableFromInline
 func activate(_ y: UnsafeMutablePointer<Float>, count: Int, _ activation: Activation) {
     switch activation {
@@ -199,11 +253,11 @@ func packedProduct<L: PixelLayout>(
         if k >= 128 {
             productColumnPairs(
                 Lanes.self, x, ldx, pixels, w.weights + o0 * k, width, k, w.bias, o0, y, ldy, residual, ldr,
-                layout: layout, FetchAhead.self, prefetchRows: (o - o0) * k / width)
+                layout: layout, FetchAhead.self, prefetchRows: (o - o0) * k / width, activation: w.activation)
         } else {
             productColumnPairs(
                 Lanes.self, x, ldx, pixels, w.weights + o0 * k, width, k, w.bias, o0, y, ldy, residual, ldr,
-                layout: layout, NoFetchAhead.self)
+                layout: layout, NoFetchAhead.self, activation: w.activation)
         }
         o0 += width
     }
@@ -213,18 +267,19 @@ func packedProduct<L: PixelLayout>(
     if rest == 24 && Lanes.scalarCount == 16 {
         productColumnsMixed(
             SIMD16<Float>.self, SIMD8<Float>.self, x, ldx, pixels, panel, rest, k, w.bias, o0, y, ldy, residual, ldr,
-            layout: layout)
+            layout: layout, activation: w.activation)
         j = 24
     }
     while j + Lanes.scalarCount <= rest {
         productColumns(
-            Lanes.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr, layout: layout)
+            Lanes.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr, layout: layout,
+            activation: w.activation)
         j += Lanes.scalarCount
     }
     while j + 8 <= rest {
         productColumns(
             SIMD8<Float>.self, x, ldx, pixels, panel + j, rest, k, w.bias, o0 + j, y, ldy, residual, ldr,
-            layout: layout)
+            layout: layout, activation: w.activation)
         j += 8
     }
     // Channels past the last multiple of 8: the same chain per element, one lane at a time.
@@ -234,9 +289,10 @@ func packedProduct<L: PixelLayout>(
             for c in 0..<k { acc = acc.addingProduct(x[p * ldx + c], panel[c * rest + oc - o0]) }
             var v = acc + w.bias[oc]
             if let r = residual { v += r[p * ldr + oc] }
-            layout.pixel(p, y, ldy)[oc] = v
+            layout.pixel(p, y, ldy)[oc] = w.activation.isFused ? w.activation.scalar(v) : v
         }
     }
+    guard !w.activation.isFused else { return }
     if ldy == o {
         // Each run of contiguous pixels at once: the whole output, or each of its rows.
         let run = layout.contiguous(pixels)
@@ -338,13 +394,13 @@ enum NoFetchAhead: WeightFetching { static var ahead: Bool { false } }
 /// block into L2. Lite0's 8x8 blocks at batch 1 took 0.90-0.94x the time (paired), the others
 /// the same.
 @inline(__always)
-func productColumnPairs<V: SIMD, L: PixelLayout, F: WeightFetching>(
+func productColumnPairs<V: ClampingLanes, L: PixelLayout, F: WeightFetching>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ bias: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
     _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true,
-    layout: L, _: F.Type, prefetchRows: Int = 0
+    layout: L, _: F.Type, prefetchRows: Int = 0, activation: Activation
 ) where V.Scalar == Float {
-    let n = V.scalarCount
+    let n = V.scalarCount, act = FusedActivation<V>(activation)
     let bias0 = load(bias + o0, as: V.self), bias1 = load(bias + o0 + n, as: V.self)
     // The reduction in blocks of `productBlock`: a block of the panel (32 KB) stays in L1 while
     // every pixel tile passes over it, where a whole panel (K = 672: 86 KB) came from L2 for
@@ -405,8 +461,8 @@ func productColumnPairs<V: SIMD, L: PixelLayout, F: WeightFetching>(
                         u += load(r + (p + i) * ldr + o0, as: V.self)
                         v += load(r + (p + i) * ldr + o0 + n, as: V.self)
                     }
-                    store(u, at)
-                    store(v, at + n)
+                    store(act(u), at)
+                    store(act(v), at + n)
                 } else {
                     store(a, at)
                     store(b, at + n)
@@ -450,13 +506,13 @@ let productBlock = 256
 ///
 /// `continuing` / `finishing`: as in `productColumnPairs`.
 @inline(__always)
-func productColumns<V: SIMD, L: PixelLayout>(
+func productColumns<V: ClampingLanes, L: PixelLayout>(
     _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>, _ ldw: Int,
     _ k: Int, _ biases: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
     _ residual: UnsafePointer<Float>?, _ ldr: Int, continuing: Bool = false, finishing: Bool = true,
-    layout: L
+    layout: L, activation: Activation
 ) where V.Scalar == Float {
-    let bias = load(biases + o0, as: V.self)
+    let bias = load(biases + o0, as: V.self), act = FusedActivation<V>(activation)
     @inline(__always) func sum(_ at: UnsafeMutablePointer<Float>) -> V { continuing ? load(at, as: V.self) : V() }
     @inline(__always) func finish(_ acc: V, _ p: Int, _ at: UnsafeMutablePointer<Float>) {
         guard finishing else {
@@ -465,7 +521,7 @@ func productColumns<V: SIMD, L: PixelLayout>(
         }
         var v = acc + bias
         if let r = residual { v += load(r + p * ldr + o0, as: V.self) }
-        store(v, at)
+        store(act(v), at)
     }
     var p = 0
     if pixels >= 8 {
@@ -514,12 +570,12 @@ func productColumns<V: SIMD, L: PixelLayout>(
 /// width per pixel (weights (K, U + V) at `wp`): Lite0's 24-channel projections as 16 + 8 lanes
 /// in one pass of twelve chains, where two passes of six chains each were latency-bound.
 @inline(__always)
-func productColumnsMixed<U: SIMD, V: SIMD, L: PixelLayout>(
+func productColumnsMixed<U: ClampingLanes, V: ClampingLanes, L: PixelLayout>(
     _: U.Type, _: V.Type, _ x: UnsafePointer<Float>, _ ldx: Int, _ pixels: Int, _ wp: UnsafePointer<Float>,
     _ ldw: Int, _ k: Int, _ bias: UnsafePointer<Float>, _ o0: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-    _ residual: UnsafePointer<Float>?, _ ldr: Int, layout: L
+    _ residual: UnsafePointer<Float>?, _ ldr: Int, layout: L, activation: Activation
 ) where U.Scalar == Float, V.Scalar == Float {
-    let n = U.scalarCount
+    let n = U.scalarCount, actU = FusedActivation<U>(activation), actV = FusedActivation<V>(activation)
     let bias0 = load(bias + o0, as: U.self), bias1 = load(bias + o0 + n, as: V.self)
     @inline(__always) func finish(_ a: U, _ b: V, _ p: Int) {
         var u = a + bias0, v = b + bias1
@@ -528,8 +584,8 @@ func productColumnsMixed<U: SIMD, V: SIMD, L: PixelLayout>(
             v += load(r + p * ldr + o0 + n, as: V.self)
         }
         let at = layout.pixel(p, y, ldy) + o0
-        store(u, at)
-        store(v, at + n)
+        store(actU(u), at)
+        store(actV(v), at + n)
     }
     var p = 0
     while p < pixels {
@@ -627,11 +683,11 @@ public func depthwiseRows(
                         acc = acc.addingProduct(taps[i][(x * s + j) * c + ch], w.weights[(i * k + j) * c + ch])
                     }
                 }
-                o[x * c + ch] = acc + w.bias[ch]
+                o[x * c + ch] = w.activation.isFused ? w.activation.scalar(acc + w.bias[ch]) : acc + w.bias[ch]
             }
         }
     }
-    activate(out, count: count * perRow, w.activation)
+    if !w.activation.isFused { activate(out, count: count * perRow, w.activation) }
 }
 
 /// Channels c0..<c0 + V.scalarCount of one depthwise output row from pixel `x0` on, eight
@@ -641,11 +697,11 @@ public func depthwiseRows(
 /// four chains the 4-cycle FMA latency left one of the two FMA ports idle (35 GFLOP/s on block
 /// 0's 3x3, measured by `anomap-bench --kernels`).
 @inline(__always)
-func depthwiseColumns<V: SIMD>(
+func depthwiseColumns<V: ClampingLanes>(
     _: V.Type, _ k: Int, _ rows: UnsafePointer<UnsafePointer<Float>>, _ s: Int, _ outWidth: Int,
     _ w: PackedConvolution, _ c0: Int, _ out: UnsafeMutablePointer<Float>, from x0: Int = 0
-) where V.Scalar == Float {
-    let c = w.outChannels
+) {
+    let c = w.outChannels, act = FusedActivation<V>(w.activation)
     let wp = UnsafePointer(w.weights) + c0
     let bias = load(w.bias + c0, as: V.self)
     let step = s * c
@@ -668,14 +724,14 @@ func depthwiseColumns<V: SIMD>(
             }
         }
         let o = out + x * c + c0
-        store(a0 + bias, o)
-        store(a1 + bias, o + c)
-        store(a2 + bias, o + 2 * c)
-        store(a3 + bias, o + 3 * c)
-        store(a4 + bias, o + 4 * c)
-        store(a5 + bias, o + 5 * c)
-        store(a6 + bias, o + 6 * c)
-        store(a7 + bias, o + 7 * c)
+        store(act(a0 + bias), o)
+        store(act(a1 + bias), o + c)
+        store(act(a2 + bias), o + 2 * c)
+        store(act(a3 + bias), o + 3 * c)
+        store(act(a4 + bias), o + 4 * c)
+        store(act(a5 + bias), o + 5 * c)
+        store(act(a6 + bias), o + 6 * c)
+        store(act(a7 + bias), o + 7 * c)
         x += 8
     }
     while x + 4 <= outWidth {
@@ -691,10 +747,10 @@ func depthwiseColumns<V: SIMD>(
                 a3 = a3.addingProduct(load(p + 3 * step, as: V.self), wv)
             }
         }
-        store(a0 + bias, out + x * c + c0)
-        store(a1 + bias, out + (x + 1) * c + c0)
-        store(a2 + bias, out + (x + 2) * c + c0)
-        store(a3 + bias, out + (x + 3) * c + c0)
+        store(act(a0 + bias), out + x * c + c0)
+        store(act(a1 + bias), out + (x + 1) * c + c0)
+        store(act(a2 + bias), out + (x + 2) * c + c0)
+        store(act(a3 + bias), out + (x + 3) * c + c0)
         x += 4
     }
     while x < outWidth {
@@ -705,7 +761,7 @@ func depthwiseColumns<V: SIMD>(
                 acc = acc.addingProduct(load(line + j * c, as: V.self), load(wp + (i * k + j) * c, as: V.self))
             }
         }
-        store(acc + bias, out + x * c + c0)
+        store(act(acc + bias), out + x * c + c0)
         x += 1
     }
 }
@@ -727,11 +783,11 @@ enum FiveTaps: TapCount { static var k: Int { 5 } }
 /// remain). `anomap-bench --kernels`, one thread: 5x5 on 32x32x240 115 against 71 GFLOP/s,
 /// on 16x16x672 84 against 56, on 8x8x1152 50 against 46; 3x3 15-25% faster.
 @inline(__always)
-func slidingColumns<V: SIMD, T: TapCount>(
+func slidingColumns<V: ClampingLanes, T: TapCount>(
     _: V.Type, _: T.Type, _ rows: UnsafePointer<UnsafePointer<Float>>, _ outWidth: Int, _ w: PackedConvolution,
     _ c0: Int, _ out: UnsafeMutablePointer<Float>
-) -> Int where V.Scalar == Float {
-    let k = T.k, c = w.outChannels, span = 7 + k
+) -> Int {
+    let k = T.k, c = w.outChannels, span = 7 + k, act = FusedActivation<V>(w.activation)
     let wp = UnsafePointer(w.weights) + c0
     let bias = load(w.bias + c0, as: V.self)
     var x = 0
@@ -779,14 +835,14 @@ func slidingColumns<V: SIMD, T: TapCount>(
             }
         }
         let o = out + x * c + c0
-        store(sums.s0 + bias, o)
-        store(sums.s1 + bias, o + c)
-        store(sums.s2 + bias, o + 2 * c)
-        store(sums.s3 + bias, o + 3 * c)
-        store(sums.s4 + bias, o + 4 * c)
-        store(sums.s5 + bias, o + 5 * c)
-        store(sums.s6 + bias, o + 6 * c)
-        store(sums.s7 + bias, o + 7 * c)
+        store(act(sums.s0 + bias), o)
+        store(act(sums.s1 + bias), o + c)
+        store(act(sums.s2 + bias), o + 2 * c)
+        store(act(sums.s3 + bias), o + 3 * c)
+        store(act(sums.s4 + bias), o + 4 * c)
+        store(act(sums.s5 + bias), o + 5 * c)
+        store(act(sums.s6 + bias), o + 6 * c)
+        store(act(sums.s7 + bias), o + 7 * c)
         x += 8
     }
     return x
@@ -850,19 +906,19 @@ public func denseRow(
             productColumnPairs(
                 Lanes.self, rows[i], s * c, outWidth, w.weights + o0 * reduction + i * run * width, width, run,
                 w.bias, o0, out, o, nil, 0, continuing: i > 0, finishing: i == k - 1, layout: EvenPixels(),
-                NoFetchAhead.self)
+                NoFetchAhead.self, activation: w.activation)
         }
         o0 += width
     }
     // The last, narrower panel (K, rest): whole vectors, kernel row by kernel row as above.
     let rest = o - o0, panel = w.weights + o0 * reduction
     var j = 0
-    @inline(__always) func columns<V: SIMD>(_: V.Type) where V.Scalar == Float {
+    @inline(__always) func columns<V: ClampingLanes>(_: V.Type) {
         while j + V.scalarCount <= rest {
             for i in 0..<k {
                 productColumns(
                     V.self, rows[i], s * c, outWidth, panel + i * run * rest + j, rest, run, w.bias, o0 + j, out, o,
-                    nil, 0, continuing: i > 0, finishing: i == k - 1, layout: EvenPixels())
+                    nil, 0, continuing: i > 0, finishing: i == k - 1, layout: EvenPixels(), activation: w.activation)
             }
             j += V.scalarCount
         }
@@ -878,10 +934,10 @@ public func denseRow(
                     acc = acc.addingProduct(rows[i][x * s * c + r], panel[(i * k * c + r) * rest + oc - o0])
                 }
             }
-            out[x * o + oc] = acc + w.bias[oc]
+            out[x * o + oc] = w.activation.isFused ? w.activation.scalar(acc + w.bias[oc]) : acc + w.bias[oc]
         }
     }
-    activate(out, count: outWidth * o, w.activation)
+    if !w.activation.isFused { activate(out, count: outWidth * o, w.activation) }
 }
 
 /// Writes `count` zero-padded channels-last rows, each (left + W + right) * C floats, one after
