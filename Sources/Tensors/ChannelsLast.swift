@@ -204,15 +204,15 @@ public func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Sca
 /// fuse (the leaky ReLU). The standard library's generic `pointwiseMax` stays an out-of-line
 /// lane loop when called from the generic kernels on AVX-512 builds (measured: 40x slower than
 /// the whole kernel), hence the C clamp of `FusedActivation`.
+/// Each activation gets its own loop over one formula (`Activation.scalar`, the kernels' scalar
+/// tails' too), so that each vectorizes.
 @usableFromInline
 func activate(_ y: UnsafeMutablePointer<Float>, count: Int, _ activation: Activation) {
     switch activation {
     case .none: return
-    case .relu: for i in 0..<count { y[i] = max(y[i], 0) }
-    case .relu6: for i in 0..<count { y[i] = min(max(y[i], 0), 6) }
-    case .leakyRelu:
-        let slope = Activation.leakySlope
-        for i in 0..<count { y[i] = max(y[i], slope * y[i]) }
+    case .relu: for i in 0..<count { y[i] = Activation.relu.scalar(y[i]) }
+    case .relu6: for i in 0..<count { y[i] = Activation.relu6.scalar(y[i]) }
+    case .leakyRelu: for i in 0..<count { y[i] = Activation.leakyRelu.scalar(y[i]) }
     }
 }
 
@@ -955,10 +955,18 @@ public func fillPaddedRows(
             row.initialize(repeating: 0, count: line)
             continue
         }
-        row.initialize(repeating: 0, count: left * c)
+        zeroPaddingColumns(row, left: left, width: width, right: right, channels: c)
         inputRow(iy, row + left * c)
-        (row + (left + width) * c).initialize(repeating: 0, count: right * c)
     }
+}
+
+/// Zeros the `left` and `right` padding columns of one padded channels-last row
+/// ((left + width + right) * channels floats at `row`), leaving its pixels as they are.
+public func zeroPaddingColumns(
+    _ row: UnsafeMutablePointer<Float>, left: Int, width: Int, right: Int, channels c: Int
+) {
+    row.initialize(repeating: 0, count: left * c)
+    (row + (left + width) * c).initialize(repeating: 0, count: right * c)
 }
 
 /// Output rows `rows` of a dense k x k convolution, out (OH, OW, O) channels-last, each read in
